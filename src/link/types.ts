@@ -1,0 +1,161 @@
+// The two WebSocket wire protocols, as types: the client link (console ⇄ relay) and the bridge link (host bridge ⇄
+// relay). Every frame is one msgpack map (msgpackr, useRecords: false) with a `t` discriminant; bulk bytes are msgpack
+// bin (Uint8Array), never base64. docs/protocol.md documents them byte by byte.
+
+export const LINK_VERSION = 1
+
+export type Role = "controller" | "viewer"
+export type TokenRole = Role | "bridge" | "operator"
+
+/** Per-VM policy, settable live by an operator (PUT /v1/vms/{vm}/policy). */
+export interface Policy {
+  readonly copyPaste: boolean
+  readonly fileTransfer: boolean
+  /** Largest clipboard payload (CLIPBOARD message) relayed in either direction, bytes. */
+  readonly maxClipboardBytes: number
+  /** Largest agent message relayed in either direction (payload bytes). */
+  readonly maxMessageBytes: number
+  /** Whether viewers receive clipboard contents (CLIPBOARD, GRAB, REQUEST, RELEASE). */
+  readonly viewersSeeClipboard: boolean
+}
+
+export const defaultPolicy: Policy = {
+  copyPaste: true,
+  fileTransfer: true,
+  maxClipboardBytes: 100 * 1024 * 1024,
+  maxMessageBytes: 128 * 1024 * 1024,
+  viewersSeeClipboard: false,
+}
+
+/** Why a message was dropped: every drop is told to its sender with one of these. */
+export type NoticeCode =
+  | "dropped-by-policy"
+  | "dropped-by-disconnect"
+  | "dropped-by-role"
+  | "too-large"
+  | "invalid-message"
+  | "agent-not-connected"
+  | "role-changed"
+  | "slow-consumer"
+
+/** Link errors: each maps to one WebSocket close code (see src/link/close-codes.ts). */
+export type LinkErrorCode =
+  | "protocol" // 1002: malformed frame, bad version, frame out of order
+  | "policy" // 1008: auth, role, origin, rate limit
+  | "too-big" // 1009: frame or message over its cap
+  | "internal" // 1011: our bug
+  | "replaced" // 4000: another bridge took the VM; another controller took over and we close
+  | "slow-consumer" // 4001: a viewer fell behind its queue cap
+  | "going-away" // 1001
+
+export interface AgentState {
+  readonly connected: boolean
+  /** Agent caps after policy edits (null until the agent announced them). */
+  readonly caps: ReadonlyArray<number> | null
+}
+
+// ---------------------------------------------------------------- client link
+
+export type ClientToRelay =
+  | {
+      readonly t: "hello"
+      readonly v: number
+      readonly client: string
+      readonly role: Role
+      /** The client's own VD_AGENT caps (what it would announce to the agent). */
+      readonly caps: ReadonlyArray<number>
+      /** Resume token from a previous welcome: keep the seat (controller) and skip messages already seen. */
+      readonly resume?: string
+      /** Highest agent message seq fully received before the drop. */
+      readonly lastSeq?: number
+    }
+  /** First (or only) fragment of a whole agent message: `size` is the full payload size, `data` a prefix of it. */
+  | { readonly t: "msg"; readonly id: number; readonly type: number; readonly size: number; readonly data: Uint8Array; readonly end: boolean }
+  | { readonly t: "more"; readonly id: number; readonly data: Uint8Array; readonly end: boolean }
+  /** The client gives a message up before its end; nothing of it reaches the agent. */
+  | { readonly t: "abort"; readonly id: number }
+  /** Absolute pointer; coalesced into MOUSE_STATE on the server port (latest wins). */
+  | { readonly t: "mouse"; readonly x: number; readonly y: number; readonly buttons: number; readonly display: number }
+  /** Grants relay→client credit in bytes of message data. */
+  | { readonly t: "credit"; readonly bytes: number }
+  /** Ask to become the controller (allowed when the token's role is controller). */
+  | { readonly t: "control" }
+  | { readonly t: "ping"; readonly n: number }
+
+export type RelayToClient =
+  | {
+      readonly t: "welcome"
+      readonly v: number
+      readonly session: string
+      readonly role: Role
+      readonly agent: AgentState
+      readonly policy: Policy
+      /** Client→relay credit in bytes of message data. */
+      readonly credit: number
+      readonly resume: string
+    }
+  | { readonly t: "agent"; readonly connected: boolean; readonly caps: ReadonlyArray<number> | null }
+  /** First (or only) fragment of an agent message. `seq` is unique and increasing per VM session. */
+  | { readonly t: "msg"; readonly seq: number; readonly type: number; readonly size: number; readonly data: Uint8Array; readonly end: boolean }
+  | { readonly t: "more"; readonly seq: number; readonly data: Uint8Array; readonly end: boolean }
+  /** The message `seq` will never be completed (its sender vanished): drop what was received of it. */
+  | { readonly t: "abort"; readonly seq: number; readonly reason: NoticeCode }
+  /** Client message `id` was handed whole to the bridge for the agent. */
+  | { readonly t: "ack"; readonly id: number }
+  /** Client→relay credit returned (bytes). */
+  | { readonly t: "credit"; readonly bytes: number }
+  | { readonly t: "notice"; readonly code: NoticeCode; readonly id?: number; readonly type?: number; readonly detail: string }
+  | { readonly t: "role"; readonly role: Role }
+  | { readonly t: "pong"; readonly n: number }
+  /** Sent just before the relay closes the link. */
+  | { readonly t: "error"; readonly code: LinkErrorCode; readonly detail: string }
+
+// ---------------------------------------------------------------- bridge link
+
+export type PortLevel = "open" | "closed" | "unknown"
+
+export type BridgeToRelay =
+  | {
+      readonly t: "hello"
+      readonly v: number
+      readonly bridge: string
+      /** Chardev connection generation; a new epoch is a new agent connection (all stream positions restart at 0). */
+      readonly epoch: number
+      /** Whether the chardev socket is connected right now. */
+      readonly chardev: boolean
+      /** Oldest agent byte position the bridge still retains (it can replay from here). */
+      readonly from: number
+      /** Guest-bound position the bridge has fully written to the chardev in this epoch. */
+      readonly wrote: number
+      readonly port: PortLevel
+    }
+  /** Agent bytes (raw chardev stream) starting at stream position `pos` of `epoch`. */
+  | { readonly t: "data"; readonly epoch: number; readonly pos: number; readonly bytes: Uint8Array }
+  /** The chardev connected (a new epoch begins) or was lost. */
+  | { readonly t: "chardev"; readonly epoch: number; readonly up: boolean }
+  /** Guest port level from QMP VSERPORT_CHANGE / query-chardev. */
+  | { readonly t: "port"; readonly epoch: number; readonly open: boolean }
+  /** Guest-bound bytes of `epoch` written whole to the chardev up to `pos` (acknowledgement; frees relay window). */
+  | { readonly t: "wrote"; readonly epoch: number; readonly pos: number }
+  | { readonly t: "ping"; readonly n: number }
+
+export type RelayToBridge =
+  | {
+      readonly t: "welcome"
+      readonly v: number
+      /** The epoch the relay resumes in, and where the bridge must (re)send agent bytes from. */
+      readonly epoch: number
+      readonly ack: number
+      /** Agent bytes the bridge may have unacknowledged in flight. */
+      readonly window: number
+    }
+  /** Agent bytes of `epoch` consumed up to `pos`: the bridge may forget them, and read more within the window. */
+  | { readonly t: "ack"; readonly epoch: number; readonly pos: number }
+  /** Chunked guest-bound bytes at position `pos` of `epoch` for one port; `end` completes a message. */
+  | { readonly t: "write"; readonly epoch: number; readonly pos: number; readonly port: number; readonly data: Uint8Array; readonly end: boolean }
+  /** Discard the partially buffered message of `port`: it will never be completed. */
+  | { readonly t: "abort"; readonly epoch: number; readonly pos: number; readonly port: number }
+  /** Send agent bytes again from `pos` (the relay lost in-memory parser state, e.g. after hibernation). */
+  | { readonly t: "rewind"; readonly epoch: number; readonly pos: number }
+  | { readonly t: "pong"; readonly n: number }
+  | { readonly t: "error"; readonly code: LinkErrorCode; readonly detail: string }

@@ -1,0 +1,29 @@
+// Three projects: `unit` (pure code on Node: protocol, link, session, auth, bridge, client), `workers` (the Worker and
+// Durable Object inside real workerd through the Workers Vitest plugin), `e2e` (real processes: workerd, the bridge,
+// the real Debian spice-vdagent, Chromium), run one file at a time on this 2-core machine.
+import { cloudflareTest } from "@cloudflare/vitest-plugin"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node", testTimeout: 60_000 },
+      },
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { VDRELAY_SIGNING_KEY: "test-signing-key-0123456789abcdef0123456789abcdef" } } })],
+        test: { name: "workers", include: ["test/workers/**/*.test.ts"], testTimeout: 60_000 },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+})
