@@ -37,6 +37,8 @@ export type NoticeCode =
   | "agent-not-connected"
   | "role-changed"
   | "slow-consumer"
+  /** The relay lost a partial message through no fault of the sender (restart/hibernation): send it again whole. */
+  | "resend"
 
 /** Link errors: each maps to one WebSocket close code (see src/link/close-codes.ts). */
 export type LinkErrorCode =
