@@ -1,0 +1,3 @@
+// Token minting and verification for consoles, bridges and operators (see docs/security.md).
+export * from "./token.ts"
+export { decodeBase64url, encodeBase64url } from "./base64url.ts"
