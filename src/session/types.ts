@@ -1,6 +1,6 @@
 // The session actor's contract: events in (past tense), commands out (imperative). `step(state, event)` is total,
 // synchronous and deterministic: time and ids arrive inside events.
-import type { BridgeToRelay, ClientToRelay, LinkErrorCode, Policy, RelayToBridge, RelayToClient, Role } from "../link/types.ts"
+import type { BridgeToRelay, ClientToRelay, LinkErrorCode, Policy, PortLevel, RelayToBridge, RelayToClient, Role } from "../link/types.ts"
 
 export type ClientId = string
 
@@ -37,6 +37,11 @@ export type SessionCommand =
   | { readonly _tag: "CloseBridge"; readonly code: LinkErrorCode; readonly detail: string }
   /** Durable state changed: the adapter writes it to storage (coalescing is allowed, ordering must be kept). */
   | { readonly _tag: "Persist"; readonly state: PersistedState }
+  /**
+   * Replace the attachment of one WebSocket (`serializeAttachment`), so the link can be rebuilt by `restore` after
+   * hibernation or eviction. At most one per link per step, emitted after the frames of that step; ≤ 2 KiB serialized.
+   */
+  | { readonly _tag: "SetAttachment"; readonly link: { readonly client: ClientId } | "bridge"; readonly data: LinkAttachment }
   /** Ask for a TimerFired at `at` (ms); a later SetTimer replaces an earlier one. */
   | { readonly _tag: "SetTimer"; readonly at: number }
   | { readonly _tag: "Log"; readonly level: "info" | "warn" | "error"; readonly event: string; readonly fields: Readonly<Record<string, string | number | boolean>> }
@@ -45,14 +50,70 @@ export type SessionCommand =
 /** What must survive a Durable Object restart: rebuilt by `restore(persisted)`. Small (well under 128 KiB). */
 export interface PersistedState {
   readonly version: 1
+  /** The session id given to `initialState` (sent to clients in `welcome`). */
+  readonly session: string
   readonly policy: Policy
   /** Raw agent caps as announced (before policy edits), null if none seen. */
   readonly agentCaps: ReadonlyArray<number> | null
   /** Agent stream: epoch and the message-boundary position consumed (acknowledged to the bridge). */
   readonly epoch: number
   readonly agentAck: number
-  /** Next agent→client message seq (so seqs stay increasing across restarts). */
+  /**
+   * Next agent→client message seq at `agentAck` (so seqs stay increasing across restarts, and agent bytes replayed
+   * from `agentAck` get the same seqs again: clients skip seqs they already have).
+   */
   readonly nextSeq: number
+  /**
+   * Parser state at `agentAck` when that position lies inside a message (messages larger than the agent window are
+   * acknowledged piecewise); null at a message boundary. See src/session/agent-stream.ts.
+   */
+  readonly agentResume: AgentResume | null
   /** Counters for /status. */
   readonly counters: Readonly<Record<string, number>>
 }
+
+/** Where the agent-stream parser stood at a mid-message acknowledgement: enough to resume parsing exactly. */
+export interface AgentResume {
+  /** The chunk being read at that position (null between chunks). */
+  readonly chunk: { readonly port: number; readonly left: number } | null
+  /** Ports holding part of a message: its type, body bytes still to come and the seq it was given. */
+  readonly ports: ReadonlyArray<{ readonly port: number; readonly type: number; readonly left: number; readonly seq: number }>
+}
+
+/** Attachment of a client WebSocket: what `restore` needs to rebuild that client. */
+export interface ClientLinkAttachment {
+  readonly kind: "client"
+  readonly client: ClientId
+  readonly role: Role
+  readonly maxRole: Role
+  /** The client's VD_AGENT caps (hello, then its latest ANNOUNCE_CAPABILITIES). */
+  readonly caps: ReadonlyArray<number>
+  readonly joinedAt: number
+  /** Client message id half received when the attachment was written (lost on restart: told "resend"). */
+  readonly partialIn: number | null
+  /** Client→relay credit bytes the client has spent and not had back (returned on restart). */
+  readonly creditOwed: number
+  /** Relay→client credit bytes left (granted by the client, not yet used). */
+  readonly creditOut: number
+  /** Highest agent message seq sent whole to this client; replays at or below it are skipped. */
+  readonly lastSeq: number
+  /** Agent message seq partly sent to this client (aborted with "resend" on restart), or null. */
+  readonly partialSeq: number | null
+}
+
+/** Attachment of the bridge WebSocket. */
+export interface BridgeLinkAttachment {
+  readonly kind: "bridge"
+  readonly bridge: string
+  readonly epoch: number
+  readonly chardev: boolean
+  readonly port: PortLevel
+  /** Next guest-bound write position in `epoch`. */
+  readonly wpos: number
+  /** Guest-bound position the bridge reported written. */
+  readonly wrote: number
+  /** Ports with a guest-bound message partly streamed (aborted on restart), with the client that sent it. */
+  readonly partialOut: ReadonlyArray<{ readonly port: number; readonly client: ClientId | null; readonly id: number }>
+}
+
+export type LinkAttachment = ClientLinkAttachment | BridgeLinkAttachment

@@ -1,0 +1,41 @@
+// Every cap the session actor keeps, with defaults that make up its per-session memory budget (DESIGN.md invariant 3).
+import { MAX_MONITORS } from "../protocol/constants.ts"
+
+export interface Limits {
+  /** Agent bytes the bridge may send beyond the relay's last acknowledgement (`welcome.window`). */
+  readonly agentWindow: number
+  /** Bytes of agent message data queued for one client beyond its credit; a viewer over it is closed. */
+  readonly clientQueueBytes: number
+  /** Client→relay credit granted in `welcome` (bytes of message data the client may have unacknowledged). */
+  readonly clientCredit: number
+  /** Relay→client credit assumed before the client sends its first `credit` frame. */
+  readonly initialClientCredit: number
+  /**
+   * Client messages up to this payload size are stored whole in the relay, validated, then written; larger ones
+   * (only CLIPBOARD and FILE_XFER_DATA may be larger) are streamed to the bridge as they arrive, with `abort`.
+   */
+  readonly storeAndForwardBytes: number
+  /** Largest `data` piece of one `msg`/`more` frame sent to a client. */
+  readonly clientFragmentBytes: number
+  /** Largest piece of guest-bound bytes in one bridge `write` frame (a multiple of whole chunks when possible). */
+  readonly bridgeWriteBytes: number
+  /** Monitors accepted in a client MONITORS_CONFIG. */
+  readonly maxMonitors: number
+}
+
+/**
+ * Defaults. Per-session memory held by the actor stays under about 4 MiB: at most `agentWindow` (1 MiB) of agent
+ * bytes unacknowledged (the frames queued for every client are views of those same bytes, so N clients share them),
+ * plus one stored client message (64 KiB), plus frame bookkeeping. Guest-bound bulk data is not held by the relay:
+ * it is streamed to the bridge, whose buffer is bounded by the controller's credit (1 MiB).
+ */
+export const defaultLimits: Limits = {
+  agentWindow: 1024 * 1024,
+  clientQueueBytes: 768 * 1024,
+  clientCredit: 1024 * 1024,
+  initialClientCredit: 256 * 1024,
+  storeAndForwardBytes: 64 * 1024,
+  clientFragmentBytes: 64 * 1024,
+  bridgeWriteBytes: 16 * 2056,
+  maxMonitors: MAX_MONITORS,
+}
