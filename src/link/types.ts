@@ -4,6 +4,11 @@
 
 export const LINK_VERSION = 1
 
+/** Largest WebSocket message either link accepts, bytes; a bigger one closes the link with 1009 before it is parsed. */
+export const MAX_FRAME_BYTES = 1024 * 1024
+/** Largest `data`/`bytes` field of one frame: what is left of MAX_FRAME_BYTES after the envelope's few dozen bytes. */
+export const MAX_FRAME_DATA_BYTES = MAX_FRAME_BYTES - 1024
+
 export type Role = "controller" | "viewer"
 export type TokenRole = Role | "bridge" | "operator"
 

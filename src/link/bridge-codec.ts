@@ -1,0 +1,50 @@
+// Bridge link codecs (host bridge ⇄ relay): one reader per frame of BridgeToRelay and RelayToBridge in types.ts, each
+// checking every field's type, range and byte length; encoders are msgpackr over the typed frames.
+import { LINK_ERROR_CODES } from "./client-codec.ts"
+import { decodeFrame, encodeFrame, version, type FrameReaders, type LinkDecoded } from "./codec.ts"
+import { MAX_FRAME_DATA_BYTES, type BridgeToRelay, type PortLevel, type RelayToBridge } from "./types.ts"
+
+export const PORT_LEVELS: ReadonlyArray<PortLevel> = ["open", "closed", "unknown"]
+
+const bridgeReaders: FrameReaders<BridgeToRelay> = {
+  hello: (f) => ({
+    t: "hello",
+    v: version(f),
+    bridge: f.str("bridge", 256),
+    epoch: f.uint("epoch"),
+    chardev: f.bool("chardev"),
+    from: f.uint("from"),
+    wrote: f.uint("wrote"),
+    port: f.oneOf("port", PORT_LEVELS),
+  }),
+  data: (f) => ({ t: "data", epoch: f.uint("epoch"), pos: f.uint("pos"), bytes: f.bin("bytes", MAX_FRAME_DATA_BYTES) }),
+  chardev: (f) => ({ t: "chardev", epoch: f.uint("epoch"), up: f.bool("up") }),
+  port: (f) => ({ t: "port", epoch: f.uint("epoch"), open: f.bool("open") }),
+  wrote: (f) => ({ t: "wrote", epoch: f.uint("epoch"), pos: f.uint("pos") }),
+  ping: (f) => ({ t: "ping", n: f.uint("n") }),
+}
+
+const relayReaders: FrameReaders<RelayToBridge> = {
+  welcome: (f) => ({ t: "welcome", v: version(f), epoch: f.uint("epoch"), ack: f.uint("ack"), window: f.uint("window") }),
+  ack: (f) => ({ t: "ack", epoch: f.uint("epoch"), pos: f.uint("pos") }),
+  write: (f) => ({
+    t: "write",
+    epoch: f.uint("epoch"),
+    pos: f.uint("pos"),
+    port: f.u32("port"),
+    data: f.bin("data", MAX_FRAME_DATA_BYTES),
+    end: f.bool("end"),
+  }),
+  abort: (f) => ({ t: "abort", epoch: f.uint("epoch"), pos: f.uint("pos"), port: f.u32("port") }),
+  rewind: (f) => ({ t: "rewind", epoch: f.uint("epoch"), pos: f.uint("pos") }),
+  pong: (f) => ({ t: "pong", n: f.uint("n") }),
+  error: (f) => ({ t: "error", code: f.oneOf("code", LINK_ERROR_CODES), detail: f.str("detail") }),
+}
+
+export const encodeBridgeToRelay = (frame: BridgeToRelay): Uint8Array => encodeFrame(frame)
+export const encodeRelayToBridge = (frame: RelayToBridge): Uint8Array => encodeFrame(frame)
+
+export const decodeBridgeToRelay = (data: Uint8Array | ArrayBuffer, maxFrameBytes?: number): LinkDecoded<BridgeToRelay> =>
+  decodeFrame(data, bridgeReaders, maxFrameBytes)
+export const decodeRelayToBridge = (data: Uint8Array | ArrayBuffer, maxFrameBytes?: number): LinkDecoded<RelayToBridge> =>
+  decodeFrame(data, relayReaders, maxFrameBytes)
