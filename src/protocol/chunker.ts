@@ -45,6 +45,9 @@ export class MessageChunker {
     readonly payloadSize: number,
     private readonly maxData = VD_AGENT_MAX_DATA_SIZE,
   ) {
+    // The first chunk must hold the whole message header: the SPICE server filter and the Windows agent require it.
+    if (!Number.isInteger(maxData) || maxData < MESSAGE_HEADER_SIZE) throw new RangeError(`chunk payload size ${maxData} is below ${MESSAGE_HEADER_SIZE}`)
+    if (!Number.isInteger(payloadSize) || payloadSize < 0 || payloadSize > 0xffff_ffff) throw new RangeError(`payload size ${payloadSize} is not a u32`)
     this.total = MESSAGE_HEADER_SIZE + payloadSize
     this.pending = new Uint8Array(Math.min(maxData, this.total))
     encodeMessageHeader({ type, size: payloadSize }, this.pending, 0)

@@ -10,6 +10,13 @@ export type InvalidReason =
   | "ChunkPastMessageEnd"
   | "BadSize"
   | "BadField"
+  /** A count inside the payload (monitors, channels, device entries) does not fit in the payload size. */
+  | "Truncated"
+  | "TooManyMonitors"
+  /** A u64 field above Number.MAX_SAFE_INTEGER. */
+  | "UnsafeInteger"
+  /** Encoding: the value cannot be expressed in the layout the peer's caps allow (e.g. a PRIMARY grab without SELECTION). */
+  | "Unrepresentable"
 
 export type Need = { readonly _tag: "Need"; readonly bytes: number }
 export type Ok<A> = { readonly _tag: "Ok"; readonly value: A; readonly next: number }

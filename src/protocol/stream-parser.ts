@@ -1,20 +1,21 @@
 // Resumable parser of a VDIChunk stream (spec §1.2–1.3): chunks demultiplexed per port, messages reassembled per port,
 // over arbitrary splits of the input. Zero-copy: bodies are handed out as views of the input (valid only during the
-// sink call); only a header split across pushes is copied, into a 20-byte scratch.
+// sink call); only a header split across pushes is copied, into a small scratch.
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, VD_AGENT_PROTOCOL } from "./constants.ts"
-import { type Invalid, invalid } from "./decoded.ts"
+import { type Invalid, type InvalidReason, invalid } from "./decoded.ts"
 import type { MessageHeader } from "./header.ts"
 
 /**
- * Receives what the parser finds. A message that lies whole inside one push arrives as one `message` call; any other
- * message arrives as `start`, one or more `data`, then `end`. Views are only valid during the call.
+ * Receives what the parser finds. A message whose header and body arrive in one chunk within one push comes as one
+ * `message` call; any other message comes as `start`, zero or more `data`, then `end`. Views are only valid during
+ * the call.
  */
 export interface StreamSink {
   message(port: number, header: MessageHeader, body: Uint8Array): void
   start(port: number, header: MessageHeader): void
   data(port: number, bytes: Uint8Array): void
   end(port: number): void
-  /** The stream cannot be trusted any more; the parser stops until `reset()` or `resync`. */
+  /** The stream cannot be trusted any more; the parser stops until `reset()`. */
   error(error: Invalid): void
 }
 
@@ -31,41 +32,46 @@ export interface StreamParserOptions {
 }
 
 interface PortState {
-  /** Bytes of the message header gathered so far (0..20). */
+  /** Bytes of the message header gathered so far (0..20) when it is split. */
   headerFill: number
   readonly headerScratch: Uint8Array
+  /** Stream position of the first byte of a split message header (for errors). */
+  headerAt: number
   header: MessageHeader | undefined
   /** Body bytes still expected for the current message. */
   remaining: number
-  /** Whether `start` was emitted for the current message (it is streamed). */
-  streaming: boolean
 }
 
-const newPort = (): PortState => ({ headerFill: 0, headerScratch: new Uint8Array(MESSAGE_HEADER_SIZE), header: undefined, remaining: 0, streaming: false })
+const newPort = (): PortState => ({ headerFill: 0, headerScratch: new Uint8Array(MESSAGE_HEADER_SIZE), headerAt: 0, header: undefined, remaining: 0 })
 
-const readHeader = (buf: Uint8Array, at: number): MessageHeader => {
-  const v = new DataView(buf.buffer, buf.byteOffset + at, MESSAGE_HEADER_SIZE)
-  return {
-    protocol: v.getUint32(0, true),
-    type: v.getUint32(4, true),
-    opaqueLo: v.getUint32(8, true),
-    opaqueHi: v.getUint32(12, true),
-    size: v.getUint32(16, true),
-  }
-}
+const u32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0
+
+const readHeader = (b: Uint8Array, at: number): MessageHeader => ({
+  protocol: u32(b, at),
+  type: u32(b, at + 4),
+  opaqueLo: u32(b, at + 8),
+  opaqueHi: u32(b, at + 12),
+  size: u32(b, at + 16),
+})
 
 export class StreamParser {
   private readonly ports: Array<PortState | undefined> = []
+  private readonly maxChunkSize: number
+  private readonly maxMessageSize: number
   private readonly chunkScratch = new Uint8Array(CHUNK_HEADER_SIZE)
   private chunkFill = 0
   private chunkPort = 0
   /** Payload bytes of the current chunk still to come (0 = expecting a chunk header). */
   private chunkRemaining = 0
+  /** Stream position of the current chunk's header. */
+  private chunkAt = 0
   private failed: Invalid | undefined
   /** Bytes consumed since creation or the last reset: a stream position for errors and resume. */
   position = 0
 
-  constructor(private readonly options: StreamParserOptions) {
+  constructor(options: StreamParserOptions) {
+    this.maxChunkSize = options.maxChunkSize
+    this.maxMessageSize = options.maxMessageSize
     for (const p of options.ports ?? [1, 2]) this.ports[p] = newPort()
   }
 
@@ -88,7 +94,7 @@ export class StreamParser {
     return out
   }
 
-  /** Forget everything: chunk state and every port's partial message. */
+  /** Forget everything: chunk state, every port's partial message, the error. `position` keeps counting. */
   reset(): void {
     this.chunkFill = 0
     this.chunkRemaining = 0
@@ -96,12 +102,19 @@ export class StreamParser {
     for (let i = 0; i < this.ports.length; i++) if (this.ports[i] !== undefined) this.ports[i] = newPort()
   }
 
-  /** Forget one port's partial message (the SPICE server does this per side, spec §5.5). */
+  /**
+   * Forget one port's partial message (the SPICE server does this per side, spec §5.5). Call it between chunks:
+   * a chunk in progress for that port would otherwise continue into the fresh state.
+   */
   resetPort(port: number): void {
     if (this.ports[port] !== undefined) this.ports[port] = newPort()
   }
 
-  /** Feed bytes; returns how many were consumed (all of them unless an error stopped the parser). */
+  /**
+   * Feed bytes; returns how many were consumed: all of them, unless an error stopped the parser, in which case the
+   * count is the offset in `buf` where the offending chunk starts (0 if it started in an earlier push), the place to
+   * resynchronise from.
+   */
   push(buf: Uint8Array, sink: StreamSink): number {
     if (this.failed !== undefined) return 0
     let at = 0
@@ -112,58 +125,62 @@ export class StreamParser {
         let h: Uint8Array = buf
         let ho = at
         if (this.chunkFill > 0 || len - at < CHUNK_HEADER_SIZE) {
+          if (this.chunkFill === 0) this.chunkAt = this.position + at
           const take = Math.min(CHUNK_HEADER_SIZE - this.chunkFill, len - at)
-          this.chunkScratch.set(buf.subarray(at, at + take), this.chunkFill)
+          for (let i = 0; i < take; i++) this.chunkScratch[this.chunkFill + i] = buf[at + i]!
           this.chunkFill += take
           at += take
           if (this.chunkFill < CHUNK_HEADER_SIZE) break
           h = this.chunkScratch
           ho = 0
         } else {
+          this.chunkAt = this.position + at
           at += CHUNK_HEADER_SIZE
         }
         this.chunkFill = 0
-        const port = h[ho]! | (h[ho + 1]! << 8) | (h[ho + 2]! << 16) | (h[ho + 3]! << 24)
-        const size = (h[ho + 4]! | (h[ho + 5]! << 8) | (h[ho + 6]! << 16) | (h[ho + 7]! << 24)) >>> 0
-        const start = at - CHUNK_HEADER_SIZE
-        if (port < 0 || this.ports[port] === undefined)
-          return this.fail(sink, invalid("UnknownPort", start, `chunk for port ${port >>> 0}`), start)
-        if (size > this.options.maxChunkSize)
-          return this.fail(sink, invalid("ChunkTooLarge", start, `chunk size ${size} exceeds the cap ${this.options.maxChunkSize}`), start)
+        const port = u32(h, ho)
+        const size = u32(h, ho + 4)
+        const p = this.ports[port]
+        if (p === undefined) return this.fail(sink, "UnknownPort", this.chunkAt, `chunk for port ${port}`)
+        if (size > this.maxChunkSize) return this.fail(sink, "ChunkTooLarge", this.chunkAt, `chunk size ${size} exceeds the cap ${this.maxChunkSize}`)
+        if (p.header !== undefined && size > p.remaining)
+          return this.fail(sink, "ChunkPastMessageEnd", this.chunkAt, `chunk of ${size} bytes, the message on port ${port} needs ${p.remaining} (lost sync)`)
         this.chunkPort = port
         this.chunkRemaining = size
         continue
       }
-      const p = this.ports[this.chunkPort]!
+      const port = this.chunkPort
+      const p = this.ports[port]!
       if (p.header === undefined) {
         // Message header, possibly split across chunks and pushes.
         const avail = Math.min(this.chunkRemaining, len - at)
         let header: MessageHeader
+        let hAt: number
         if (p.headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
           header = readHeader(buf, at)
+          hAt = this.position + at
           at += MESSAGE_HEADER_SIZE
           this.chunkRemaining -= MESSAGE_HEADER_SIZE
         } else {
+          if (p.headerFill === 0) p.headerAt = this.position + at
           const take = Math.min(MESSAGE_HEADER_SIZE - p.headerFill, avail)
-          p.headerScratch.set(buf.subarray(at, at + take), p.headerFill)
+          for (let i = 0; i < take; i++) p.headerScratch[p.headerFill + i] = buf[at + i]!
           p.headerFill += take
           at += take
           this.chunkRemaining -= take
           if (p.headerFill < MESSAGE_HEADER_SIZE) continue
           header = readHeader(p.headerScratch, 0)
+          hAt = p.headerAt
           p.headerFill = 0
         }
-        const hAt = at - MESSAGE_HEADER_SIZE
-        if (header.protocol !== VD_AGENT_PROTOCOL)
-          return this.fail(sink, invalid("BadProtocol", hAt, `message protocol ${header.protocol}`), at)
-        if (header.size > this.options.maxMessageSize)
-          return this.fail(sink, invalid("MessageTooLarge", hAt, `message size ${header.size} exceeds the cap ${this.options.maxMessageSize}`), at)
+        if (header.protocol !== VD_AGENT_PROTOCOL) return this.fail(sink, "BadProtocol", hAt, `message protocol ${header.protocol}`)
+        if (header.size > this.maxMessageSize)
+          return this.fail(sink, "MessageTooLarge", hAt, `message size ${header.size} exceeds the cap ${this.maxMessageSize}`)
         if (this.chunkRemaining > header.size)
-          return this.fail(sink, invalid("ChunkPastMessageEnd", hAt, `chunk carries ${this.chunkRemaining} bytes past a ${header.size}-byte message (lost sync)`), at)
-        const port = this.chunkPort
-        // Fast path: the whole body is here.
-        if (len - at >= header.size && this.chunkRemaining === header.size) {
-          const body = buf.subarray(at, at + header.size)
+          return this.fail(sink, "ChunkPastMessageEnd", hAt, `chunk carries ${this.chunkRemaining} bytes past a ${header.size}-byte message (lost sync)`)
+        // Fast path: the whole body is in this chunk and this push.
+        if (this.chunkRemaining === header.size && len - at >= header.size) {
+          const body = new Uint8Array(buf.buffer, buf.byteOffset + at, header.size)
           at += header.size
           this.chunkRemaining = 0
           sink.message(port, header, body)
@@ -171,34 +188,27 @@ export class StreamParser {
         }
         p.header = header
         p.remaining = header.size
-        p.streaming = true
         sink.start(port, header)
-        if (header.size === 0) this.finish(p, port, sink)
         continue
       }
-      // Body bytes of a streamed message.
-      if (this.chunkRemaining > p.remaining)
-        return this.fail(sink, invalid("ChunkPastMessageEnd", at, `chunk carries ${this.chunkRemaining} bytes, message needs ${p.remaining} (lost sync)`), at)
+      // Body bytes of a streamed message (the chunk header check guarantees chunkRemaining ≤ remaining).
       const take = Math.min(this.chunkRemaining, len - at)
-      if (take > 0) sink.data(this.chunkPort, buf.subarray(at, at + take))
+      sink.data(port, new Uint8Array(buf.buffer, buf.byteOffset + at, take))
       at += take
       this.chunkRemaining -= take
       p.remaining -= take
-      if (p.remaining === 0) this.finish(p, this.chunkPort, sink)
+      if (p.remaining === 0) {
+        p.header = undefined
+        sink.end(port)
+      }
     }
     this.position += at
     return at
   }
 
-  private finish(p: PortState, port: number, sink: StreamSink): void {
-    p.header = undefined
-    p.streaming = false
-    p.remaining = 0
-    sink.end(port)
-  }
-
-  private fail(sink: StreamSink, error: Invalid, consumed: number): number {
-    this.failed = { ...error, at: this.position + error.at }
+  private fail(sink: StreamSink, reason: InvalidReason, at: number, detail: string): number {
+    this.failed = invalid(reason, at, detail)
+    const consumed = Math.max(0, this.chunkAt - this.position)
     this.position += consumed
     sink.error(this.failed)
     return consumed
