@@ -96,6 +96,8 @@ export interface RealAgent {
   restartDaemon(): Promise<void>
   /** Kills the daemon (the session agent, started with -x, exits with it). */
   killDaemon(): Promise<void>
+  /** Kills only the session agent: the daemon releases the clipboards it owned and closes its port (spec §6). */
+  killSession(): Promise<void>
   /** Closes the guest side of the chardev; the daemon sees EOF and reopens its port. */
   closeGuest(): void
   /** Drops the host connection at the chardev; the daemon sees the loss and reopens its port. */
@@ -243,6 +245,9 @@ export const startRealAgent = async (opts: RealAgentOptions = {}): Promise<RealA
     },
     killDaemon: async () => {
       await stopPair()
+    },
+    killSession: async () => {
+      await session?.stop()
     },
     closeGuest: () => chardev!.closeGuest(),
     dropHost: () => chardev!.dropHost(),
