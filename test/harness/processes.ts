@@ -83,6 +83,16 @@ export interface Managed {
 const live = new Set<number>()
 let exitHookInstalled = false
 
+/** True while any process of the group is alive (a forked child can outlive its leader). */
+export const groupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const killGroup = (pgid: number, signal: NodeJS.Signals): void => {
   try {
     process.kill(-pgid, signal)
@@ -97,9 +107,12 @@ const installExitHook = (): void => {
   process.on("exit", () => {
     for (const pgid of live) killGroup(pgid, "SIGKILL")
   })
-  // A signal ends the process without running "exit" handlers unless someone listens; re-raise after cleanup.
+  // The groups do not get the terminal's Ctrl-C, and a signal nobody listens to ends Node without "exit" handlers:
+  // clean up, then re-raise. If the program handles the signal itself (Effect's runMain does), leave it to that
+  // handler; its eventual exit runs the hook above.
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(sig, () => {
+      if (process.listenerCount(sig) > 0) return
       for (const pgid of live) killGroup(pgid, "SIGKILL")
       live.clear()
       process.kill(process.pid, sig)

@@ -5,7 +5,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { EmulatedChardev } from "./chardev.ts"
-import { LogLines, type Managed, run, spawnGroup } from "./processes.ts"
+import { groupAlive, LogLines, type Managed, run, spawnGroup } from "./processes.ts"
 
 /** Thrown when a binary the harness needs is not installed; `reason` says which kind of failure. */
 export class RealAgentError extends Error {
@@ -231,6 +231,8 @@ export const startRealAgent = async (opts: RealAgentOptions = {}): Promise<RealA
       // xclip -i takes ownership, then forks a child that serves the selection until another owner takes it; the
       // parent's exit means "owned". The child stays in the group, killed at stop().
       const m = spawnGroup("xclip-in", bins.xclip, ["-i", ...xclipArgs(o)], { env: sessionEnv(), stdin: text })
+      // Forget servers that already lost their selection (their group is empty), so a long `npm start` does not pile up.
+      for (let i = owned.length - 1; i >= 0; i--) if (!groupAlive(owned[i]!.pid)) owned.splice(i, 1)
       owned.push(m)
       const { code } = await m.exited
       if (code !== 0) throw new Error(`xclip -i failed (${code}): ${m.log.text}`)
