@@ -1,0 +1,78 @@
+// `vdrelay token`: mints one signed token and prints it on stdout (and nothing else there, so it can be captured).
+import { readFile } from "node:fs/promises"
+import { parseArgs } from "node:util"
+import type { TokenRole } from "../link/types.ts"
+import { MIN_KEY_BYTES, NAME_PATTERN, TOKEN_ROLES, mintToken } from "./token.ts"
+
+const USAGE = `usage: vdrelay token --tenant T --vm V --role R --ttl SECONDS [--single-use] [--key-file F]
+
+  --tenant T      tenant name ([A-Za-z0-9._-], at most 63 characters)
+  --vm V          VM name (same alphabet)
+  --role R        controller | viewer (consoles), bridge (host bridge), operator (status and policy API)
+  --ttl SECONDS   lifetime in seconds
+  --single-use    a join token the relay accepts once (replays are refused until it expires)
+  --key-file F    file holding the signing key (default: environment variable VDRELAY_SIGNING_KEY)
+
+Prints the token on stdout. Treat it as a password: it is never logged by vdrelay.
+`
+
+interface Io {
+  readonly out: (s: string) => void
+  readonly err: (s: string) => void
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+const defaultIo: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env }
+
+const readKey = async (file: string | undefined, env: Io["env"]): Promise<string | Error> => {
+  if (file === undefined) return env.VDRELAY_SIGNING_KEY ?? new Error("no signing key: pass --key-file or set VDRELAY_SIGNING_KEY")
+  try {
+    // A trailing newline is an artefact of how key files are written, not part of the key.
+    return (await readFile(file, "utf8")).replace(/\r?\n$/, "")
+  } catch (e) {
+    return new Error(`cannot read key file: ${(e as NodeJS.ErrnoException).code ?? "error"}`)
+  }
+}
+
+export const main = async (args: ReadonlyArray<string>, io: Io = defaultIo): Promise<number> => {
+  let values
+  try {
+    values = parseArgs({
+      args: [...args],
+      options: {
+        tenant: { type: "string" },
+        vm: { type: "string" },
+        role: { type: "string" },
+        ttl: { type: "string" },
+        "single-use": { type: "boolean" },
+        "key-file": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values
+  } catch (e) {
+    io.err(`vdrelay token: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (values.help === true) {
+    io.out(USAGE)
+    return 0
+  }
+  const fail = (why: string): number => {
+    io.err(`vdrelay token: ${why}\n`)
+    return 2
+  }
+  const { tenant, vm, role, ttl } = values
+  if (tenant === undefined || !NAME_PATTERN.test(tenant)) return fail("--tenant missing or not a valid name")
+  if (vm === undefined || !NAME_PATTERN.test(vm)) return fail("--vm missing or not a valid name")
+  if (role === undefined || !TOKEN_ROLES.includes(role as TokenRole)) return fail(`--role must be one of ${TOKEN_ROLES.join(", ")}`)
+  const seconds = ttl !== undefined && /^[1-9][0-9]{0,9}$/.test(ttl) ? Number(ttl) : NaN
+  if (!Number.isSafeInteger(seconds)) return fail("--ttl must be a positive number of seconds")
+  const key = await readKey(values["key-file"], io.env)
+  if (key instanceof Error) return fail(key.message)
+  if (new TextEncoder().encode(key).length < MIN_KEY_BYTES) return fail(`signing key shorter than ${MIN_KEY_BYTES} bytes`)
+  const token = await mintToken(key, { tenant, vm, role: role as TokenRole, ttl: seconds, singleUse: values["single-use"] === true })
+  io.out(`${token}\n`)
+  return 0
+}
