@@ -1,0 +1,205 @@
+// File transfer to the guest (spec §7 item 8): FILE_XFER_START with the key file, wait for CAN_SEND_DATA, DATA blocks
+// of ≤ 64 KiB kept flowing within a byte window (so a high-latency link is not throttled the way SPICE's 10 × 2 KiB
+// token window throttles it), then SUCCESS. Cancel at any point; every failure ends the transfer with a ClientError.
+import { FILE_XFER_DATA_BLOCK, FileXferResult, MessageType } from "../protocol/constants.ts"
+import { decodeFileXferStatus, encodeFileXferData, encodeFileXferStart, encodeFileXferStatus, safeBaseName } from "./agent-codec.ts"
+import { ClientError } from "./errors.ts"
+import type { FileProgress, FileStatus, FileStatusEvent } from "./types.ts"
+
+/** Anything a console can send: a File (browser), a Blob with a name, or bytes with a name. */
+export type FileInput =
+  | (Blob & { readonly name: string })
+  | { readonly name: string; readonly data: Blob | Uint8Array | ArrayBuffer }
+
+interface Source {
+  readonly name: string
+  readonly size: number
+  readonly read: (start: number, end: number) => Promise<Uint8Array>
+}
+
+const toSource = (f: FileInput): Source => {
+  const data = "data" in f ? f.data : f
+  const name = safeBaseName(f.name)
+  if (data instanceof Uint8Array) return { name, size: data.length, read: async (s, e) => data.subarray(s, e) }
+  if (data instanceof ArrayBuffer) return { name, size: data.byteLength, read: async (s, e) => new Uint8Array(data, s, e - s) }
+  return { name, size: data.size, read: async (s, e) => new Uint8Array(await data.slice(s, e).arrayBuffer()) }
+}
+
+/** Task ids come from one counter per process starting at 1, as in spice-gtk. */
+let nextTaskId = 1
+
+export interface FileTransferDeps {
+  readonly send: (type: number, payload: Uint8Array, group?: string) => Promise<void>
+  readonly pendingBytes: (group: string) => number
+  readonly cancelQueued: (group: string, err: ClientError) => void
+  readonly windowBytes: number
+  readonly progress: (p: FileProgress) => void
+  readonly status: (s: FileStatusEvent) => void
+}
+
+/** One transfer: watch `sent`/`status` or the session's file events, await `done`, call `cancel()`. */
+export class FileTransfer {
+  readonly id = nextTaskId++
+  readonly name: string
+  readonly size: number
+  sent = 0
+  status: FileStatus = "waiting"
+  readonly done: Promise<void>
+  private offset = 0
+  private reading = false
+  private queuedAll = false
+  private settle!: { resolve: () => void; reject: (e: ClientError) => void }
+  private readonly group: string
+
+  constructor(
+    private readonly source: Source,
+    private readonly deps: FileTransferDeps,
+    private readonly owner: FileTransfers,
+  ) {
+    this.name = source.name
+    this.size = source.size
+    this.group = `file:${this.id}`
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }))
+    this.done.catch(() => {}) // the caller may only listen to events; an unobserved failure is not an unhandled one
+  }
+
+  get active(): boolean {
+    return this.status === "waiting" || this.status === "sending"
+  }
+
+  start(): void {
+    this.emitStatus()
+    this.deps.send(MessageType.FileXferStart, encodeFileXferStart(this.id, this.name, this.size)).catch((err: ClientError) =>
+      this.fail(err.reason === "disabled" ? new ClientError("disabled", "file transfer disabled by policy", err.extra) : err),
+    )
+  }
+
+  /** Cancels the transfer: queued blocks are dropped, a half-sent one aborted, the agent told CANCELLED. */
+  cancel(): void {
+    if (!this.active) return
+    void this.deps.send(MessageType.FileXferStatus, encodeFileXferStatus(this.id, FileXferResult.Cancelled)).catch(() => {})
+    this.fail(new ClientError("cancelled", `transfer of ${this.name} cancelled`))
+  }
+
+  /** FILE_XFER_STATUS from the agent. */
+  onStatus(result: number, freeBytes?: number, errorCode?: number): void {
+    if (!this.active) return
+    switch (result) {
+      case FileXferResult.CanSendData:
+        if (this.status === "waiting") {
+          this.status = "sending"
+          this.emitStatus()
+          this.pump()
+        }
+        return
+      case FileXferResult.Success:
+        this.sent = this.size
+        this.deps.progress(this.progress())
+        return this.finish("done")
+      case FileXferResult.Cancelled:
+        return this.fail(new ClientError("cancelled", `the guest cancelled the transfer of ${this.name}`))
+      case FileXferResult.NotEnoughSpace:
+        return this.fail(new ClientError("agent-error", `not enough space in the guest${freeBytes === undefined ? "" : ` (${freeBytes} bytes free)`}`))
+      case FileXferResult.SessionLocked:
+        return this.fail(new ClientError("agent-error", "the guest session is locked"))
+      case FileXferResult.VdagentNotConnected:
+        return this.fail(new ClientError("agent-not-connected", "no session agent runs in the guest"))
+      case FileXferResult.Disabled:
+        return this.fail(new ClientError("disabled", "file transfer disabled in the guest"))
+      default:
+        return this.fail(new ClientError("agent-error", `the guest could not write ${this.name}${errorCode === undefined ? "" : ` (error ${errorCode})`}`))
+    }
+  }
+
+  fail(err: ClientError): void {
+    if (!this.active) return
+    this.deps.cancelQueued(this.group, err)
+    this.finish(err.reason === "cancelled" ? "cancelled" : "failed", err)
+  }
+
+  private finish(status: FileStatus, err?: ClientError): void {
+    this.status = status
+    this.owner.forget(this)
+    this.emitStatus(err)
+    if (err === undefined) this.settle.resolve()
+    else this.settle.reject(err)
+  }
+
+  private progress(): FileProgress {
+    return { id: this.id, name: this.name, size: this.size, sent: this.sent }
+  }
+
+  private emitStatus(error?: ClientError): void {
+    this.deps.status({ ...this.progress(), status: this.status, ...(error === undefined ? {} : { error }) })
+  }
+
+  /** Keeps up to the window of DATA queued or unacknowledged; an empty file still sends its one empty DATA. */
+  private pump(): void {
+    if (this.reading || this.queuedAll || this.status !== "sending") return
+    if (this.deps.pendingBytes(this.group) >= this.deps.windowBytes) return
+    this.reading = true
+    const start = this.offset, end = Math.min(this.size, start + FILE_XFER_DATA_BLOCK)
+    this.source.read(start, end).then(
+      (block) => {
+        this.reading = false
+        if (this.status !== "sending") return
+        this.offset = end
+        this.queuedAll = end === this.size
+        this.deps
+          .send(MessageType.FileXferData, encodeFileXferData(this.id, block), this.group)
+          .then(() => {
+            if (this.status !== "sending") return
+            this.sent = Math.min(this.size, this.sent + block.length)
+            this.deps.progress(this.progress())
+            this.pump()
+          })
+          .catch((err: ClientError) => this.fail(err))
+        this.pump()
+      },
+      (err: unknown) => {
+        this.reading = false
+        void this.deps.send(MessageType.FileXferStatus, encodeFileXferStatus(this.id, FileXferResult.Error)).catch(() => {})
+        this.fail(new ClientError("cancelled", `could not read ${this.name}: ${String(err)}`))
+      },
+    )
+  }
+}
+
+/** The session's transfers by id. */
+export class FileTransfers {
+  private readonly active = new Map<number, FileTransfer>()
+
+  constructor(private readonly deps: FileTransferDeps) {}
+
+  start(input: FileInput): FileTransfer {
+    const t = new FileTransfer(toSource(input), this.deps, this)
+    this.active.set(t.id, t)
+    t.start()
+    return t
+  }
+
+  /** Fails a transfer before it starts (caps or policy say no) while still reporting it like any other. */
+  refuse(input: FileInput, err: ClientError): FileTransfer {
+    const t = new FileTransfer(toSource(input), this.deps, this)
+    this.active.set(t.id, t)
+    t.fail(err)
+    return t
+  }
+
+  forget(t: FileTransfer): void {
+    this.active.delete(t.id)
+  }
+
+  onStatus(payload: Uint8Array): void {
+    const s = decodeFileXferStatus(payload)
+    if (s !== undefined) this.active.get(s.id)?.onStatus(s.result, s.freeBytes, s.errorCode)
+  }
+
+  failAll(err: ClientError): void {
+    for (const t of [...this.active.values()]) t.fail(err)
+  }
+
+  get list(): ReadonlyArray<FileTransfer> {
+    return [...this.active.values()]
+  }
+}

@@ -1,0 +1,122 @@
+// Relay→client direction of the client link: reassembles fragmented agent messages (msg/more/abort) into whole ones,
+// drops duplicates after a resume (by seq), and grants the relay credit in bytes as fragments are consumed.
+import type { RelayToClient } from "../link/types.ts"
+
+export interface AgentMessage {
+  readonly seq: number
+  readonly type: number
+  readonly data: Uint8Array
+}
+
+export type InboxResult =
+  | { readonly _tag: "Message"; readonly message: AgentMessage }
+  /** A message was dropped on purpose (over the size cap, aborted by the relay): told, never silent. */
+  | { readonly _tag: "Dropped"; readonly seq: number; readonly type: number | undefined; readonly reason: string }
+  | { readonly _tag: "Protocol"; readonly detail: string }
+
+interface Partial {
+  readonly type: number
+  /** undefined while the message is being skipped (duplicate or over the cap): fragments are consumed, not kept. */
+  readonly buf: Uint8Array | undefined
+  fill: number
+  readonly size: number
+}
+
+type Fragment = Extract<RelayToClient, { t: "msg" | "more" | "abort" }>
+
+export class Inbox {
+  private readonly partial = new Map<number, Partial>()
+  /** Highest seq delivered whole (or deliberately skipped); -1 before any. */
+  private delivered = -1
+  private consumed = 0
+
+  constructor(
+    private readonly maxMessageBytes: number,
+    /** Relay→client credit kept outstanding, bytes. */
+    readonly window: number,
+    private readonly grant: (bytes: number) => void,
+  ) {}
+
+  /** The seq to resume after: every message up to it was seen whole, none after it is half kept. */
+  get lastSeq(): number {
+    let last = this.delivered
+    for (const seq of this.partial.keys()) last = Math.min(last, seq - 1)
+    return last
+  }
+
+  /** A new link: partial messages are gone with the old one (the relay resends from lastSeq), credit starts afresh. */
+  linkOpened(): void {
+    this.partial.clear()
+    this.consumed = 0
+    this.grant(this.window)
+  }
+
+  push(frame: Fragment): InboxResult | undefined {
+    switch (frame.t) {
+      case "msg":
+        this.spend(frame.data.length)
+        return this.start(frame)
+      case "more": {
+        this.spend(frame.data.length)
+        const p = this.partial.get(frame.seq)
+        if (p === undefined) return frame.seq <= this.delivered ? undefined : { _tag: "Protocol", detail: `fragment of unknown message ${frame.seq}` }
+        return this.append(frame.seq, p, frame.data, frame.end)
+      }
+      case "abort": {
+        const p = this.partial.get(frame.seq)
+        this.partial.delete(frame.seq)
+        return p === undefined || p.buf === undefined ? undefined : { _tag: "Dropped", seq: frame.seq, type: p.type, reason: frame.reason }
+      }
+    }
+  }
+
+  private start(f: Extract<Fragment, { t: "msg" }>): InboxResult | undefined {
+    if (f.seq <= this.delivered || this.partial.has(f.seq)) {
+      // A duplicate replayed after a resume: consume it without delivering it twice.
+      if (!f.end && !this.partial.has(f.seq)) this.partial.set(f.seq, { type: f.type, buf: undefined, fill: 0, size: f.size })
+      return undefined
+    }
+    if (f.end && f.data.length === f.size) return this.done(f.seq, f.type, f.data)
+    if (f.size > this.maxMessageBytes) {
+      this.partial.set(f.seq, { type: f.type, buf: undefined, fill: f.data.length, size: f.size })
+      return f.end
+        ? { _tag: "Protocol", detail: `message ${f.seq} ends at ${f.data.length} of ${f.size} bytes` }
+        : { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}` }
+    }
+    const p: Partial = { type: f.type, buf: new Uint8Array(f.size), fill: 0, size: f.size }
+    this.partial.set(f.seq, p)
+    return this.append(f.seq, p, f.data, f.end)
+  }
+
+  private append(seq: number, p: Partial, data: Uint8Array, end: boolean): InboxResult | undefined {
+    if (p.fill + data.length > p.size) {
+      this.partial.delete(seq)
+      return { _tag: "Protocol", detail: `message ${seq} overflows its size ${p.size}` }
+    }
+    p.buf?.set(data, p.fill)
+    p.fill += data.length
+    if (!end) return undefined
+    this.partial.delete(seq)
+    if (p.fill !== p.size) return { _tag: "Protocol", detail: `message ${seq} ends at ${p.fill} of ${p.size} bytes` }
+    if (p.buf === undefined) {
+      this.delivered = Math.max(this.delivered, seq)
+      return undefined
+    }
+    return this.done(seq, p.type, p.buf)
+  }
+
+  private done(seq: number, type: number, data: Uint8Array): InboxResult {
+    this.delivered = Math.max(this.delivered, seq)
+    return { _tag: "Message", message: { seq, type, data } }
+  }
+
+  /** Returns credit in batches of half the window, so the relay never waits for a round trip per fragment. */
+  private spend(bytes: number): void {
+    this.consumed += bytes
+    if (this.consumed >= this.window / 2) {
+      const n = this.consumed
+      this.consumed = 0
+      this.grant(n)
+    }
+  }
+}

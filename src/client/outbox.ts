@@ -1,0 +1,142 @@
+// Client→relay direction of the client link: whole agent messages queued in order, cut into msg/more fragments only
+// as far as the relay's byte credit allows, kept until the relay acks them, resent whole after a `resend` notice or
+// a reconnect, and aborted cleanly when the caller gives one up half-sent.
+import type { ClientToRelay, NoticeCode } from "../link/types.ts"
+import { ClientError, reasonForNotice } from "./errors.ts"
+
+export interface Outgoing {
+  readonly id: number
+  readonly type: number
+  readonly payload: Uint8Array
+  /** Groups messages a caller may cancel together (e.g. one file transfer). */
+  readonly group: string | undefined
+  readonly resolve: () => void
+  readonly reject: (err: ClientError) => void
+}
+
+export interface OutboxOptions {
+  /** Largest fragment put in one WebSocket frame, bytes of message data. */
+  readonly maxFragment: number
+  readonly send: (frame: ClientToRelay) => void
+}
+
+export class Outbox {
+  /** Not yet completely sent, in order; only the head may be partly sent (at `offset`). */
+  private queue: Outgoing[] = []
+  private offset = 0
+  /** Completely sent, waiting for the relay's ack. */
+  private readonly unacked = new Map<number, Outgoing>()
+  private credit = 0
+  private open = false
+  private nextId = 1
+
+  constructor(private readonly opts: OutboxOptions) {}
+
+  /** Bytes of messages in `group` not yet acked (what a file transfer counts against its window). */
+  pendingBytes(group: string): number {
+    let n = 0
+    for (const m of this.queue) if (m.group === group) n += m.payload.length
+    for (const m of this.unacked.values()) if (m.group === group) n += m.payload.length
+    return n
+  }
+
+  get size(): number {
+    return this.queue.length + this.unacked.size
+  }
+
+  /** Queues a whole message; resolves when the relay acks it (handed whole towards the agent). */
+  enqueue(type: number, payload: Uint8Array, group?: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, type, payload, group, resolve, reject })
+      this.pump()
+    })
+  }
+
+  /** A new link with its initial credit: everything not acked goes again, whole, in its original order. */
+  linkOpened(credit: number): void {
+    this.queue = [...this.unacked.values(), ...this.queue].sort((a, b) => a.id - b.id)
+    this.unacked.clear()
+    this.offset = 0
+    this.credit = credit
+    this.open = true
+    this.pump()
+  }
+
+  linkClosed(): void {
+    this.open = false
+    this.credit = 0
+  }
+
+  addCredit(bytes: number): void {
+    this.credit += bytes
+    this.pump()
+  }
+
+  ack(id: number): Outgoing | undefined {
+    const m = this.unacked.get(id)
+    if (m === undefined) return undefined
+    this.unacked.delete(id)
+    m.resolve()
+    return m
+  }
+
+  /** A notice about one of our messages: `resend` puts it back in the queue, anything else fails it. */
+  notice(id: number, code: NoticeCode, detail: string): Outgoing | undefined {
+    const m = this.unacked.get(id) ?? this.queue.find((q) => q.id === id)
+    if (m === undefined) return undefined
+    if (code === "resend") {
+      if (!this.unacked.delete(id)) return m // still queued: it will go whole anyway
+      const at = this.queue.findIndex((q) => q.id > id && !(q === this.queue[0] && this.offset > 0))
+      this.queue.splice(at === -1 ? this.queue.length : at, 0, m)
+      this.pump()
+      return m
+    }
+    this.drop(m, new ClientError(reasonForNotice(code), detail, { notice: code }))
+    return m
+  }
+
+  /** Gives up every message matching `pred` that the relay does not hold whole yet; a half-sent one is aborted. */
+  cancel(pred: (m: Outgoing) => boolean, err: ClientError): void {
+    for (const m of [...this.queue]) if (pred(m)) this.drop(m, err)
+  }
+
+  /** Fails everything (session closed or role lost). */
+  failAll(err: ClientError): void {
+    for (const m of [...this.queue, ...this.unacked.values()]) this.drop(m, err)
+  }
+
+  private drop(m: Outgoing, err: ClientError): void {
+    if (this.unacked.delete(m.id)) return m.reject(err)
+    const at = this.queue.indexOf(m)
+    if (at === -1) return
+    if (at === 0 && this.offset > 0) {
+      if (this.open) this.opts.send({ t: "abort", id: m.id })
+      this.offset = 0
+    }
+    this.queue.splice(at, 1)
+    m.reject(err)
+    this.pump()
+  }
+
+  private pump(): void {
+    while (this.open && this.queue.length > 0) {
+      const m = this.queue[0]!
+      const remaining = m.payload.length - this.offset
+      // Zero-length messages cost no credit; anything else waits for at least one byte of it.
+      if (remaining > 0 && this.credit <= 0) return
+      const n = Math.min(remaining, this.credit, this.opts.maxFragment)
+      const data = m.payload.subarray(this.offset, this.offset + n)
+      const end = n === remaining
+      this.opts.send(
+        this.offset === 0 ? { t: "msg", id: m.id, type: m.type, size: m.payload.length, data, end } : { t: "more", id: m.id, data, end },
+      )
+      this.credit -= n
+      this.offset += n
+      if (end) {
+        this.queue.shift()
+        this.offset = 0
+        this.unacked.set(m.id, m)
+      }
+    }
+  }
+}

@@ -1,0 +1,372 @@
+// The console's session with one VM's agent through the relay: link lifecycle (hello/welcome, resume, reconnect),
+// dispatch of relay frames and whole agent messages, and the typed agent API (clipboard, monitors, files, mouse).
+import { LINK_VERSION, type ClientToRelay, type Policy, type RelayToClient, type Role } from "../link/types.ts"
+import { buildCaps, hasCap } from "../protocol/caps.ts"
+import { Cap, ClipboardType, MessageType, ReplyError } from "../protocol/constants.ts"
+import { decodeAnnounceCapabilities, decodeReply, encodeAnnounceCapabilities, encodeMaxClipboard, encodeMonitorsConfig, type MonitorConfig } from "./agent-codec.ts"
+import { Clipboard } from "./clipboard.ts"
+import { defaultWebSocket, type WebSocketLike } from "./connection.ts"
+import { Emitter } from "./emitter.ts"
+import { ClientError } from "./errors.ts"
+import { type FileInput, type FileTransfer, FileTransfers } from "./file-transfer.ts"
+import { Inbox } from "./inbox.ts"
+import { Outbox } from "./outbox.ts"
+import type { AgentInfo, ClipboardData, ConnectOptions, MouseState, SessionEvents, SessionState } from "./types.ts"
+import { Link } from "./link.ts"
+import { decodeRelayFrame } from "./wire.ts"
+
+/** What spice-gtk announces, minus what a web console does not do (DISPLAY_CONFIG, volume sync). */
+export const defaultClientCaps: ReadonlyArray<number> = buildCaps([
+  Cap.MouseState, Cap.MonitorsConfig, Cap.Reply, Cap.ClipboardByDemand, Cap.ClipboardSelection, Cap.SparseMonitorsConfig,
+  Cap.GuestLineendLf, Cap.MaxClipboard, Cap.MonitorsConfigPosition, Cap.FileXferDetailedErrors,
+  Cap.ClipboardNoReleaseOnRegrab, Cap.ClipboardGrabSerial,
+])
+
+const MiB = 1024 * 1024
+
+export class Session extends Emitter<SessionEvents> {
+  state: SessionState = "connecting"
+  role: Role
+  agent: AgentInfo = { connected: false, caps: null }
+  policy: Policy | undefined
+  /** The relay's id for this VM session (from its welcome). */
+  sessionId: string | undefined
+  readonly caps: ReadonlyArray<number>
+  private readonly link: Link
+  private readonly inbox: Inbox
+  private readonly outbox: Outbox
+  private readonly clipboard: Clipboard
+  private readonly files: FileTransfers
+  private readonly replies: Array<{ resolve: () => void; reject: (e: ClientError) => void; expired: boolean }> = []
+  private maxClipboardSent = false
+
+  constructor(private readonly opts: ConnectOptions) {
+    super()
+    this.role = opts.role ?? "controller"
+    this.caps = opts.caps ?? defaultClientCaps
+    const Ctor = opts.WebSocket ?? defaultWebSocket()
+    if (Ctor === undefined) throw new ClientError("connect-failed", "no WebSocket implementation: pass options.WebSocket")
+    this.inbox = new Inbox(opts.maxMessageBytes ?? 128 * MiB, opts.receiveWindowBytes ?? 8 * MiB, (bytes) => this.link.send({ t: "credit", bytes }))
+    this.outbox = new Outbox({ maxFragment: opts.maxFragmentBytes ?? 256 * 1024, send: (f) => this.link.send(f) })
+    this.clipboard = new Clipboard({
+      send: (type, payload) => this.outbox.enqueue(type, payload),
+      ourCaps: () => this.caps,
+      agentCaps: () => this.agent.caps,
+      isController: () => this.role === "controller",
+      grabbed: (selection, types) => this.emit("clipboard-grab", { selection, types }),
+      released: (selection) => this.emit("clipboard-release", { selection }),
+      data: (d) => this.emit("clipboard", d),
+    })
+    this.files = new FileTransfers({
+      send: (type, payload, group) => this.outbox.enqueue(type, payload, group),
+      pendingBytes: (group) => this.outbox.pendingBytes(group),
+      cancelQueued: (group, err) => this.outbox.cancel((m) => m.group === group, err),
+      windowBytes: opts.fileWindowBytes ?? 4 * MiB,
+      progress: (p) => this.emit("file-progress", p),
+      status: (s) => this.emit("file-status", s),
+    })
+    this.link = new Link(opts, Ctor, {
+      hello: () => this.hello(),
+      frame: (bytes) => this.receive(bytes),
+      down: () => this.outbox.linkClosed(),
+      state: (s) => this.setState(s),
+      close: (info) => this.emit("close", info),
+      ended: (err) => this.ended(err),
+    })
+  }
+
+  /** Opens the first link; resolves at the relay's welcome, rejects if that first attempt fails. */
+  start(): Promise<this> {
+    return this.link.start().then(() => this)
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** Offers text to the guest's clipboard (CLIPBOARD_GRAB, then the data when a guest app pastes). */
+  async setClipboardText(text: string, selection = 0): Promise<void> {
+    this.requireAgent()
+    await this.clipboard.grab(selection, [{ type: ClipboardType.Utf8Text, data: this.clipboard.toGuestText(text) }])
+  }
+
+  /** Offers a PNG image to the guest's clipboard. */
+  async setClipboardImage(png: Uint8Array | Blob, selection = 0): Promise<void> {
+    this.requireAgent()
+    const data = png instanceof Uint8Array ? png : new Uint8Array(await png.arrayBuffer())
+    await this.clipboard.grab(selection, [{ type: ClipboardType.ImagePng, data }])
+  }
+
+  /** Offers several representations at once (VD_AGENT_CLIPBOARD_* type → bytes). */
+  async setClipboard(items: ReadonlyArray<{ readonly type: number; readonly data: Uint8Array }>, selection = 0): Promise<void> {
+    this.requireAgent()
+    await this.clipboard.grab(selection, items)
+  }
+
+  async releaseClipboard(selection = 0): Promise<void> {
+    this.requireAgent()
+    await this.clipboard.release(selection)
+  }
+
+  /** What the guest currently offers in `selection` (from its last CLIPBOARD_GRAB), if anything. */
+  guestClipboardTypes(selection = 0): ReadonlyArray<number> | undefined {
+    return this.clipboard.guest.get(selection)
+  }
+
+  /** Fetches the guest's clipboard in `type` (default UTF8_TEXT). Empty data means the guest had nothing to give. */
+  async requestClipboard(type: number = ClipboardType.Utf8Text, selection = 0): Promise<ClipboardData> {
+    this.requireAgent()
+    return this.clipboard.request(selection, type)
+  }
+
+  async requestClipboardText(selection = 0): Promise<string> {
+    return (await this.requestClipboard(ClipboardType.Utf8Text, selection)).text ?? ""
+  }
+
+  /** Sends MONITORS_CONFIG; resolves when the agent replies SUCCESS. */
+  async setMonitors(monitors: ReadonlyArray<MonitorConfig>): Promise<void> {
+    this.requireAgent()
+    if (!hasCap(this.agent.caps ?? [], Cap.MonitorsConfig)) throw new ClientError("not-supported", "the agent does not take monitor configs")
+    if (monitors.length === 0 || monitors.length > 16) throw new ClientError("rejected", "between 1 and 16 monitors")
+    const reply = new Promise<void>((resolve, reject) => {
+      const entry = { resolve, reject, expired: false }
+      this.replies.push(entry)
+      setTimeout(() => {
+        if (entry.expired) return
+        entry.expired = true
+        reject(new ClientError("timeout", "the agent did not reply to the monitors config"))
+      }, this.opts.replyTimeoutMs ?? 15_000)
+    })
+    await this.outbox.enqueue(MessageType.MonitorsConfig, encodeMonitorsConfig(monitors))
+    return reply
+  }
+
+  /** One monitor of `width` × `height` (e.g. "fit to window"). */
+  setResolution(width: number, height: number): Promise<void> {
+    return this.setMonitors([{ width: Math.max(1, Math.round(width)), height: Math.max(1, Math.round(height)) }])
+  }
+
+  /** Starts a file transfer into the guest's transfer folder; watch the returned transfer or the file events. */
+  sendFile(file: FileInput): FileTransfer {
+    const refusal = this.fileRefusal()
+    return refusal === undefined ? this.files.start(file) : this.files.refuse(file, refusal)
+  }
+
+  sendFiles(files: Iterable<FileInput>): FileTransfer[] {
+    return [...files].map((f) => this.sendFile(f))
+  }
+
+  get transfers(): ReadonlyArray<FileTransfer> {
+    return this.files.list
+  }
+
+  /** Absolute pointer position for the agent's tablet (coalesced by the relay: latest wins). */
+  sendMouse(m: MouseState): void {
+    this.requireController()
+    this.link.send({ t: "mouse", x: Math.round(m.x), y: Math.round(m.y), buttons: m.buttons ?? 0, display: m.display ?? 0 })
+  }
+
+  /** Sends any agent message whole (advanced: types the SDK has no helper for). */
+  async sendMessage(type: number, payload: Uint8Array): Promise<void> {
+    this.requireAgent()
+    await this.outbox.enqueue(type, payload)
+  }
+
+  /** Asks to become the controller (the token must allow it); resolves once the relay says so. */
+  takeControl(): Promise<void> {
+    if (this.role === "controller") return Promise.resolve()
+    if (this.state === "closed") return Promise.reject(new ClientError("closed", "the session is closed"))
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        offRole()
+        offNotice()
+        offClose()
+      }
+      const offRole = this.on("role", (r) => r === "controller" && (done(), resolve()))
+      const offNotice = this.on("notice", (n) => n.code === "dropped-by-role" && n.id === undefined && (done(), reject(new ClientError("not-controller", n.detail, { notice: n.code }))))
+      const offClose = this.on("close", (c) => !c.reconnecting && (done(), reject(new ClientError("closed", c.reason))))
+      this.link.send({ t: "control" })
+    })
+  }
+
+  /** Ends the session: no reconnect, every pending operation fails with reason "closed". */
+  close(): Promise<void> {
+    return this.link.close()
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private requireController(): void {
+    if (this.state === "closed") throw new ClientError("closed", "the session is closed")
+    if (this.role !== "controller") throw new ClientError("not-controller", "this console is a viewer: take control first")
+  }
+
+  private requireAgent(): void {
+    this.requireController()
+    if (!this.agent.connected) throw new ClientError("agent-not-connected", "the VM's agent is not connected")
+  }
+
+  private fileRefusal(): ClientError | undefined {
+    try {
+      this.requireAgent()
+    } catch (err) {
+      return err as ClientError
+    }
+    if (this.policy?.fileTransfer === false) return new ClientError("disabled", "file transfer disabled by policy")
+    if (hasCap(this.agent.caps ?? [], Cap.FileXferDisabled)) return new ClientError("disabled", "file transfer disabled for this VM")
+    return undefined
+  }
+
+  private setState(s: SessionState): void {
+    if (this.state === s) return
+    this.state = s
+    this.emit("state", s)
+  }
+
+  private hello(): ClientToRelay {
+    const resume = this.link.resumeToken
+    return {
+      t: "hello", v: LINK_VERSION, client: this.opts.clientName ?? "vdrelay-client", role: this.role, caps: this.caps,
+      ...(resume === undefined ? {} : { resume, lastSeq: this.inbox.lastSeq }),
+    }
+  }
+
+  private receive(bytes: Uint8Array): void {
+    const frame = decodeRelayFrame(bytes)
+    if (typeof frame === "string") return this.link.fail(new ClientError("protocol", frame))
+    this.link.heard()
+    this.handle(frame)
+  }
+
+  private handle(f: RelayToClient): void {
+    switch (f.t) {
+      case "welcome":
+        return this.welcome(f)
+      case "agent":
+        return this.setAgent({ connected: f.connected, caps: f.caps }, false)
+      case "msg":
+      case "more":
+      case "abort": {
+        const r = this.inbox.push(f)
+        if (r === undefined) return
+        if (r._tag === "Message") return this.dispatch(r.message.type, r.message.data, r.message)
+        if (r._tag === "Dropped") return this.emit("error", new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`))
+        return this.link.fail(new ClientError("protocol", r.detail))
+      }
+      case "ack":
+        return void this.outbox.ack(f.id)
+      case "credit":
+        return this.outbox.addCredit(f.bytes)
+      case "notice":
+        this.emit("notice", { code: f.code, detail: f.detail, ...(f.id === undefined ? {} : { id: f.id }), ...(f.type === undefined ? {} : { type: f.type }) })
+        if (f.id !== undefined) this.outbox.notice(f.id, f.code, f.detail)
+        return
+      case "role":
+        return this.setRole(f.role)
+      case "pong":
+        return
+      case "error":
+        return this.link.relayErrorReceived(f.code, f.detail)
+    }
+  }
+
+  private welcome(w: Extract<RelayToClient, { t: "welcome" }>): void {
+    // Same relay session and still the controller: our seat (and the agent's view of us) survived the drop.
+    const resumed = this.sessionId === w.session && this.role === "controller" && w.role === "controller" && this.agent.connected
+    if (this.sessionId !== undefined && this.sessionId !== w.session) this.resetAgentSide(new ClientError("closed", "the relay session was replaced"))
+    this.sessionId = w.session
+    this.policy = w.policy
+    this.link.welcomed(w.resume)
+    this.inbox.linkOpened()
+    this.outbox.linkOpened(w.credit)
+    this.emit("policy", w.policy)
+    if (w.role !== this.role) this.setRole(w.role)
+    this.setAgent(w.agent, !resumed)
+  }
+
+  private setRole(role: Role): void {
+    const was = this.role
+    this.role = role
+    if (was === role) return
+    this.emit("role", role)
+    if (role === "controller") this.announce()
+    else {
+      const err = new ClientError("not-controller", "this console became a viewer")
+      this.outbox.failAll(err)
+      this.files.failAll(err)
+    }
+  }
+
+  /** `announce`: whether a controller should (re)introduce itself to the agent with caps request=1. */
+  private setAgent(next: AgentInfo, announce: boolean): void {
+    const prev = this.agent
+    this.agent = next
+    if (prev.connected && !next.connected) this.resetAgentSide(new ClientError("agent-not-connected", "the agent disconnected"))
+    this.emit("agent", next)
+    if (next.connected && (!prev.connected || announce) && this.role === "controller") this.announce()
+    else if (next.caps !== null) this.sendMaxClipboard()
+  }
+
+  private resetAgentSide(err: ClientError): void {
+    this.clipboard.reset(err)
+    this.files.failAll(err)
+    for (const r of this.replies.splice(0)) if (!r.expired) ((r.expired = true), r.reject(err))
+  }
+
+  /** ANNOUNCE_CAPABILITIES request=1: the agent resets its grab serials and answers with its caps (spec §3, §11). */
+  private announce(): void {
+    if (!this.agent.connected || this.role !== "controller") return
+    this.clipboard.resetSerials()
+    this.maxClipboardSent = false
+    this.outbox.enqueue(MessageType.AnnounceCapabilities, encodeAnnounceCapabilities(true, this.caps)).catch(() => {})
+    this.sendMaxClipboard()
+  }
+
+  private sendMaxClipboard(): void {
+    const caps = this.agent.caps
+    if (this.maxClipboardSent || this.role !== "controller" || caps === null || !hasCap(caps, Cap.MaxClipboard)) return
+    this.maxClipboardSent = true
+    const max = this.opts.maxClipboardBytes ?? this.policy?.maxClipboardBytes ?? 100 * MiB
+    this.outbox.enqueue(MessageType.MaxClipboard, encodeMaxClipboard(Math.min(max, 0x7fffffff))).catch(() => {})
+  }
+
+  private dispatch(type: number, data: Uint8Array, message: SessionEvents["message"]): void {
+    this.emit("message", message)
+    switch (type) {
+      case MessageType.AnnounceCapabilities: {
+        const a = decodeAnnounceCapabilities(data)
+        // The agent (re)started and asks who we are: its serials are 0 again, ours follow.
+        if (a?.request === true && this.role === "controller") {
+          this.clipboard.resetSerials()
+          this.outbox.enqueue(MessageType.AnnounceCapabilities, encodeAnnounceCapabilities(false, this.caps)).catch(() => {})
+        }
+        return
+      }
+      case MessageType.ClipboardGrab:
+      case MessageType.ClipboardRequest:
+      case MessageType.Clipboard:
+      case MessageType.ClipboardRelease:
+        if (!this.clipboard.receive(type, data)) this.emit("error", new ClientError("protocol", `malformed clipboard message (type ${type})`))
+        return
+      case MessageType.Reply: {
+        const r = decodeReply(data)
+        if (r?.type !== MessageType.MonitorsConfig) return
+        const success = r.error === ReplyError.Success
+        const pending = this.replies.shift()
+        if (pending !== undefined && !pending.expired) {
+          pending.expired = true
+          if (success) pending.resolve()
+          else pending.reject(new ClientError("agent-error", "the agent could not apply the monitors config"))
+        }
+        return this.emit("monitors-reply", { success })
+      }
+      case MessageType.FileXferStatus:
+        return this.files.onStatus(data)
+    }
+  }
+
+  private ended(err: ClientError): void {
+    this.outbox.failAll(err)
+    this.resetAgentSide(err)
+  }
+}
+
+export type { WebSocketLike }
