@@ -169,6 +169,42 @@ describe.skipIf(!run)("real spice-vdagent 0.22.1 through the emulated chardev", 
     })
   })
 
+  it("keeps a second host waiting, unread, until the first leaves (QEMU's single-peer chardev)", async () => {
+    const first = await connectHost()
+    await handshake(first)
+    const second = await connectHost()
+    // Sent while waiting: held in the socket, delivered to the daemon once `second` is the active host.
+    await second.send(T.AnnounceCapabilities, payload.announce(1, CLIENT_CAPS))
+    await handshake(first)
+    expect(agent.chardev.hostsWaiting).toBe(1)
+    expect(second.received).toEqual([])
+    await first.close()
+    await second.expect(T.AnnounceCapabilities, { where: (m) => u32At(m.body, 0) === 0 })
+    expect(agent.chardev.hostsWaiting).toBe(0)
+  })
+
+  it("survives a guest-side close (closeGuest): the daemon reopens and the host connection stays", async () => {
+    const p = await connectHost()
+    await handshake(p)
+    const mark = agent.logs.daemon.mark()
+    const guests = agent.chardev.counters.guestConnections
+    agent.closeGuest()
+    await agent.logs.daemon.waitFor(/lost spice client connection, reconnecting \(err: \)/, { from: mark })
+    await agent.chardev.waitForGuest(guests)
+    expect(p.closed).toBe(false)
+    await handshake(p)
+    expect(agent.syncErrors(mark)).toEqual([])
+  })
+
+  it("announces again (request=1) on the same host connection after a daemon restart", async () => {
+    const p = await connectHost()
+    await handshake(p)
+    await agent.restartDaemon()
+    const hello = await p.expect(T.AnnounceCapabilities)
+    expect([u32At(hello.body, 0), u32At(hello.body, 4)]).toEqual([1, AGENT_CAPS])
+    await handshake(p)
+  })
+
   it("reopens its port on a host→guest chunk over 2048 bytes, then works again", async () => {
     const p = await connectHost()
     await handshake(p)

@@ -83,16 +83,6 @@ export interface Managed {
 const live = new Set<number>()
 let exitHookInstalled = false
 
-/** True while any process of the group is alive (a forked child can outlive its leader). */
-export const groupAlive = (pgid: number): boolean => {
-  try {
-    process.kill(-pgid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 const killGroup = (pgid: number, signal: NodeJS.Signals): void => {
   try {
     process.kill(-pgid, signal)

@@ -5,7 +5,7 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os"
 import { delimiter, join } from "node:path"
 import { EmulatedChardev } from "./chardev.ts"
-import { groupAlive, LogLines, type Managed, run, spawnGroup } from "./processes.ts"
+import { LogLines, type Managed, run, spawnGroup } from "./processes.ts"
 
 /** Thrown when a binary the harness needs is not installed; `reason` says which kind of failure. */
 export class RealAgentError extends Error {
@@ -228,14 +228,16 @@ export const startRealAgent = async (opts: RealAgentOptions = {}): Promise<RealA
     chardev: chardev!,
     logs,
     setClipboard: async (text, o) => {
-      // xclip -i takes ownership, then forks a child that serves the selection until another owner takes it; the
-      // parent's exit means "owned". The child stays in the group, killed at stop().
-      const m = spawnGroup("xclip-in", bins.xclip, ["-i", ...xclipArgs(o)], { env: sessionEnv(), stdin: text })
-      // Forget servers that already lost their selection (their group is empty), so a long `npm start` does not pile up.
-      for (let i = owned.length - 1; i >= 0; i--) if (!groupAlive(owned[i]!.pid)) owned.splice(i, 1)
+      // `xclip -quiet` stays in the foreground (our child, so it is reaped; the default forks a server that only init
+      // can reap) and prints "Waiting for selection requests" once it owns the selection. It serves requests until
+      // another owner takes the selection, then exits; stop() kills any left.
+      for (let i = owned.length - 1; i >= 0; i--) if (!owned[i]!.running()) owned.splice(i, 1)
+      const m = spawnGroup("xclip-in", bins.xclip, ["-quiet", "-i", ...xclipArgs(o)], { env: sessionEnv(), stdin: text })
       owned.push(m)
-      const { code } = await m.exited
-      if (code !== 0) throw new Error(`xclip -i failed (${code}): ${m.log.text}`)
+      await Promise.race([
+        m.log.waitFor(/Waiting for selection requests/, { timeoutMs: 10_000 }),
+        m.exited.then(({ code }) => Promise.reject(new Error(`xclip -i exited (${code}) before owning the selection: ${m.log.text}`))),
+      ])
     },
     getClipboard: async (o) => {
       const { stdout } = await run(bins.xclip, ["-o", ...xclipArgs(o)], { env: sessionEnv(), timeoutMs: o?.timeoutMs ?? 10_000 })
