@@ -1,0 +1,42 @@
+// The chardev session: one connection to QEMU's vdagent chardev socket, read under the core's headroom (exactly: each
+// read is sized to what the retention bound and the relay's window still allow) and written by the core.
+import { Effect, type Scope } from "effect"
+import type { Endpoint } from "./config.ts"
+import type { BridgeError } from "./errors.ts"
+import { openSocket } from "./socket.ts"
+import type { Established } from "./supervise.ts"
+import type { VmCore } from "./vm-core.ts"
+
+const READ_SIZE = 64 * 1024
+
+export const chardevSession = (endpoint: Endpoint, core: VmCore) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { closed } = yield* openSocket(
+      endpoint,
+      {
+        timeoutMs: 10_000,
+        failReason: "ChardevUnavailable",
+        closedReason: "ChardevClosed",
+        onread: {
+          // Sized per read: the bridge never holds more agent bytes than its bound (the guest blocks instead).
+          buffer: () => Buffer.allocUnsafe(Math.max(1, Math.min(READ_SIZE, core.readHeadroom))),
+          callback: (n, buf) => {
+            // A small read in a big buffer is copied so retained memory matches retained bytes.
+            const bytes = n * 2 < buf.length ? Uint8Array.prototype.slice.call(buf, 0, n) : buf.subarray(0, n)
+            return core.agentBytes(bytes)
+          },
+        },
+      },
+      (socket) => {
+        mark.established = true
+        core.chardevConnected({
+          write: (bytes, done) => void socket.write(bytes, (e) => done(e ?? undefined)),
+          pause: () => void socket.pause(),
+          resume: () => void socket.resume(),
+          close: (cause) => void socket.destroy(new Error(cause)),
+        })
+      },
+      (cause) => core.chardevLost(cause),
+    )
+    return yield* closed
+  })

@@ -1,0 +1,235 @@
+// Guest-bound side of one epoch: the relay's chunked `write` pieces buffered per port until a message is complete,
+// complete messages handed to the chardev writer in chunk-aligned batches that alternate between ports, and the
+// `wrote` position (every guest-bound byte below it written whole or deliberately discarded).
+import { checkChunking, PartCursor } from "./part-cursor.ts"
+
+export type DiscardReason =
+  | "aborted" // the relay's `abort`: the sender gave the message up
+  | "too-large" // over limits.maxGuestMessageBytes
+  | "buffer-full" // over limits.guestBufferBytes: the relay ignored `wrote`
+  | "invalid-chunking" // the bytes are not well-formed VDIChunks for the port
+  | "invalid-port"
+  | "tunnel-lost" // a partial message when the tunnel dropped: the relay re-sends it or tells its sender
+  | "port-closed" // the guest closed the port: QEMU would hold the bytes for the next opener
+  | "chardev-lost" // the agent connection (epoch) ended
+  | "sequence-gap" // the relay skipped positions: whatever was partial cannot be trusted
+
+/** A write frame's byte range; settled once written to the chardev or discarded. */
+interface Span {
+  readonly pos: number
+  readonly end: number
+  settled: boolean
+}
+
+interface GuestMessage {
+  readonly port: number
+  readonly parts: Array<Uint8Array>
+  readonly spans: Array<Span>
+  bytes: number
+  /** Set once writing started: from then on the message is finished, never dropped half-written (no torn message). */
+  cursor: PartCursor | undefined
+}
+
+/** One write to the chardev: whole chunks of one message; `last` when it finishes the message. */
+export interface GuestBatch {
+  readonly port: number
+  readonly bytes: Uint8Array
+  readonly message: GuestMessage
+  readonly last: boolean
+}
+
+export interface GuestLimits {
+  readonly maxMessageBytes: number
+  readonly bufferBytes: number
+  /** Largest chunk payload accepted host→guest (2048: spec §9). */
+  readonly maxChunkData: number
+}
+
+export interface GuestListener {
+  discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void
+}
+
+const PORTS = [1, 2] as const
+
+interface PortState {
+  partial: GuestMessage | undefined
+  /** A message over a cap is being skipped until its `end` (or `abort`). */
+  skipping: boolean
+  readonly ready: Array<GuestMessage>
+}
+
+export class GuestAssembler {
+  /** Next guest-bound position expected from the relay. */
+  recvPos = 0
+  /** Guest-bound bytes held in memory (partial + complete, both ports). */
+  held = 0
+  private readonly spans: Array<Span> = []
+  private spanHead = 0
+  private readonly ports = new Map<number, PortState>(PORTS.map((p) => [p, { partial: undefined, skipping: false, ready: [] }]))
+  private lastPort = 2
+
+  constructor(
+    private readonly limits: GuestLimits,
+    private readonly listener: GuestListener,
+  ) {}
+
+  /** One relay `write` frame. Returns true when it completed a message (the writer has work). */
+  receive(pos: number, port: number, data: Uint8Array, end: boolean): boolean {
+    if (pos + data.length <= this.recvPos && !(data.length === 0 && pos === this.recvPos)) return false
+    if (pos < this.recvPos) {
+      data = data.subarray(this.recvPos - pos)
+      pos = this.recvPos
+    } else if (pos > this.recvPos) {
+      this.settleRange(this.recvPos, pos)
+      this.discardPartials("sequence-gap", `expected position ${this.recvPos}, got ${pos}`)
+    }
+    const span: Span = { pos, end: pos + data.length, settled: false }
+    this.recvPos = span.end
+    this.spans.push(span)
+    const state = this.ports.get(port)
+    if (state === undefined) {
+      span.settled = true
+      this.listener.discarded(port, "invalid-port", data.length, `write for port ${port}`)
+      return false
+    }
+    if (state.skipping) {
+      span.settled = true
+      if (end) state.skipping = false
+      return false
+    }
+    const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined }
+    state.partial = msg
+    msg.spans.push(span)
+    if (data.length > 0) msg.parts.push(data)
+    msg.bytes += data.length
+    this.held += data.length
+    if (msg.bytes > this.limits.maxMessageBytes || this.held > this.limits.bufferBytes) {
+      const reason = msg.bytes > this.limits.maxMessageBytes ? "too-large" : "buffer-full"
+      this.dropPartial(state, reason, `${msg.bytes} bytes buffered for port ${port}, ${this.held} in all`)
+      state.skipping = !end
+      return false
+    }
+    if (!end) return false
+    state.partial = undefined
+    const bad = checkChunking(msg.parts, port, this.limits.maxChunkData)
+    if (bad !== undefined) {
+      this.drop(msg, "invalid-chunking", bad)
+      return false
+    }
+    if (msg.bytes === 0) {
+      this.settle(msg)
+      return false
+    }
+    state.ready.push(msg)
+    return true
+  }
+
+  /** The relay's `abort` for `port`: its partial message will never be completed. */
+  abort(port: number): void {
+    const state = this.ports.get(port)
+    if (state === undefined) return
+    state.skipping = false
+    this.dropPartial(state, "aborted", `abort for port ${port}`)
+  }
+
+  /** Drops every partial message (tunnel lost, sequence gap); complete messages stay and will be written. */
+  discardPartials(reason: DiscardReason, detail: string): void {
+    for (const state of this.ports.values()) {
+      state.skipping = false
+      this.dropPartial(state, reason, detail)
+    }
+  }
+
+  /**
+   * Drops everything not yet started (guest port closed), skipping the rest of any partial message; a message half
+   * written is kept so it is finished whole.
+   */
+  discardUnstarted(reason: DiscardReason, detail: string): void {
+    for (const state of this.ports.values()) {
+      if (state.partial !== undefined) {
+        this.dropPartial(state, reason, detail)
+        state.skipping = true
+      }
+      const keep = state.ready[0]?.cursor !== undefined ? state.ready.splice(0, 1) : []
+      for (const msg of state.ready.splice(0)) this.drop(msg, reason, detail)
+      state.ready.push(...keep)
+    }
+  }
+
+  get hasWork(): boolean {
+    for (const state of this.ports.values()) if (state.ready.length > 0) return true
+    return false
+  }
+
+  /**
+   * The next write: whole chunks (≥ 1, up to about `maxBytes`) of one message, alternating between ports at chunk
+   * boundaries so a small message on one port never waits behind a large one on the other.
+   */
+  nextBatch(maxBytes: number): GuestBatch | undefined {
+    const first = this.lastPort === 1 ? 2 : 1
+    for (const port of [first, first === 1 ? 2 : 1]) {
+      const msg = this.ports.get(port)!.ready[0]
+      if (msg === undefined) continue
+      this.lastPort = port
+      msg.cursor ??= new PartCursor(msg.parts)
+      const views: Array<Uint8Array> = []
+      let n = 0
+      while (msg.cursor.remaining > 0 && (n === 0 || n < maxBytes)) {
+        const size = 8 + msg.cursor.peekU32(4)!
+        msg.cursor.take(size, views)
+        n += size
+      }
+      const last = msg.cursor.remaining === 0
+      if (last) this.ports.get(port)!.ready.shift()
+      return { port, bytes: concat(views, n), message: msg, last }
+    }
+    return undefined
+  }
+
+  /** The chardev took `batch`. */
+  written(batch: GuestBatch): void {
+    this.held -= batch.bytes.length
+    if (batch.last) this.settle(batch.message)
+  }
+
+  /** Every guest-bound byte below this position is written whole or discarded. */
+  get wrotePos(): number {
+    while (this.spanHead < this.spans.length && this.spans[this.spanHead]!.settled) this.spanHead++
+    if (this.spanHead > 1024) {
+      this.spans.splice(0, this.spanHead)
+      this.spanHead = 0
+    }
+    return this.spans[this.spanHead]?.pos ?? this.recvPos
+  }
+
+  private settle(msg: GuestMessage): void {
+    for (const s of msg.spans) s.settled = true
+  }
+
+  private settleRange(pos: number, end: number): void {
+    this.spans.push({ pos, end, settled: true })
+  }
+
+  private dropPartial(state: PortState, reason: DiscardReason, detail: string): void {
+    const msg = state.partial
+    state.partial = undefined
+    if (msg !== undefined) this.drop(msg, reason, detail)
+  }
+
+  private drop(msg: GuestMessage, reason: DiscardReason, detail: string): void {
+    this.held -= msg.bytes
+    this.settle(msg)
+    this.listener.discarded(msg.port, reason, msg.bytes, detail)
+  }
+}
+
+const concat = (views: ReadonlyArray<Uint8Array>, n: number): Uint8Array => {
+  if (views.length === 1) return views[0]!
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const v of views) {
+    out.set(v, at)
+    at += v.length
+  }
+  return out
+}

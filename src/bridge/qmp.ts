@@ -1,0 +1,153 @@
+// The QMP session: watches the guest side of the VM's virtserialport through QEMU's monitor. VSERPORT_CHANGE events
+// are levels, rate limited by QEMU (1/s per device, only the latest kept), so each one only triggers a query-chardev,
+// whose `frontend-open` is the truth (spec §8, §12); queries are coalesced so at most one is in flight.
+import type net from "node:net"
+import { Effect, type Scope } from "effect"
+import type { QmpConfig } from "./config.ts"
+import { BridgeError, describeCause } from "./errors.ts"
+import type { Logger } from "./log.ts"
+import type { Metrics } from "./metrics.ts"
+import { openSocket } from "./socket.ts"
+import type { Established } from "./supervise.ts"
+import type { VmCore } from "./vm-core.ts"
+
+type Json = Record<string, unknown>
+const MAX_LINE = 1024 * 1024
+
+/** JSON-lines QMP client: commands matched to replies by id, events handed to `onEvent`. */
+class QmpClient {
+  private buffer = ""
+  private nextId = 1
+  private readonly pending = new Map<number, { ok: (v: unknown) => void; err: (e: Error) => void }>()
+  greeting: ((g: Json) => void) | undefined
+  onEvent: (e: Json) => void = () => {}
+  onBroken: (detail: string) => void = () => {}
+
+  constructor(private readonly socket: net.Socket) {
+    socket.setEncoding("utf8")
+    socket.on("data", (chunk: string) => this.feed(chunk))
+    socket.on("close", () => {
+      for (const p of this.pending.values()) p.err(new Error("QMP connection closed"))
+      this.pending.clear()
+    })
+  }
+
+  command(execute: string, args?: Json): Promise<unknown> {
+    const id = this.nextId++
+    return new Promise((ok, err) => {
+      this.pending.set(id, { ok, err })
+      this.socket.write(`${JSON.stringify(args === undefined ? { execute, id } : { execute, arguments: args, id })}\n`)
+    })
+  }
+
+  private feed(chunk: string): void {
+    this.buffer += chunk
+    if (this.buffer.length > MAX_LINE) return this.onBroken(`QMP line longer than ${MAX_LINE} bytes`)
+    let nl: number
+    while ((nl = this.buffer.indexOf("\n")) >= 0) {
+      const line = this.buffer.slice(0, nl).trim()
+      this.buffer = this.buffer.slice(nl + 1)
+      if (line !== "") this.line(line)
+    }
+  }
+
+  private line(line: string): void {
+    let msg: unknown
+    try {
+      msg = JSON.parse(line)
+    } catch {
+      return this.onBroken(`QMP sent a line that is not JSON: ${line.slice(0, 80)}`)
+    }
+    if (typeof msg !== "object" || msg === null) return this.onBroken("QMP sent a non-object")
+    const m = msg as Json
+    if ("QMP" in m) return this.greeting?.(m)
+    if (typeof m.event === "string") return this.onEvent(m)
+    const p = typeof m.id === "number" ? this.pending.get(m.id) : undefined
+    if (p === undefined) return
+    this.pending.delete(m.id as number)
+    if ("error" in m) {
+      const e = m.error as Json | undefined
+      p.err(new Error(`${String(e?.class ?? "Error")}: ${String(e?.desc ?? "")}`))
+    } else p.ok(m.return)
+  }
+}
+
+const qmpError = (detail: string) => new BridgeError({ reason: "QmpProtocol", detail })
+
+const call = (client: QmpClient, execute: string, args?: Json) =>
+  Effect.tryPromise({ try: () => client.command(execute, args), catch: (e) => qmpError(`${execute}: ${describeCause(e)}`) })
+
+/** The chardev id behind the device: configured, or QOM's `chardev` property of /machine/peripheral/<device>. */
+const chardevOf = (client: QmpClient, cfg: QmpConfig) =>
+  cfg.chardev !== undefined
+    ? Effect.succeed(cfg.chardev)
+    : call(client, "qom-get", { path: `/machine/peripheral/${cfg.device}`, property: "chardev" }).pipe(
+        Effect.filterOrFail(
+          (v): v is string => typeof v === "string" && v !== "",
+          () => qmpError(`qom-get gave no chardev for device "${cfg.device}"; set qmp.chardev`),
+        ),
+      )
+
+/** `frontend-open` of `label` in a query-chardev reply: "unknown" when the chardev is not listed. */
+export const frontendOpen = (reply: unknown, label: string): "open" | "closed" | "unknown" => {
+  if (!Array.isArray(reply)) return "unknown"
+  const entry = reply.find((c: unknown) => typeof c === "object" && c !== null && (c as Json).label === label) as Json | undefined
+  if (entry === undefined || typeof entry["frontend-open"] !== "boolean") return "unknown"
+  return entry["frontend-open"] ? "open" : "closed"
+}
+
+export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: Metrics) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
+  Effect.gen(function* () {
+    let client: QmpClient | undefined
+    let greet: () => void = () => {}
+    const greeted = new Promise<void>((ok) => (greet = ok))
+    const { closed } = yield* openSocket(
+      cfg.endpoint,
+      { timeoutMs: 10_000, failReason: "QmpUnavailable", closedReason: "QmpClosed" },
+      (socket) => {
+        client = new QmpClient(socket)
+        client.greeting = () => greet()
+        client.onBroken = (detail) => socket.destroy(new Error(detail))
+      },
+      (cause) => core.portLevel("unknown", `qmp disconnected: ${cause}`),
+    )
+    const qmp = client!
+    yield* Effect.tryPromise({ try: () => greeted, catch: () => qmpError("no greeting") }).pipe(
+      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => qmpError("no QMP greeting within 10 s") }),
+      Effect.raceFirst(closed),
+    )
+    yield* call(qmp, "qmp_capabilities")
+    const label = yield* chardevOf(qmp, cfg)
+    mark.established = true
+    log.log("info", "qmp-connected", { device: cfg.device, chardev: label })
+
+    // Coalesced queries: an event during a query makes exactly one more query after it (only the latest matters).
+    let inFlight = false
+    let again = false
+    const query = (cause: string): void => {
+      if (inFlight) {
+        again = true
+        return
+      }
+      inFlight = true
+      qmp.command("query-chardev").then(
+        (reply) => {
+          inFlight = false
+          core.portLevel(frontendOpen(reply, label), cause)
+          if (again) {
+            again = false
+            query("VSERPORT_CHANGE")
+          }
+        },
+        () => (inFlight = false),
+      )
+    }
+    qmp.onEvent = (e) => {
+      const data = e.data as Json | undefined
+      if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return
+      metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
+      query("VSERPORT_CHANGE")
+    }
+    query("qmp connected")
+    return yield* closed
+  })

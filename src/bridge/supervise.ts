@@ -1,0 +1,44 @@
+// Keeps one connection alive: runs a scoped session again and again with exponential, jittered, capped backoff; the
+// backoff starts over once a session got established (chardev connected, tunnel welcomed, QMP negotiated).
+import { Cause, Duration, Effect, Option, Schedule, type Scope } from "effect"
+import { type BridgeError, describeCause } from "./errors.ts"
+import type { Logger } from "./log.ts"
+
+export interface Backoff {
+  readonly baseMs: number
+  readonly capMs: number
+}
+
+/** Delays base·2ⁿ, capped at `capMs`, each then jittered by ×[0.8, 1.2] so many VMs do not reconnect in lockstep. */
+export const backoffSchedule = (b: Backoff): Schedule.Schedule<unknown> =>
+  Schedule.exponential(Duration.millis(b.baseMs), 2).pipe(Schedule.union(Schedule.spaced(Duration.millis(b.capMs))), Schedule.jittered)
+
+/** Handed to a session so it can say it got established (the next failure then retries after `baseMs` again). */
+export interface Established {
+  established: boolean
+}
+
+/** Runs `session` forever; each failure is logged as `<what>-retry` with its cause and the delay. Never fails. */
+export const supervise = (
+  what: string,
+  session: (mark: Established) => Effect.Effect<never, BridgeError, Scope.Scope>,
+  backoff: Backoff,
+  log: Logger,
+): Effect.Effect<never> =>
+  Effect.gen(function* () {
+    const driver = yield* Schedule.driver(backoffSchedule(backoff))
+    let failures = 0
+    while (true) {
+      const mark: Established = { established: false }
+      const exit = yield* Effect.exit(Effect.scoped(session(mark)))
+      if (mark.established) {
+        failures = 0
+        yield* driver.reset
+      }
+      failures++
+      const cause = exit._tag === "Success" ? "ended" : Option.match(Cause.failureOption(exit.cause), { onNone: () => Cause.pretty(exit.cause), onSome: describeCause })
+      // One line per outage, then one per ten attempts: a VM that stays off must not flood the journal.
+      log.log(failures % 10 === 1 ? "warn" : "debug", `${what}-retry`, { cause, failures })
+      yield* driver.next(undefined).pipe(Effect.orElse(() => Effect.void))
+    }
+  })

@@ -1,0 +1,168 @@
+// The tunnel session: one outbound WebSocket to the VM's Durable Object speaking the bridge link. Hello on open,
+// frames to the core, pings for liveness, a bounded amount of unflushed bytes, and a finalizer that tells the relay
+// (close 1001 on shutdown) and the core (tunnel lost) why it ended.
+import { readFile } from "node:fs/promises"
+import { Effect, type Scope } from "effect"
+import WebSocket from "ws"
+import { CloseCode, closeReason, decodeRelayToBridge, encodeBridgeToRelay, linkErrorOfDecode, closeCodeOf, MAX_FRAME_BYTES } from "../link/index.ts"
+import type { VmConfig } from "./config.ts"
+import { BridgeError, describeCause } from "./errors.ts"
+import type { Logger } from "./log.ts"
+import { exitCause } from "./socket.ts"
+import type { Established } from "./supervise.ts"
+import type { VmCore } from "./vm-core.ts"
+
+export interface TunnelOptions {
+  readonly linkBufferBytes: number
+  readonly pingIntervalMs: number
+  /** How long the relay may take to answer hello with welcome. */
+  readonly welcomeTimeoutMs: number
+}
+
+const readToken = (file: string): Effect.Effect<string, BridgeError> =>
+  Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (e) => new BridgeError({ reason: "TokenUnreadable", detail: `${file}: ${describeCause(e)}` }),
+  }).pipe(
+    Effect.map((t) => t.trim()),
+    Effect.filterOrFail((t) => t !== "", () => new BridgeError({ reason: "TokenUnreadable", detail: `${file} is empty` })),
+  )
+
+const fail = (reason: BridgeError["reason"], detail: string) => new BridgeError({ reason, detail })
+
+/** WebSocket events recorded from the moment it opens until the session takes them (nothing is missed in between). */
+class Inbox {
+  private queue: Array<[Buffer, boolean]> = []
+  private closeInfo: [number, Buffer] | undefined
+  private onMessage: ((data: Buffer, isBinary: boolean) => void) | undefined
+  private onClose: ((code: number, reason: Buffer) => void) | undefined
+
+  message(data: Buffer, isBinary: boolean): void {
+    if (this.onMessage) this.onMessage(data, isBinary)
+    else this.queue.push([data, isBinary])
+  }
+
+  close(code: number, reason: Buffer): void {
+    if (this.onClose) this.onClose(code, reason)
+    else this.closeInfo ??= [code, reason]
+  }
+
+  take(onMessage: (data: Buffer, isBinary: boolean) => void, onClose: (code: number, reason: Buffer) => void): void {
+    this.onMessage = onMessage
+    for (const [d, b] of this.queue.splice(0)) onMessage(d, b)
+    this.onClose = onClose
+    if (this.closeInfo) onClose(...this.closeInfo)
+  }
+
+  release(): void {
+    this.onMessage = this.onClose = undefined
+  }
+}
+
+/** Opens the WebSocket (the token travels in the Authorization header, never in the URL, so it stays out of logs). */
+const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, opts: TunnelOptions): Effect.Effect<WebSocket, BridgeError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<WebSocket, BridgeError>((resume) => {
+      const ws = new WebSocket(url, {
+        headers: { authorization: `Bearer ${token}` },
+        perMessageDeflate: false,
+        maxPayload: MAX_FRAME_BYTES,
+        handshakeTimeout: 15_000,
+      })
+      ws.binaryType = "nodebuffer"
+      ws.once("unexpected-response", (_req, res) => {
+        resume(Effect.fail(fail("TunnelRefused", `HTTP ${res.statusCode ?? "?"} ${res.statusMessage ?? ""}`.trim())))
+        ws.terminate()
+      })
+      ws.once("error", (e) => resume(Effect.fail(fail("TunnelRefused", describeCause(e)))))
+      ws.once("open", () => {
+        ws.removeAllListeners("error")
+        ws.on("error", () => {}) // the close event that follows carries the outcome
+        ws.on("message", (data: Buffer, isBinary: boolean) => inbox.message(data, isBinary))
+        ws.on("close", (code: number, reason: Buffer) => inbox.close(code, reason))
+        let inflight = 0
+        // Attach before any message can arrive: the welcome may follow the upgrade immediately.
+        core.tunnelOpened({
+          send: (frame) => {
+            const bytes = encodeBridgeToRelay(frame)
+            inflight += bytes.length
+            ws.send(bytes, (e) => {
+              inflight -= bytes.length
+              if (e === undefined && inflight <= opts.linkBufferBytes && ws.readyState === WebSocket.OPEN) core.linkDrained()
+            })
+          },
+          get congested() {
+            return inflight > opts.linkBufferBytes
+          },
+        })
+        resume(Effect.succeed(ws))
+      })
+      return Effect.sync(() => ws.terminate())
+    }),
+    (ws, exit) =>
+      Effect.async<void>((resume) => {
+        const cause = exitCause(exit, undefined)
+        core.tunnelLost(cause)
+        if (ws.readyState === WebSocket.CLOSED) return resume(Effect.void)
+        // Tell the relay why (1001 on shutdown), wait briefly for its close frame, then drop the TCP connection.
+        const timer = setTimeout(() => ws.terminate(), 2_000)
+        ws.once("close", () => {
+          clearTimeout(timer)
+          resume(Effect.void)
+        })
+        if (ws.readyState === WebSocket.OPEN) ws.close(cause === "shutdown" ? CloseCode.GoingAway : CloseCode.Normal, closeReason(cause === "shutdown" ? "bridge shutting down" : cause))
+        else ws.terminate()
+      }),
+  )
+
+export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: TunnelOptions) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const token = yield* readToken(vm.tokenFile)
+    const inbox = new Inbox()
+    const ws = yield* openWebSocket(vm.url, token, core, inbox, opts)
+    return yield* Effect.async<never, BridgeError>((resume0) => {
+      let ended = false
+      const resume = (e: Effect.Effect<never, BridgeError>): void => {
+        if (!ended) resume0(e)
+        ended = true
+      }
+      let lastHeard = Date.now()
+      let pings = 0
+      const protocolError = (detail: string, code: number = CloseCode.ProtocolError): void => {
+        log.log("error", "tunnel-protocol-error", { cause: detail })
+        ws.close(code, closeReason(detail))
+        resume(Effect.fail(fail("TunnelProtocol", detail)))
+      }
+      const onMessage = (data: Buffer, isBinary: boolean): void => {
+        lastHeard = Date.now()
+        if (!isBinary) return protocolError("text frame on the bridge link")
+        const decoded = decodeRelayToBridge(data)
+        if (decoded._tag === "Invalid") return protocolError(`${decoded.reason}: ${decoded.detail}`, closeCodeOf(linkErrorOfDecode(decoded)))
+        const wasSynced = core.tunnelSynced
+        const problem = core.relayFrame(decoded.value)
+        if (problem !== undefined) return protocolError(problem)
+        // A tunnel counts as established once welcomed, unless the relay said another bridge replaced it.
+        if (!wasSynced && core.tunnelSynced) mark.established = true
+      }
+      const onClose = (code: number, reason: Buffer): void => {
+        if (code === CloseCode.Replaced) mark.established = false
+        resume(Effect.fail(fail("TunnelClosed", `close ${code}${reason.length > 0 ? ` ${reason.toString("utf8")}` : ""}`)))
+      }
+      const welcomeTimer = setTimeout(() => {
+        if (!core.tunnelSynced) protocolError(`no welcome within ${opts.welcomeTimeoutMs} ms`, CloseCode.Normal)
+      }, opts.welcomeTimeoutMs)
+      const pingTimer = setInterval(() => {
+        if (Date.now() - lastHeard > 2.5 * opts.pingIntervalMs) {
+          ws.terminate()
+          return resume(Effect.fail(fail("TunnelTimeout", `nothing heard for ${Date.now() - lastHeard} ms`)))
+        }
+        if (core.tunnelSynced) ws.send(encodeBridgeToRelay({ t: "ping", n: ++pings }))
+      }, opts.pingIntervalMs)
+      inbox.take(onMessage, onClose)
+      return Effect.sync(() => {
+        clearTimeout(welcomeTimer)
+        clearInterval(pingTimer)
+        inbox.release()
+      })
+    })
+  })

@@ -1,0 +1,340 @@
+// One VM's bridge state, free of sockets: the agent tail and its window, the guest-bound assembler, epochs and the
+// port level. Shells (chardev, tunnel, QMP) attach ports to it and feed it what happens; it decides what to send,
+// write, read, replay or drop.
+import { type BridgeToRelay, LINK_VERSION, type PortLevel, type RelayToBridge } from "../link/types.ts"
+import { AgentTail } from "./agent-tail.ts"
+import type { Limits } from "./config.ts"
+import { type DiscardReason, GuestAssembler } from "./guest-assembler.ts"
+import type { Logger } from "./log.ts"
+import type { Metrics } from "./metrics.ts"
+
+/** The tunnel as the core sees it: `send` queues a frame; `congested` while too many bytes are unflushed. */
+export interface LinkPort {
+  send(frame: BridgeToRelay): void
+  readonly congested: boolean
+}
+
+/** The chardev as the core sees it. `write` calls `done` once the bytes are handed to the kernel. */
+export interface ChardevPort {
+  write(bytes: Uint8Array, done: (error?: Error) => void): void
+  pause(): void
+  resume(): void
+  /** Drop the connection (the agent sees EOF and resets; a new epoch follows). */
+  close(cause: string): void
+}
+
+/** Chunk-aligned writes of about this size alternate between ports: bounds how long a MOUSE_STATE can wait. */
+const WRITE_BATCH = 32 * 1024
+
+export class VmCore {
+  epoch = 0
+  chardevUp = false
+  port: PortLevel = "unknown"
+  private readonly tail = new AgentTail()
+  private guest: GuestAssembler
+  private sentPos = 0
+  /** Highest agent position ever sent in this epoch: what lies below it and is sent again is a replay. */
+  private sentHigh = 0
+  private window = 0
+  private link: LinkPort | undefined
+  private synced = false
+  private chardev: ChardevPort | undefined
+  private writing = false
+  private lastWrote = 0
+  private paused = false
+  private readonly labels: Record<string, string>
+
+  constructor(
+    readonly vm: string,
+    private readonly bridgeName: string,
+    private readonly limits: Limits,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.labels = { vm }
+    this.guest = this.newAssembler()
+  }
+
+  // ------------------------------------------------------------------ chardev side
+
+  chardevConnected(chardev: ChardevPort): void {
+    this.epoch = Math.max(this.epoch + 1, Math.floor(Date.now() / 1000))
+    this.chardev = chardev
+    this.chardevUp = true
+    this.tail.reset()
+    this.guest = this.newAssembler()
+    this.sentPos = this.sentHigh = this.lastWrote = 0
+    this.writing = false
+    this.paused = false
+    this.metrics.inc("vdrelay_bridge_chardev_connects_total", this.labels)
+    this.metrics.set("vdrelay_bridge_chardev_up", this.labels, 1)
+    this.log.log("info", "chardev-connected", { epoch: this.epoch })
+    if (this.synced) this.link!.send({ t: "chardev", epoch: this.epoch, up: true })
+    this.updateGauges()
+  }
+
+  chardevLost(cause: string): void {
+    if (!this.chardevUp) return
+    this.pumpAgent()
+    this.chardevUp = false
+    this.chardev = undefined
+    const dropped = this.tail.end - this.sentPos
+    this.tail.reset()
+    this.guest.discardUnstarted("chardev-lost", cause)
+    this.guest = this.newAssembler()
+    this.metrics.inc("vdrelay_bridge_chardev_disconnects_total", this.labels)
+    this.metrics.set("vdrelay_bridge_chardev_up", this.labels, 0)
+    this.log.log("warn", "chardev-disconnected", { epoch: this.epoch, cause, unsentAgentBytes: dropped })
+    if (this.synced) this.link!.send({ t: "chardev", epoch: this.epoch, up: false })
+    this.updateGauges()
+  }
+
+  /** Bytes the chardev reader may read now without exceeding the retention bound or the relay's window. */
+  get readHeadroom(): number {
+    if (!this.chardevUp) return 0
+    const limit = this.synced ? Math.min(this.window, this.limits.retainBytes) : this.limits.retainBytes
+    return Math.max(0, limit - this.tail.retained)
+  }
+
+  /** Agent bytes read from the chardev (ownership passes to the core). Returns whether to keep reading. */
+  agentBytes(bytes: Uint8Array): boolean {
+    if (!this.chardevUp) return false
+    this.tail.append(bytes)
+    this.metrics.inc("vdrelay_bridge_agent_bytes_read_total", this.labels, bytes.length)
+    this.pumpAgent()
+    this.updateReadGate()
+    this.updateGauges()
+    return !this.paused
+  }
+
+  // ------------------------------------------------------------------ tunnel side
+
+  /** A WebSocket is open: say hello. Partial guest-bound messages were dropped when the last tunnel went away. */
+  tunnelOpened(link: LinkPort): void {
+    this.link = link
+    this.synced = false
+    this.lastWrote = this.guest.recvPos
+    link.send({
+      t: "hello",
+      v: LINK_VERSION,
+      bridge: this.bridgeName,
+      epoch: this.epoch,
+      chardev: this.chardevUp,
+      from: this.tail.from,
+      wrote: this.guest.recvPos,
+      port: this.port,
+    })
+  }
+
+  tunnelLost(cause: string): void {
+    const wasSynced = this.synced
+    this.link = undefined
+    this.synced = false
+    this.guest.discardPartials("tunnel-lost", cause)
+    this.sentPos = this.tail.from
+    this.metrics.set("vdrelay_bridge_tunnel_up", this.labels, 0)
+    if (wasSynced) this.metrics.inc("vdrelay_bridge_tunnel_disconnects_total", { ...this.labels, cause: causeLabel(cause) })
+    this.updateReadGate()
+    this.updateGauges()
+  }
+
+  /** A decoded relay frame. Returns an error text when the frame breaks the link protocol (the shell closes). */
+  relayFrame(frame: RelayToBridge): string | undefined {
+    if (frame.t === "welcome") return this.welcome(frame)
+    if (!this.synced) return `"${frame.t}" before welcome`
+    switch (frame.t) {
+      case "ack":
+        return this.current(frame.epoch) ? this.ack(frame.pos) : undefined
+      case "write":
+        if (this.current(frame.epoch)) {
+          this.guest.receive(frame.pos, frame.port, frame.data, frame.end)
+          this.pumpGuest()
+        }
+        return undefined
+      case "abort":
+        if (this.current(frame.epoch)) {
+          this.guest.abort(frame.port)
+          this.sendWrote()
+        }
+        return undefined
+      case "rewind":
+        return this.current(frame.epoch) ? this.rewind(frame.pos) : undefined
+      case "pong":
+        return undefined
+      case "error":
+        this.log.log("warn", "relay-error", { code: frame.code, cause: frame.detail })
+        return undefined
+    }
+  }
+
+  /** The WebSocket flushed: send what the window allows. */
+  linkDrained(): void {
+    this.pumpAgent()
+  }
+
+  get tunnelSynced(): boolean {
+    return this.synced
+  }
+
+  // ------------------------------------------------------------------ QMP side
+
+  portLevel(level: PortLevel, cause: string): void {
+    if (level === this.port) return
+    this.port = level
+    this.metrics.set("vdrelay_bridge_port_open", this.labels, level === "open" ? 1 : level === "closed" ? 0 : -1)
+    this.log.log("info", "guest-port", { level, cause })
+    if (level === "closed") this.guest.discardUnstarted("port-closed", cause)
+    if (this.synced && level !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: level === "open" })
+    this.sendWrote()
+    this.pumpGuest()
+    this.updateGauges()
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private welcome(frame: Extract<RelayToBridge, { t: "welcome" }>): string | undefined {
+    if (this.synced) return "second welcome"
+    if (frame.v !== LINK_VERSION) return `relay speaks link version ${frame.v}, the bridge ${LINK_VERSION}`
+    this.window = frame.window
+    this.synced = true
+    let resumed = false
+    if (this.chardevUp) {
+      const from = frame.epoch === this.epoch ? frame.ack : 0
+      if (from < this.tail.from || from > this.tail.end) {
+        this.resyncChardev(`relay resumes epoch ${frame.epoch} at ${frame.ack}; retained [${this.tail.from}, ${this.tail.end}) of epoch ${this.epoch}`)
+      } else {
+        resumed = frame.epoch === this.epoch && this.sentHigh > 0
+        this.tail.release(from)
+        this.sentPos = from
+      }
+    }
+    this.metrics.set("vdrelay_bridge_tunnel_up", this.labels, 1)
+    this.metrics.inc("vdrelay_bridge_tunnel_connects_total", this.labels)
+    if (resumed) this.metrics.inc("vdrelay_bridge_tunnel_resumes_total", this.labels)
+    this.log.log("info", resumed ? "tunnel-resumed" : "tunnel-connected", {
+      epoch: this.epoch,
+      ack: frame.ack,
+      window: frame.window,
+      replay: this.chardevUp ? this.sentHigh - this.sentPos : 0,
+    })
+    this.updateReadGate()
+    this.pumpAgent()
+    this.pumpGuest()
+    return undefined
+  }
+
+  private current(epoch: number): boolean {
+    if (epoch === this.epoch && this.chardevUp) return true
+    this.metrics.inc("vdrelay_bridge_link_errors_total", { ...this.labels, reason: "stale-epoch" })
+    return false
+  }
+
+  private ack(pos: number): string | undefined {
+    if (pos > this.tail.end) return `ack ${pos} beyond the agent bytes read (${this.tail.end})`
+    if (pos <= this.tail.from) return undefined
+    this.tail.release(pos)
+    if (this.sentPos < pos) this.sentPos = pos
+    this.updateReadGate()
+    this.pumpAgent()
+    this.updateGauges()
+    return undefined
+  }
+
+  private rewind(pos: number): string | undefined {
+    if (pos > this.tail.end) return `rewind ${pos} beyond the agent bytes read (${this.tail.end})`
+    if (pos < this.tail.from) {
+      this.resyncChardev(`rewind to ${pos} but only [${this.tail.from}, ${this.tail.end}) retained`)
+      return undefined
+    }
+    this.log.log("info", "rewind", { epoch: this.epoch, pos, replay: this.sentHigh - pos })
+    this.sentPos = pos
+    this.pumpAgent()
+    return undefined
+  }
+
+  /** The relay needs bytes the bridge no longer has: restart the agent connection rather than hand it a torn stream. */
+  private resyncChardev(cause: string): void {
+    this.metrics.inc("vdrelay_bridge_link_errors_total", { ...this.labels, reason: "unrecoverable-resume" })
+    this.log.log("error", "resume-impossible", { epoch: this.epoch, cause })
+    this.chardev?.close(cause)
+  }
+
+  private pumpAgent(): void {
+    const link = this.link
+    if (!this.synced || link === undefined || !this.chardevUp) return
+    const limit = Math.min(this.tail.end, this.tail.from + this.window)
+    while (this.sentPos < limit && !link.congested) {
+      const bytes = this.tail.slice(this.sentPos, Math.min(this.limits.frameBytes, limit - this.sentPos))
+      link.send({ t: "data", epoch: this.epoch, pos: this.sentPos, bytes })
+      const replayed = Math.max(0, Math.min(this.sentHigh, this.sentPos + bytes.length) - this.sentPos)
+      if (replayed > 0) this.metrics.inc("vdrelay_bridge_agent_bytes_replayed_total", this.labels, replayed)
+      this.metrics.inc("vdrelay_bridge_agent_bytes_sent_total", this.labels, bytes.length)
+      this.sentPos += bytes.length
+      if (this.sentPos > this.sentHigh) this.sentHigh = this.sentPos
+    }
+  }
+
+  private updateReadGate(): void {
+    const chardev = this.chardev
+    if (chardev === undefined) return
+    const pause = this.readHeadroom === 0
+    if (pause === this.paused) return
+    this.paused = pause
+    this.metrics.set("vdrelay_bridge_read_paused", this.labels, pause ? 1 : 0)
+    if (pause) chardev.pause()
+    else chardev.resume()
+  }
+
+  private pumpGuest(): void {
+    const chardev = this.chardev
+    if (chardev === undefined || this.writing) return
+    if (this.port === "closed") {
+      this.guest.discardUnstarted("port-closed", "guest port closed")
+      this.sendWrote()
+      return
+    }
+    const batch = this.guest.nextBatch(WRITE_BATCH)
+    if (batch === undefined) return
+    this.writing = true
+    const guest = this.guest
+    chardev.write(batch.bytes, (error) => {
+      if (guest !== this.guest) return // the epoch ended while the write was in flight
+      this.writing = false
+      if (error !== undefined) return // the chardev shell reports the loss
+      guest.written(batch)
+      this.metrics.inc("vdrelay_bridge_guest_bytes_written_total", this.labels, batch.bytes.length)
+      if (batch.last) this.metrics.inc("vdrelay_bridge_guest_messages_written_total", this.labels)
+      this.sendWrote()
+      this.pumpGuest()
+    })
+  }
+
+  private sendWrote(): void {
+    const pos = this.guest.wrotePos
+    if (pos <= this.lastWrote) return
+    this.lastWrote = pos
+    if (this.synced) this.link!.send({ t: "wrote", epoch: this.epoch, pos })
+    this.updateGauges()
+  }
+
+  private newAssembler(): GuestAssembler {
+    return new GuestAssembler(
+      { maxMessageBytes: this.limits.maxGuestMessageBytes, bufferBytes: this.limits.guestBufferBytes, maxChunkData: 2048 },
+      { discarded: (port, reason, bytes, detail) => this.discarded(port, reason, bytes, detail) },
+    )
+  }
+
+  private discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void {
+    this.metrics.inc("vdrelay_bridge_guest_messages_discarded_total", { ...this.labels, reason })
+    const level = reason === "aborted" || reason === "tunnel-lost" || reason === "port-closed" || reason === "chardev-lost" ? "info" : "warn"
+    this.log.log(level, "guest-message-discarded", { epoch: this.epoch, port, reason, bytes, cause: detail })
+  }
+
+  private updateGauges(): void {
+    this.metrics.set("vdrelay_bridge_retained_bytes", this.labels, this.tail.retained)
+    this.metrics.set("vdrelay_bridge_guest_buffered_bytes", this.labels, this.guest.held)
+  }
+}
+
+/** A bounded label value for the disconnect counter (causes are free text in logs). */
+const causeLabel = (cause: string): string => /^[a-z-]+/.exec(cause)?.[0] ?? "other"
