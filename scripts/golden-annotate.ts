@@ -42,7 +42,7 @@ class Cursor {
   }
   selection(): void {
     this.take(1, (s) => `selection = ${s[0]} (${nameOf({ CLIPBOARD: 0, PRIMARY: 1, SECONDARY: 2 }, s[0]!)})`)
-    this.take(3, () => "reserved (0)")
+    this.take(3, () => "__reserved[3] = 0")
   }
 }
 
@@ -73,31 +73,31 @@ const bodyFields = (type: number, body: Uint8Array, withSelection: boolean): Fie
       break
     case MessageType.ClipboardGrab:
       if (withSelection) c.selection()
-      c.u32("serial (CLIPBOARD_GRAB_SERIAL)")
-      while (c.left >= 4) c.u32("types[]", clipType)
+      c.u32("serial", (v) => `${v} (the client announced CLIPBOARD_GRAB_SERIAL)`)
+      for (let i = 0; c.left >= 4; i++) c.u32(`types[${i}]`, clipType)
       break
     case MessageType.ClipboardRequest:
       if (withSelection) c.selection()
       c.u32("type", clipType)
       break
     case MessageType.ClipboardRelease:
-      if (body.length === 1) c.take(1, (s) => `selection = ${s[0]}: a 1-byte body (0.22.1 quirk, spec §6), not the 4-byte selection prefix`)
+      if (body.length === 1) c.take(1, (s) => `selection = ${s[0]}, alone: a 1-byte body (0.22.1 quirk, spec §6), not the 4-byte selection prefix`)
       else if (withSelection) c.selection()
       break
     case MessageType.FileXferStart:
       c.u32("id")
-      c.take(c.left, (d) => `GLib key file, NUL-terminated: ${text(d)}`)
+      c.take(c.left, (d) => `data = GLib key file, NUL-terminated: ${text(d)}`)
       break
     case MessageType.FileXferStatus:
       c.u32("id")
       c.u32("result", (v) => `${v} (${nameOf(FileXferResult, v)})`)
-      if (c.left > 0) c.take(c.left, () => "detail")
+      if (c.left > 0) c.take(c.left, () => "data (detail)")
       break
     case MessageType.FileXferData: {
       c.u32("id")
       const size = new DataView(body.buffer, body.byteOffset + 4, 8).getBigUint64(0, true)
-      c.take(8, () => `size (u64) = ${size}`)
-      c.take(c.left, (d) => `file bytes = ${text(d)}`)
+      c.take(8, () => `size = ${size} (u64)`)
+      c.take(c.left, (d) => `data = ${text(d)}`)
       break
     }
     case MessageType.MouseState:
@@ -116,10 +116,10 @@ const messageFields = (type: number, size: number, body: Uint8Array, withSelecti
   v.setUint32(4, type, true)
   v.setUint32(16, size, true)
   return [
-    { bytes: header.subarray(0, 4), comment: "message.protocol = 1 (VD_AGENT_PROTOCOL)" },
-    { bytes: header.subarray(4, 8), comment: `message.type = ${type} (${messageTypeName(type)})` },
-    { bytes: header.subarray(8, 16), comment: "message.opaque = 0" },
-    { bytes: header.subarray(16, 20), comment: `message.size = ${size} payload bytes` },
+    { bytes: header.subarray(0, 4), comment: "msg.protocol = 1 (VD_AGENT_PROTOCOL)" },
+    { bytes: header.subarray(4, 8), comment: `msg.type = ${type} (${messageTypeName(type)})` },
+    { bytes: header.subarray(8, 16), comment: "msg.opaque = 0" },
+    { bytes: header.subarray(16, 20), comment: `msg.size = ${size} payload bytes` },
     ...bodyFields(type, body, withSelection),
   ]
 }
@@ -151,7 +151,10 @@ export const annotate = (raw: Uint8Array, type: number, body: Uint8Array, withSe
       const n = Math.min(f.bytes.length - fo, left)
       const piece = f.bytes.subarray(fo, fo + n)
       const comment = fo > 0 ? `(continued: the rest of ${f.comment.split(" = ")[0]})` : `${f.comment}${n < f.bytes.length ? " (continues in the next chunk)" : ""}`
-      for (let l = 0; l < piece.length; l += LINE) out.push(`${hex(piece.subarray(l, l + LINE))}${l === 0 ? `  # ${comment}` : ""}`)
+      // Every byte line carries a comment (the format requires it); long fields go 32 bytes a line.
+      const field = f.comment.split(" = ")[0]
+      for (let l = 0; l < piece.length; l += LINE)
+        out.push(`${hex(piece.subarray(l, l + LINE))}  # ${l === 0 ? comment : `${field}, bytes ${fo + l}..${Math.min(fo + l + LINE, fo + n) - 1}`}`)
       fo += n
       left -= n
       if (fo === f.bytes.length) {

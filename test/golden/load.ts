@@ -17,6 +17,11 @@ export interface GoldenVector {
   readonly layout: CodecOptions
   readonly expect: ReadonlyArray<Expected>
   readonly bytes: Uint8Array
+  /**
+   * False when the file has `# encode: none`: the bytes are a sender quirk that no correct encoder produces (the
+   * agent's 1-byte CLIPBOARD_RELEASE), so only decoding and framing are checked.
+   */
+  readonly reencode: boolean
   /** Byte lines without a trailing `# comment` (the format requires none). */
   readonly uncommentedLines: ReadonlyArray<number>
 }
@@ -66,7 +71,8 @@ export const parseGolden = (name: string, text: string): GoldenVector => {
   const layout: CodecOptions = { selection: true, grabSerial: true, detailedErrors: true, ...(layoutLine ? JSON.parse(layoutLine[0]!) : {}) }
   const expect = (headers.get("expect") ?? []).map((e) => JSON.parse(e, revive) as Expected)
   if (expect.length === 0) throw new Error(`${name}: needs at least one "# expect:" line`)
-  return { name, source: one("source"), direction, layout, expect, bytes: Uint8Array.from(bytes), uncommentedLines }
+  const reencode = headers.get("encode")?.[0] !== "none"
+  return { name, source: one("source"), direction, layout, expect, bytes: Uint8Array.from(bytes), reencode, uncommentedLines }
 }
 
 /** Every `.hex` file of the golden directory, sorted by name. */
