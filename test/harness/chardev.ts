@@ -38,6 +38,9 @@ export interface ChardevEvents {
  *   spice-vdagentd reopens its port and resets its parsers, which is what it does under QEMU. Exception: if no host
  *   byte has reached this guest connection yet, the daemon is still in its "opening" state, where it retries a 0-byte
  *   read every 10 ms forever instead of reopening (vdagent-connection.c); there the connection is kept, as QEMU keeps it.
+ * - When the daemon itself closes the port (an error, a restart), host bytes already copied to the dying connection
+ *   are lost. Under QEMU they would wait for the next opener, but a bridge must not rely on that either (stale bytes,
+ *   spec §12): after a guest-side reopen, write again only after "guest-open", as a bridge waits for VSERPORT_CHANGE.
  */
 export class EmulatedChardev extends EventEmitter<ChardevEvents> {
   readonly counters: ChardevCounters = {
