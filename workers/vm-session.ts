@@ -1,0 +1,148 @@
+// The VmSession Durable Object (one per tenant/VM): a thin adapter that turns WebSocket Hibernation API events into
+// session actor events and runs the actor's commands (session-host.ts). State is rebuilt in the constructor from
+// storage and the attachments of the sockets that survived hibernation or eviction.
+import { DurableObject } from "cloudflare:workers"
+import { DEFAULT_SKEW_SECONDS } from "../src/auth/token.ts"
+import { decodeBridgeToRelay, encodeRelayToBridge } from "../src/link/bridge-codec.ts"
+import { decodeClientToRelay, encodeRelayToClient } from "../src/link/client-codec.ts"
+import { linkErrorOfDecode } from "../src/link/codec.ts"
+import { defaultPolicy, type LinkErrorCode, type Role } from "../src/link/types.ts"
+import { initialState, persisted, restore, type BridgeLinkAttachment, type ClientLinkAttachment } from "../src/session/index.ts"
+import { isSessionBridge, isSessionClient, readAttachment, type EdgeAttachment, type LinkInfo } from "./attachments.ts"
+import { readForwardedClaims, type ForwardedClaims } from "./forward.ts"
+import { mergePolicy, statusOf } from "./status.ts"
+import { SessionHost } from "./session-host.ts"
+import { SessionStore } from "./session-store.ts"
+
+export class VmSession extends DurableObject<Env> {
+  private readonly store: SessionStore
+  private host!: SessionHost
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.store = new SessionStore(ctx.storage.sql)
+    void ctx.blockConcurrencyWhile(async () => this.rebuild())
+  }
+
+  /** Storage + surviving sockets → actor state. Joined links the session cannot rebuild are closed first. */
+  private rebuild(): void {
+    const now = Date.now()
+    const stored = this.store.loadState()
+    const sockets = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN)
+    const attachments = new Map(sockets.map((ws) => [ws, readAttachment(ws)] as const))
+    const clients: ClientLinkAttachment[] = []
+    let bridge: BridgeLinkAttachment | undefined
+    for (const [ws, a] of attachments) {
+      if (isSessionClient(a)) clients.push(a)
+      else if (isSessionBridge(a) && bridge === undefined) bridge = a
+      else if (a === undefined || a.kind !== "pending-client" && a.kind !== "pending-bridge") {
+        // Joined, but nothing the session can rebuild it from (or a second bridge): the peer reconnects and resumes.
+        attachments.delete(ws)
+        ws.close(1011, "link state lost")
+      }
+    }
+    const fresh = initialState({ session: this.ctx.id.toString(), policy: defaultPolicy, now })
+    const r = stored === null && sockets.length === 0 ? { state: fresh, commands: [] } : restore(stored ?? persisted(fresh), { bridge, clients }, now)
+    this.host = new SessionHost(r.state, this.store, (at) => void this.ctx.storage.setAlarm(at), this.store.loadCounters())
+    for (const [ws, a] of attachments) if (a !== undefined) this.host.adopt(ws, a)
+    this.host.runAll(r.commands)
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const claims = readForwardedClaims(request)
+    if (claims === undefined) return new Response("bad internal request", { status: 400 })
+    if (claims.once === true && !this.store.useOnce(claims.jti, claims.exp, Math.floor(Date.now() / 1000), DEFAULT_SKEW_SECONDS)) {
+      return new Response("token already used", { status: 401 })
+    }
+    const path = new URL(request.url).pathname
+    if (path === "/console" || path === "/agent") return this.accept(path === "/agent", claims)
+    if (path === "/status") return Response.json(this.status(claims))
+    if (path === "/policy") return this.putPolicy(await request.json())
+    return new Response("not found", { status: 404 })
+  }
+
+  private accept(bridge: boolean, claims: ForwardedClaims): Response {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    const attachment: EdgeAttachment = bridge
+      ? { kind: "pending-bridge" }
+      : { kind: "pending-client", client: crypto.randomUUID(), maxRole: claims.role as Role }
+    this.ctx.acceptWebSocket(server, bridge ? ["bridge"] : ["client", attachment.kind === "pending-client" ? attachment.client : ""])
+    server.binaryType = "arraybuffer"
+    server.serializeAttachment(attachment)
+    this.host.adopt(server, attachment)
+    this.host.count(bridge ? "links.opened.bridge" : "links.opened.client", 1)
+    const headers = claims.protocol !== undefined ? { "Sec-WebSocket-Protocol": claims.protocol } : undefined
+    return new Response(null, { status: 101, webSocket: client, headers })
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const info = this.host.links.get(ws)
+    if (info === undefined) return ws.close(1011, "unknown link")
+    const now = Date.now()
+    if (typeof message === "string") return this.reject(ws, info, "protocol", "text frames are not part of the protocol", now)
+    this.host.countFrame("in", info.kind, message.byteLength)
+    if (info.kind === "client") this.clientFrame(ws, info, message, now)
+    else this.bridgeFrame(ws, info, message, now)
+    this.host.maybeFlushCounters(now)
+  }
+
+  private clientFrame(ws: WebSocket, info: Extract<LinkInfo, { kind: "client" }>, data: ArrayBuffer, now: number): void {
+    const d = decodeClientToRelay(data)
+    if (d._tag === "Invalid") return this.reject(ws, info, linkErrorOfDecode(d), `${d.reason}: ${d.detail}`, now)
+    if (info.joined) return this.host.feed({ _tag: "ClientFrameReceived", now, client: info.client, frame: d.value })
+    if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
+    if (d.value.role === "controller" && info.maxRole !== "controller") return this.reject(ws, info, "policy", "token allows viewer only", now)
+    this.host.joined(ws, info)
+    this.host.feed({ _tag: "ClientJoined", now, client: info.client, maxRole: info.maxRole, hello: d.value })
+  }
+
+  private bridgeFrame(ws: WebSocket, info: Extract<LinkInfo, { kind: "bridge" }>, data: ArrayBuffer, now: number): void {
+    const d = decodeBridgeToRelay(data)
+    if (d._tag === "Invalid") return this.reject(ws, info, linkErrorOfDecode(d), `${d.reason}: ${d.detail}`, now)
+    if (info.joined) return this.host.feed({ _tag: "BridgeFrameReceived", now, frame: d.value })
+    if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
+    const previous = this.host.bridge
+    if (previous !== undefined) this.host.close(previous, "replaced", "another bridge took this VM", encodeRelayToBridge({ t: "error", code: "replaced", detail: "another bridge took this VM" }))
+    this.host.joined(ws, info)
+    this.host.feed({ _tag: "BridgeAttached", now, hello: d.value })
+  }
+
+  /** Bytes that do not decode: the actor decides for joined links; links still in their handshake are closed here. */
+  private reject(ws: WebSocket, info: LinkInfo, code: LinkErrorCode, detail: string, now: number): void {
+    this.host.count(`frames.rejected.${info.kind}`, 1)
+    if (info.joined) return this.host.feed({ _tag: "FrameRejected", now, from: info.kind === "client" ? { client: info.client } : "bridge", detail })
+    const frame = info.kind === "client" ? encodeRelayToClient({ t: "error", code, detail }) : encodeRelayToBridge({ t: "error", code, detail })
+    this.host.close(ws, code, detail, frame)
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
+    this.host.scopes.end(ws, code === 1006 ? "error" : "closed")
+    this.host.flushCounters()
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye") // complete the closing handshake
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, _error: unknown): Promise<void> {
+    this.host.scopes.end(ws, "error")
+    this.host.flushCounters()
+  }
+
+  override async alarm(): Promise<void> {
+    this.host.feed({ _tag: "TimerFired", now: Date.now() })
+  }
+
+  private status(claims: ForwardedClaims) {
+    this.host.flushCounters()
+    return statusOf(claims, persisted(this.host.state), this.ctx.getWebSockets(), this.host)
+  }
+
+  private putPolicy(patch: unknown): Response {
+    const policy = mergePolicy(persisted(this.host.state).policy, patch)
+    if (policy === undefined) return new Response("bad policy", { status: 400 })
+    this.host.feed({ _tag: "PolicyChanged", now: Date.now(), policy })
+    return Response.json(policy)
+  }
+}
