@@ -161,9 +161,14 @@ export const startRealAgent = async (opts: RealAgentOptions = {}): Promise<RealA
     await Promise.all([session?.stop(), daemon?.stop()])
   }
 
+  // An abrupt exit skips stop(): processes.ts kills the groups, this removes the run directory.
+  const removeRunDir = (): void => rmSync(runDir, { recursive: true, force: true })
+  process.on("exit", removeRunDir)
+
   const stop = async (): Promise<void> => {
     if (stopped) return
     stopped = true
+    process.off("exit", removeRunDir)
     await stopPair()
     await Promise.all(owned.map((m) => m.stop(500)))
     await xvfb?.stop()
