@@ -27,39 +27,73 @@ interface Slot {
   fill: number
 }
 
+const NO_HANDLER: MessageHandler = () => {}
+
+/**
+ * The StreamSink side of the assembler, a class so that the parser's calls into it stay monomorphic (one shape and
+ * one function per call site, whatever the number of assemblers in the process): that keeps the 2048-byte-chunk
+ * copy loop near the cost of its copies.
+ */
+class AssemblingSink implements StreamSink {
+  readonly slots: Array<Slot | undefined> = []
+  handler: MessageHandler = NO_HANDLER
+
+  constructor(
+    ports: ReadonlyArray<number>,
+    private readonly owned: boolean,
+    private readonly retainBytes: number,
+  ) {
+    for (const p of ports) this.slots[p] = { header: undefined, buf: undefined, fill: 0 }
+  }
+
+  message(port: number, header: MessageHeader, body: Uint8Array): void {
+    this.handler(port, header, this.owned ? body.slice() : body)
+  }
+
+  start(port: number, header: MessageHeader): void {
+    const s = this.slots[port]!
+    s.header = header
+    s.fill = 0
+    // The parser checked header.size ≤ maxMessageSize before this call, so the buffer stays under the cap.
+    if (this.owned || s.buf === undefined || s.buf.length < header.size) s.buf = new Uint8Array(header.size)
+  }
+
+  data(port: number, bytes: Uint8Array): void {
+    const s = this.slots[port]!
+    s.buf!.set(bytes, s.fill)
+    s.fill += bytes.length
+  }
+
+  end(port: number): void {
+    const s = this.slots[port]!
+    const header = s.header!
+    const buf = s.buf!
+    const body = buf.length === header.size ? buf : buf.subarray(0, header.size)
+    s.header = undefined
+    s.fill = 0
+    if (this.owned || buf.length > this.retainBytes) s.buf = undefined
+    this.handler(port, header, body)
+  }
+
+  error(): void {}
+}
+
 export class MessageAssembler {
   private readonly parser: StreamParser
-  private readonly slots: Slot[] = []
-  private readonly owned: boolean
-  private readonly retainBytes: number
-  private handler: MessageHandler = () => {}
-  private readonly sink: StreamSink
+  private readonly sink: AssemblingSink
 
   constructor(options: AssemblerOptions) {
     this.parser = new StreamParser(options)
-    this.owned = options.bodies === "owned"
-    this.retainBytes = options.retainBytes ?? DEFAULT_RETAIN_BYTES
-    for (const p of options.ports ?? [1, 2]) this.slots[p] = { header: undefined, buf: undefined, fill: 0 }
-    this.sink = {
-      message: (port, header, body) => this.handler(port, header, this.owned ? body.slice() : body),
-      start: (port, header) => this.start(port, header),
-      data: (port, bytes) => {
-        const s = this.slots[port]!
-        s.buf!.set(bytes, s.fill)
-        s.fill += bytes.length
-      },
-      end: (port) => this.end(port),
-      error: () => {},
-    }
+    this.sink = new AssemblingSink(options.ports ?? [1, 2], options.bodies === "owned", options.retainBytes ?? DEFAULT_RETAIN_BYTES)
   }
 
   /** Feed bytes; whole messages go to `onMessage` in stream order. Returns bytes consumed, as StreamParser.push. */
   push(buf: Uint8Array, onMessage: MessageHandler): number {
-    this.handler = onMessage
+    this.sink.handler = onMessage
     try {
       return this.parser.push(buf, this.sink)
     } finally {
-      this.handler = () => {}
+      this.sink.handler = NO_HANDLER
     }
   }
 
@@ -78,38 +112,19 @@ export class MessageAssembler {
 
   /** Bytes held in reassembly buffers right now (what a memory budget should count). */
   get bufferedBytes(): number {
-    return this.slots.reduce((n, s) => n + (s?.buf?.length ?? 0), 0)
+    return this.sink.slots.reduce((n, s) => n + (s?.buf?.length ?? 0), 0)
   }
 
   /** Forget every partial message and the error (e.g. the agent reconnected). Retained buffers are released. */
   reset(): void {
     this.parser.reset()
-    for (const s of this.slots) if (s !== undefined) Object.assign(s, { header: undefined, buf: undefined, fill: 0 })
+    for (const s of this.sink.slots) if (s !== undefined) Object.assign(s, { header: undefined, buf: undefined, fill: 0 })
   }
 
   /** Forget one port's partial message (e.g. CLIENT_DISCONNECTED resets port 1 only, spec §5.7). */
   resetPort(port: number): void {
     this.parser.resetPort(port)
-    const s = this.slots[port]
+    const s = this.sink.slots[port]
     if (s !== undefined) Object.assign(s, { header: undefined, fill: 0 })
-  }
-
-  private start(port: number, header: MessageHeader): void {
-    const s = this.slots[port]!
-    s.header = header
-    s.fill = 0
-    // The parser checked header.size ≤ maxMessageSize before this call, so the buffer stays under the cap.
-    if (this.owned || s.buf === undefined || s.buf.length < header.size) s.buf = new Uint8Array(header.size)
-  }
-
-  private end(port: number): void {
-    const s = this.slots[port]!
-    const header = s.header!
-    const buf = s.buf!
-    const body = buf.length === header.size ? buf : buf.subarray(0, header.size)
-    s.header = undefined
-    s.fill = 0
-    if (this.owned || buf.length > this.retainBytes) s.buf = undefined
-    this.handler(port, header, body)
   }
 }

@@ -119,6 +119,8 @@ export class StreamParser {
     if (this.failed !== undefined) return 0
     let at = 0
     const len = buf.length
+    const ab = buf.buffer
+    const base = buf.byteOffset
     while (at < len) {
       if (this.chunkRemaining === 0) {
         // Chunk header, possibly split across pushes.
@@ -180,7 +182,7 @@ export class StreamParser {
           return this.fail(sink, "ChunkPastMessageEnd", hAt, `chunk carries ${this.chunkRemaining} bytes past a ${header.size}-byte message (lost sync)`)
         // Fast path: the whole body is in this chunk and this push.
         if (this.chunkRemaining === header.size && len - at >= header.size) {
-          const body = new Uint8Array(buf.buffer, buf.byteOffset + at, header.size)
+          const body = new Uint8Array(ab, base + at, header.size)
           at += header.size
           this.chunkRemaining = 0
           sink.message(port, header, body)
@@ -191,13 +193,27 @@ export class StreamParser {
         sink.start(port, header)
         continue
       }
-      // Body bytes of a streamed message (the chunk header check guarantees chunkRemaining ≤ remaining).
-      const take = Math.min(this.chunkRemaining, len - at)
-      sink.data(port, new Uint8Array(buf.buffer, buf.byteOffset + at, take))
-      at += take
-      this.chunkRemaining -= take
-      p.remaining -= take
-      if (p.remaining === 0) {
+      // Body bytes of a streamed message (the chunk header check guarantees chunkRemaining ≤ remaining). The loop
+      // runs on through the message's next chunks while their headers are whole here and plainly valid: that is the
+      // 2048-byte-chunk hot path; anything else goes back to the general path above, unconsumed.
+      let chunkLeft = this.chunkRemaining
+      let msgLeft = p.remaining
+      for (;;) {
+        const take = chunkLeft < len - at ? chunkLeft : len - at
+        if (take > 0) sink.data(port, new Uint8Array(ab, base + at, take))
+        at += take
+        chunkLeft -= take
+        msgLeft -= take
+        if (msgLeft === 0 || chunkLeft !== 0 || len - at < CHUNK_HEADER_SIZE) break
+        const size = u32(buf, at + 4)
+        if (u32(buf, at) !== port || size > msgLeft || size > this.maxChunkSize) break
+        // chunkAt is not updated: errors are only found on chunk and message headers of the general path.
+        at += CHUNK_HEADER_SIZE
+        chunkLeft = size
+      }
+      this.chunkRemaining = chunkLeft
+      p.remaining = msgLeft
+      if (msgLeft === 0) {
         p.header = undefined
         sink.end(port)
       }
