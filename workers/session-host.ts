@@ -123,12 +123,13 @@ export class SessionHost {
         return this.toClient(c.client, c.frame)
       case "SendToBridge":
         return this.toBridge(c.frame)
+      // The actor sends its own `error` frame before a close; the adapter only closes.
       case "CloseClient": {
         const ws = this.clients.get(c.client)
-        return ws && this.close(ws, c.code, c.detail, encodeRelayToClient({ t: "error", code: c.code, detail: c.detail }))
+        return ws && this.close(ws, c.code, c.detail, undefined)
       }
       case "CloseBridge":
-        return this.bridge && this.close(this.bridge, c.code, c.detail, encodeRelayToBridge({ t: "error", code: c.code, detail: c.detail }))
+        return this.bridge && this.close(this.bridge, c.code, c.detail, undefined)
       case "Persist":
         this.store.saveState(c.state)
         return this.flushCounters()
