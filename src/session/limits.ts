@@ -21,12 +21,21 @@ export interface Limits {
   readonly bridgeWriteBytes: number
   /** Monitors accepted in a client MONITORS_CONFIG. */
   readonly maxMonitors: number
+  /**
+   * Guest-bound bytes the bridge may hold unwritten (beyond the message being streamed) before the relay stops giving
+   * the controller its credit back: how a slow guest back-pressures the console.
+   */
+  readonly guestWindow: number
+  /** Largest agent message or chunk parsed at all (the policy's maxMessageBytes decides what is relayed). */
+  readonly agentMaxMessage: number
+  /** How long a lost bridge tunnel is treated as a blip (the agent kept as connected) before clients are told. */
+  readonly bridgeGraceMs: number
 }
 
 /**
  * Defaults. Per-session memory held by the actor stays under about 4 MiB: at most `agentWindow` (1 MiB) of agent
  * bytes unacknowledged (the frames queued for every client are views of those same bytes, so N clients share them),
- * plus one stored client message (64 KiB), plus frame bookkeeping. Guest-bound bulk data is not held by the relay:
+ * plus one stored client message (66 KiB), plus frame bookkeeping. Guest-bound bulk data is not held by the relay:
  * it is streamed to the bridge, whose buffer is bounded by the controller's credit (1 MiB).
  */
 export const defaultLimits: Limits = {
@@ -34,8 +43,12 @@ export const defaultLimits: Limits = {
   clientQueueBytes: 768 * 1024,
   clientCredit: 1024 * 1024,
   initialClientCredit: 256 * 1024,
-  storeAndForwardBytes: 64 * 1024,
+  // Above FILE_XFER_DATA's 12 + 65536 and FILE_XFER_START's 4 + 16384: only CLIPBOARD is ever streamed.
+  storeAndForwardBytes: 66 * 1024,
   clientFragmentBytes: 64 * 1024,
   bridgeWriteBytes: 16 * 2056,
   maxMonitors: MAX_MONITORS,
+  guestWindow: 1024 * 1024,
+  agentMaxMessage: 1024 * 1024 * 1024,
+  bridgeGraceMs: 10_000,
 }

@@ -1,14 +1,120 @@
-// Building a fresh session and rebuilding one from storage and WebSocket attachments.
-import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState, SessionCommand } from "./types.ts"
+// Building a fresh session, and rebuilding one after hibernation or eviction from PersistedState plus the attachments
+// of the WebSockets still open (spec §5.7 case 6). What lived only in memory is settled explicitly: the bridge is
+// asked to replay agent bytes from the persisted position, half-streamed guest-bound messages are aborted and their
+// senders told "resend", half-sent agent messages are aborted towards clients, credit is given back.
 import type { Policy } from "../link/types.ts"
-import type { Limits } from "./limits.ts"
-import type { SessionState } from "./state.ts"
+import { Port } from "../protocol/constants.ts"
+import { defaultLimits, type Limits } from "./limits.ts"
+import type { ClientSide, SessionState } from "./state.ts"
+import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState, SessionCommand } from "./types.ts"
+import { newAgentStream, resumeStream } from "./agent-stream.ts"
+import { enqueue } from "./client-queue.ts"
+import { notice } from "./emit.ts"
+import { returnCredit, settleInflight } from "./guest-out.ts"
+import { syncAgentState } from "./agent-link.ts"
+import { upkeep } from "./step.ts"
 
-export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => ({ session: opts.session })
+export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => {
+  const limits = { ...defaultLimits, ...opts.limits }
+  return {
+    session: opts.session,
+    limits,
+    policy: { ...opts.policy },
+    now: opts.now,
+    counters: {},
+    out: [],
+    bridge: null,
+    epoch: -1,
+    chardev: false,
+    port: "unknown",
+    graceUntil: null,
+    told: false,
+    rawCaps: null,
+    capsSeen: false,
+    stream: newAgentStream(limits, 0, "parse"),
+    guest: { wpos: 0, wrote: 0, stream: null, inflight: [], mouseEnd: null, mousePending: null },
+    nextSeq: 1,
+    seqLease: 1,
+    clients: new Map(),
+    controller: null,
+    persistDirty: true,
+  }
+}
+
+const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide => ({
+  id: a.client,
+  role: a.role,
+  maxRole: a.maxRole,
+  caps: [...a.caps],
+  joinedAt: a.joinedAt,
+  items: [],
+  head: 0,
+  queued: 0,
+  // Unknown after a restart: the client's grants are not kept (documented: a restart may overdraw by this much).
+  credit: s.limits.initialClientCredit,
+  lastEpoch: a.lastEpoch,
+  lastPos: a.lastPos,
+  partialSeq: a.partialSeq,
+  inMsg: null,
+  creditOwed: a.creditOwed,
+  creditFree: 0,
+  mouseNoticed: false,
+  dirty: true,
+})
 
 export const restoreSession = (
   persisted: PersistedState,
-  _links: { readonly bridge?: BridgeLinkAttachment; readonly clients: ReadonlyArray<ClientLinkAttachment> },
-  _now: number,
-  _limits?: Partial<Limits>,
-): { state: SessionState; commands: SessionCommand[] } => ({ state: { session: persisted.session }, commands: [] })
+  links: { readonly bridge?: BridgeLinkAttachment; readonly clients: ReadonlyArray<ClientLinkAttachment> },
+  now: number,
+  limits?: Partial<Limits>,
+): { state: SessionState; commands: SessionCommand[] } => {
+  const s = initialSession({ session: persisted.session, policy: persisted.policy, now, limits: limits ?? {} })
+  s.counters = { ...persisted.counters }
+  s.rawCaps = persisted.agentCaps === null ? null : [...persisted.agentCaps]
+  s.capsSeen = s.rawCaps !== null
+  s.nextSeq = s.seqLease = persisted.nextSeq
+  s.epoch = persisted.epoch
+  const b = links.bridge
+  const sameEpoch = b === undefined || b.epoch === persisted.epoch
+  if (sameEpoch) resumeStream(s, persisted.agentAck, persisted.agentResume)
+  else {
+    s.epoch = b.epoch
+    s.stream = newAgentStream(s.limits, 0, "parse")
+  }
+  for (const a of links.clients) {
+    const c = restoredClient(s, a)
+    if (c.role === "controller" && s.controller !== null) {
+      c.role = "viewer"
+      enqueue(s, c, { frame: { t: "role", role: "viewer" }, bytes: 0 })
+    }
+    s.clients.set(c.id, c)
+    if (c.role === "controller") s.controller = c.id
+  }
+  if (b !== undefined) {
+    s.bridge = { id: b.bridge, dirty: true }
+    s.chardev = b.chardev
+    s.port = b.port
+    s.guest.wpos = b.wpos
+    s.guest.wrote = b.wrote
+    if (b.partialOut !== null) s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: b.wpos, port: Port.Client } })
+    s.out.push({ _tag: "SendToBridge", frame: { t: "rewind", epoch: s.epoch, pos: s.stream.acked } })
+  }
+  const lostHead = persisted.agentResume?._tag === "Mid" && persisted.agentResume.ports.some((p) => p.port === Port.Client)
+  for (const a of links.clients) {
+    const c = s.clients.get(a.client)!
+    if (a.partialIn !== null) {
+      notice(s, c, "resend", "the relay restarted while this message was arriving; send it again", a.partialIn)
+      c.inMsg = { id: a.partialIn, type: 0, size: 0, received: 0, mode: "drop", buf: new Uint8Array(0), orphan: true }
+    }
+    for (const id of a.inflight) s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
+    if (a.partialSeq !== null) enqueue(s, c, { frame: { t: "abort", seq: a.partialSeq, reason: lostHead ? "dropped-by-disconnect" : "resend" }, bytes: 0 })
+    c.creditFree = c.creditOwed
+    returnCredit(s, c)
+  }
+  settleInflight(s)
+  syncAgentState(s, true)
+  upkeep(s)
+  const commands = s.out
+  s.out = []
+  return { state: s, commands }
+}

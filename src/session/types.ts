@@ -72,13 +72,20 @@ export interface PersistedState {
   readonly counters: Readonly<Record<string, number>>
 }
 
-/** Where the agent-stream parser stood at a mid-message acknowledgement: enough to resume parsing exactly. */
-export interface AgentResume {
-  /** The chunk being read at that position (null between chunks). */
-  readonly chunk: { readonly port: number; readonly left: number } | null
-  /** Ports holding part of a message: its type, body bytes still to come and the seq it was given. */
-  readonly ports: ReadonlyArray<{ readonly port: number; readonly type: number; readonly left: number; readonly seq: number }>
-}
+/**
+ * Where the agent-stream parser stood at an acknowledged position that is not a message boundary: enough to resume
+ * parsing exactly there (messages larger than the agent window are acknowledged piecewise), or `scan` when the relay
+ * was hunting for the next message header after garbage.
+ */
+export type AgentResume =
+  | {
+      readonly _tag: "Mid"
+      /** The chunk being read at that position (null between chunks). */
+      readonly chunk: { readonly port: number; readonly left: number } | null
+      /** Ports holding part of a message: its type and the body bytes still to come (the rest is discarded). */
+      readonly ports: ReadonlyArray<{ readonly port: number; readonly type: number; readonly left: number }>
+    }
+  | { readonly _tag: "Scan" }
 
 /** Attachment of a client WebSocket: what `restore` needs to rebuild that client. */
 export interface ClientLinkAttachment {
@@ -93,10 +100,11 @@ export interface ClientLinkAttachment {
   readonly partialIn: number | null
   /** Client→relay credit bytes the client has spent and not had back (returned on restart). */
   readonly creditOwed: number
-  /** Relay→client credit bytes left (granted by the client, not yet used). */
-  readonly creditOut: number
-  /** Highest agent message seq sent whole to this client; replays at or below it are skipped. */
-  readonly lastSeq: number
+  /** Ids of this client's whole messages handed to the bridge and not yet acknowledged (acked after restart). */
+  readonly inflight: ReadonlyArray<number>
+  /** Agent epoch and stream end position of the last agent message sent whole: replays up to it are skipped. */
+  readonly lastEpoch: number
+  readonly lastPos: number
   /** Agent message seq partly sent to this client (aborted with "resend" on restart), or null. */
   readonly partialSeq: number | null
 }
@@ -112,8 +120,8 @@ export interface BridgeLinkAttachment {
   readonly wpos: number
   /** Guest-bound position the bridge reported written. */
   readonly wrote: number
-  /** Ports with a guest-bound message partly streamed (aborted on restart), with the client that sent it. */
-  readonly partialOut: ReadonlyArray<{ readonly port: number; readonly client: ClientId | null; readonly id: number }>
+  /** The port-1 message half streamed (aborted on restart; its sender is told "resend"), or null. */
+  readonly partialOut: { readonly client: ClientId; readonly id: number } | null
 }
 
 export type LinkAttachment = ClientLinkAttachment | BridgeLinkAttachment

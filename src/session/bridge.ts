@@ -1,0 +1,163 @@
+// The bridge link: tunnel attach (resume in the same epoch, or a new agent connection), tunnel loss with a grace period
+// (spec §5.7 case 5: a blip loses nothing), chardev and guest-port levels, agent data with positions, `wrote`.
+import type { BridgeToRelay } from "../link/types.ts"
+import { LINK_VERSION } from "../link/types.ts"
+import type { SessionState } from "./state.ts"
+import type { LeaveCause, SessionEvent } from "./types.ts"
+import { log, metric, notice } from "./emit.ts"
+import { abandonAgentMessages } from "./agent-route.ts"
+import { feedAgent, newAgentStream, restartStream } from "./agent-stream.ts"
+import { agentCame, agentGone, discardGuestBound, syncAgentState } from "./agent-link.ts"
+import { guestWrote, streamAbort } from "./guest-out.ts"
+import { dropInbound } from "./client-in.ts"
+
+type Hello = Extract<BridgeToRelay, { t: "hello" }>
+
+/** Closes the bridge link (protocol breach): handled as a tunnel loss. */
+export const closeBridge = (s: SessionState, detail: string, now: number): void => {
+  if (s.bridge === null) return
+  metric(s, "vdrelay_bridge_protocol_errors_total")
+  s.out.push({ _tag: "SendToBridge", frame: { t: "error", code: "protocol", detail } })
+  s.out.push({ _tag: "CloseBridge", code: "protocol", detail })
+  bridgeDetached(s, "protocol", now)
+}
+
+export const bridgeAttached = (s: SessionState, e: Extract<SessionEvent, { _tag: "BridgeAttached" }>): void => {
+  const h = e.hello
+  if (s.bridge !== null) bridgeDetached(s, "replaced", e.now)
+  if (h.v !== LINK_VERSION || !Number.isSafeInteger(h.epoch) || !Number.isSafeInteger(h.from) || h.from < 0 || !Number.isSafeInteger(h.wrote) || h.wrote < 0) {
+    const detail = `bad bridge hello (v ${h.v})`
+    s.out.push({ _tag: "SendToBridge", frame: { t: "error", code: "protocol", detail } })
+    s.out.push({ _tag: "CloseBridge", code: "protocol", detail })
+    return
+  }
+  s.bridge = { id: h.bridge, dirty: true }
+  s.graceUntil = null
+  metric(s, "vdrelay_bridge_attaches_total")
+  if (h.epoch === s.epoch) resume(s, h)
+  else newEpoch(s, h)
+}
+
+/** Same chardev connection: whole messages the bridge confirms are acked, the rest reported; agent bytes resume. */
+const resume = (s: SessionState, h: Hello): void => {
+  const g = s.guest
+  if (h.wrote > g.wpos) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
+  guestWrote(s, Math.min(h.wrote, g.wpos))
+  for (const f of g.inflight) {
+    const c = f.client === null ? undefined : s.clients.get(f.client)
+    if (c !== undefined) notice(s, c, "resend", "the bridge tunnel dropped before this message was written", f.id)
+  }
+  g.inflight = []
+  g.wpos = g.wrote = h.wrote
+  g.mouseEnd = null
+  s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow } })
+  if (h.from > s.stream.pos) gap(s, h.from)
+  const was = s.chardev && s.port !== "closed"
+  s.chardev = h.chardev
+  s.port = h.port
+  if (!h.chardev) agentGone(s, "chardev", false)
+  else if (h.port === "closed") agentGone(s, "port-closed", false)
+  else agentCame(s, !was)
+}
+
+/** A new chardev connection (or the first): everything of the old agent is reset, the new one is asked for its caps. */
+const newEpoch = (s: SessionState, h: Hello): void => {
+  if (s.chardev) agentGone(s, "new-epoch", false)
+  abandonAgentMessages(s, "dropped-by-disconnect", true)
+  discardGuestBound(s, "dropped-by-disconnect", "the agent connection was replaced")
+  s.epoch = h.epoch
+  s.stream = newAgentStream(s.limits, h.from, h.from === 0 ? "parse" : "scan")
+  s.guest.wpos = s.guest.wrote = h.wrote
+  s.rawCaps = null
+  s.capsSeen = false
+  s.chardev = h.chardev
+  s.port = h.port
+  s.persistDirty = true
+  s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: h.from, window: s.limits.agentWindow } })
+  if (h.chardev && h.port !== "closed") agentCame(s, true)
+  else syncAgentState(s)
+}
+
+/** The bridge cannot supply agent bytes from where the relay stands: what was in progress is lost; resynchronise. */
+const gap = (s: SessionState, from: number): void => {
+  metric(s, "vdrelay_agent_gaps_total")
+  log(s, "warn", "agent stream gap", { expected: s.stream.pos, from })
+  abandonAgentMessages(s, "dropped-by-disconnect", true)
+  restartStream(s, from, "scan")
+  // Nothing before `from` exists any more: acknowledge up to it so the window starts there.
+  s.stream.acked = from
+  s.stream.ackedResume = { _tag: "Scan" }
+  s.stream.safe = []
+  s.persistDirty = true
+}
+
+/** Tunnel gone: the half-streamed message is aborted (its sender resends); the agent stays "connected" for a grace. */
+export const bridgeDetached = (s: SessionState, cause: LeaveCause, now: number): void => {
+  if (s.bridge === null) return
+  metric(s, "vdrelay_bridge_detaches_total", { cause })
+  for (const c of s.clients.values()) if (c.inMsg?.mode === "stream") dropInbound(s, c, "resend", "the bridge tunnel dropped mid-message")
+  streamAbort(s)
+  s.bridge = null
+  s.guest.mouseEnd = null
+  s.guest.mousePending = null
+  if (s.chardev && s.port !== "closed") {
+    s.graceUntil = now + s.limits.bridgeGraceMs
+    s.out.push({ _tag: "SetTimer", at: s.graceUntil })
+  }
+}
+
+export const timerFired = (s: SessionState, now: number): void => {
+  if (s.graceUntil === null || now < s.graceUntil) return
+  s.graceUntil = null
+  agentGone(s, "bridge-lost", true)
+}
+
+export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): void => {
+  if (s.bridge === null) return
+  switch (f.t) {
+    case "hello": return closeBridge(s, "hello after the link was established", now)
+    case "ping": return void s.out.push({ _tag: "SendToBridge", frame: { t: "pong", n: f.n } })
+    case "data": return onData(s, f, now)
+    case "wrote":
+      if (f.epoch !== s.epoch) return
+      if (!Number.isSafeInteger(f.pos) || f.pos > s.guest.wpos) return closeBridge(s, `wrote ${f.pos} past ${s.guest.wpos}`, now)
+      return guestWrote(s, f.pos)
+    case "chardev":
+      if (f.up && f.epoch !== s.epoch) {
+        return newEpoch(s, { t: "hello", v: LINK_VERSION, bridge: s.bridge.id, epoch: f.epoch, chardev: true, from: 0, wrote: 0, port: s.port === "closed" ? "unknown" : s.port })
+      }
+      if (!f.up && f.epoch === s.epoch && s.chardev) {
+        s.chardev = false
+        s.bridge.dirty = true
+        return agentGone(s, "chardev", false)
+      }
+      return
+    case "port": {
+      if (f.epoch !== s.epoch) return
+      const open = f.open ? "open" : "closed"
+      if (open === s.port) return
+      s.port = open
+      s.bridge.dirty = true
+      if (!f.open) {
+        // A closed port drops what the old opener had half written; what follows may start mid-stream: rescan.
+        agentGone(s, "port-closed", false)
+        abandonAgentMessages(s, "dropped-by-disconnect", true)
+        return restartStream(s, s.stream.pos, "scan")
+      }
+      // The opener announces itself (request=1): no announce from the relay, which would release its clipboard twice.
+      return agentCame(s, false)
+    }
+  }
+}
+
+const onData = (s: SessionState, f: Extract<BridgeToRelay, { t: "data" }>, now: number): void => {
+  if (f.epoch !== s.epoch) return metric(s, "vdrelay_agent_stale_frames_total")
+  const a = s.stream
+  if (!Number.isSafeInteger(f.pos) || f.pos < 0) return closeBridge(s, `data at ${f.pos}`, now)
+  if (f.pos + f.bytes.length > a.acked + s.limits.agentWindow + s.limits.agentWindow / 8)
+    return closeBridge(s, `data up to ${f.pos + f.bytes.length} beyond the window (ack ${a.acked})`, now)
+  if (f.pos > a.pos) gap(s, f.pos)
+  const skip = s.stream.pos - f.pos
+  if (skip >= f.bytes.length) return metric(s, "vdrelay_agent_duplicate_frames_total")
+  feedAgent(s, skip > 0 ? f.bytes.subarray(skip) : f.bytes)
+}

@@ -1,0 +1,182 @@
+// Client → agent: `msg`/`more`/`abort` reassembly with checks before anything reaches the agent. Small messages are
+// stored whole and validated, then written; a large CLIPBOARD is streamed to the bridge, which writes only whole
+// messages to the chardev and drops one that ends in `abort`. Every refused message is answered with a notice.
+import type { ClientToRelay, NoticeCode } from "../link/types.ts"
+import { Cap, FileXferResult, MessageType, Port } from "../protocol/constants.ts"
+import { hasCap } from "../protocol/caps.ts"
+import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
+import { decodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
+import { u32At } from "../protocol/wire.ts"
+import type { ClientSide, SessionState } from "./state.ts"
+import { enqueue, flush as flushOf } from "./client-queue.ts"
+import { metric, notice } from "./emit.ts"
+import { agentTakesMouse, returnCredit, sendMouse, streamAbort, streamPush, streamStart, writable, writeWhole } from "./guest-out.ts"
+import { checkHeader, checkPayload, STREAMED_TYPE } from "./validate.ts"
+import { allocSeq } from "./agent-route.ts"
+import { closeClient, takeControl } from "./clients.ts"
+
+type Frame<T extends ClientToRelay["t"]> = Extract<ClientToRelay, { t: T }>
+
+/** A client broke the link protocol: it is closed (protocol), nothing else is affected. */
+const broken = (s: SessionState, c: ClientSide, detail: string): void => {
+  metric(s, "vdrelay_client_protocol_errors_total")
+  closeClient(s, c, "protocol", detail, "protocol")
+}
+
+const U32 = 0x1_0000_0000
+const isU32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n < U32
+
+/** Stops relaying the message `c` is sending: its sender is told; the rest of its frames are consumed silently. */
+export const dropInbound = (s: SessionState, c: ClientSide, code: NoticeCode, detail: string): void => {
+  const m = c.inMsg
+  if (m === null || m.mode === "drop") return
+  if (m.mode === "stream" && s.guest.stream?.client === c.id) streamAbort(s)
+  if (m.mode === "store") c.creditFree += m.received
+  m.mode = "drop"
+  m.buf = new Uint8Array(0)
+  notice(s, c, code, detail, m.id, m.type)
+  returnCredit(s, c)
+}
+
+/** FILE_XFER_STATUS for a START the policy refused: DISABLED if the sender understands detailed errors, else ERROR. */
+const refuseFileXfer = (s: SessionState, c: ClientSide, start: Uint8Array): void => {
+  if (start.length < 4) return
+  const detailed = hasCap(c.caps, Cap.FileXferDetailedErrors)
+  const enc = encodeFileXferStatus({ _tag: "FileXferStatus", id: u32At(start, 0), result: detailed ? FileXferResult.Disabled : FileXferResult.Error }, detailed)
+  if (enc._tag !== "Ok") return
+  const seq = allocSeq(s)
+  enqueue(s, c, { frame: { t: "msg", seq, type: MessageType.FileXferStatus, size: enc.value.length, data: enc.value, end: true }, bytes: enc.value.length, seq })
+}
+
+const refusal = (s: SessionState, c: ClientSide, f: Frame<"msg">): { code: NoticeCode; detail: string } | undefined => {
+  if (c.role !== "controller") return { code: "dropped-by-role", detail: "viewers cannot send to the agent" }
+  if (!writable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }
+  return checkHeader(f.type, f.size, s.policy, s.limits, s.rawCaps)
+}
+
+const onMsg = (s: SessionState, c: ClientSide, f: Frame<"msg">): void => {
+  if (c.inMsg !== null) return broken(s, c, `msg ${f.id} while message ${c.inMsg.id} is open`)
+  if (!isU32(f.id) || !isU32(f.type) || !isU32(f.size) || f.data.length > f.size || f.end !== (f.data.length === f.size))
+    return broken(s, c, `msg ${f.id}: inconsistent size/data/end`)
+  if (!spend(s, c, f.data.length)) return
+  const no = refusal(s, c, f)
+  c.inMsg = { id: f.id, type: f.type, size: f.size, received: f.data.length, mode: "drop", buf: new Uint8Array(0) }
+  c.dirty = true
+  if (no !== undefined) {
+    notice(s, c, no.code, no.detail, f.id, f.type)
+    if (f.type === MessageType.FileXferStart && no.code === "dropped-by-policy") refuseFileXfer(s, c, f.data)
+    c.creditFree += f.data.length
+    returnCredit(s, c)
+  } else if (f.type === STREAMED_TYPE && f.size > s.limits.storeAndForwardBytes) {
+    c.inMsg.mode = "stream"
+    streamStart(s, c.id, f.id, f.type, f.size)
+    forward(s, c, f.data)
+  } else {
+    c.inMsg.mode = "store"
+    c.inMsg.buf = new Uint8Array(f.size)
+    c.inMsg.buf.set(f.data, 0)
+  }
+  if (f.end) complete(s, c)
+}
+
+const onMore = (s: SessionState, c: ClientSide, f: Frame<"more">): void => {
+  const m = c.inMsg
+  if (m === null || m.id !== f.id) return broken(s, c, `more for message ${f.id}, which is not open`)
+  if (m.orphan === true) {
+    if (!spend(s, c, f.data.length)) return
+    c.creditFree += f.data.length
+    if (f.end) c.inMsg = null
+    return returnCredit(s, c)
+  }
+  if (f.data.length > m.size - m.received || f.end !== (m.received + f.data.length === m.size))
+    return broken(s, c, `more ${f.id}: data past the declared size or a wrong end flag`)
+  if (!spend(s, c, f.data.length)) return
+  if (m.mode === "store") m.buf.set(f.data, m.received)
+  m.received += f.data.length
+  if (m.mode === "stream") forward(s, c, f.data)
+  else if (m.mode === "drop") {
+    c.creditFree += f.data.length
+    returnCredit(s, c)
+  }
+  if (f.end) complete(s, c)
+}
+
+/** Charges relay-bound credit; a client far beyond what it was granted breaks the protocol. */
+const spend = (s: SessionState, c: ClientSide, n: number): boolean => {
+  c.creditOwed += n
+  if (c.creditOwed <= 2 * s.limits.clientCredit) return true
+  broken(s, c, `client sent ${c.creditOwed} bytes beyond its credit`)
+  return false
+}
+
+const forward = (s: SessionState, c: ClientSide, data: Uint8Array): void => {
+  streamPush(s, data)
+  c.creditFree += data.length
+  returnCredit(s, c)
+}
+
+const complete = (s: SessionState, c: ClientSide): void => {
+  const m = c.inMsg!
+  c.inMsg = null
+  c.dirty = true
+  if (m.mode !== "store") return
+  c.creditFree += m.size
+  const bad = writable(s) ? checkPayload(m.type, m.buf, s.rawCaps, s.limits) : { code: "agent-not-connected" as const, detail: "no agent is connected" }
+  if (bad !== undefined) notice(s, c, bad.code, bad.detail, m.id, m.type)
+  else {
+    if (m.type === MessageType.AnnounceCapabilities) {
+      const a = decodeAnnounceCapabilities(m.buf)
+      if (a._tag === "Ok") c.caps = a.value.caps
+    }
+    writeWhole(s, Port.Client, m.type, m.buf, { client: c.id, id: m.id })
+  }
+  returnCredit(s, c)
+}
+
+const onAbort = (s: SessionState, c: ClientSide, f: Frame<"abort">): void => {
+  const m = c.inMsg
+  if (m === null || m.id !== f.id) return
+  if (m.mode === "stream" && s.guest.stream?.client === c.id) streamAbort(s)
+  c.creditFree += m.mode === "store" ? m.received : 0
+  c.inMsg = null
+  c.dirty = true
+  returnCredit(s, c)
+}
+
+const onMouse = (s: SessionState, c: ClientSide, f: Frame<"mouse">): void => {
+  const why: [NoticeCode, string] | undefined =
+    c.role !== "controller"
+      ? ["dropped-by-role", "viewers cannot move the pointer"]
+      : !isU32(f.x) || !isU32(f.y) || !isU32(f.buttons) || !Number.isInteger(f.display) || f.display < 0 || f.display > 255
+        ? ["invalid-message", "mouse fields out of range"]
+        : !writable(s)
+          ? ["agent-not-connected", "no agent is connected"]
+          : !agentTakesMouse(s)
+            ? ["dropped-by-policy", "the agent did not announce MOUSE_STATE"]
+            : undefined
+  if (why !== undefined) {
+    // One notice until a pointer update gets through again: pointer motion is too frequent to answer each.
+    if (!c.mouseNoticed) notice(s, c, why[0], why[1], undefined, MessageType.MouseState)
+    else metric(s, "vdrelay_client_drops_total", { code: why[0] })
+    c.mouseNoticed = true
+    return
+  }
+  c.mouseNoticed = false
+  sendMouse(s, { x: f.x, y: f.y, buttons: f.buttons, display: f.display })
+}
+
+export const onClientFrame = (s: SessionState, c: ClientSide, f: ClientToRelay): void => {
+  switch (f.t) {
+    case "hello": return broken(s, c, "hello after the link was established")
+    case "msg": return onMsg(s, c, f)
+    case "more": return onMore(s, c, f)
+    case "abort": return onAbort(s, c, f)
+    case "mouse": return onMouse(s, c, f)
+    case "credit":
+      if (!Number.isInteger(f.bytes) || f.bytes <= 0 || f.bytes > 2 ** 31) return broken(s, c, `credit of ${f.bytes} bytes`)
+      c.credit = Math.min(c.credit + f.bytes, 2 ** 31)
+      return flushOf(s, c)
+    case "control": return takeControl(s, c)
+    case "ping": return enqueue(s, c, { frame: { t: "pong", n: f.n }, bytes: 0 })
+  }
+}

@@ -1,0 +1,107 @@
+// One client's outbound queue: frames leave in order, message data only while the client's credit allows.
+// A client over its cap is marked and closed at the end of the step (step.ts), never in the middle of a broadcast.
+import type { NoticeCode } from "../link/types.ts"
+import type { ClientSide, OutItem, SessionState } from "./state.ts"
+
+/** What a queued control frame counts against the queue cap (so notices cannot pile up for free). */
+export const CONTROL_COST = 64
+
+const cost = (it: OutItem): number => (it.bytes > 0 ? it.bytes : CONTROL_COST)
+
+/** Whether `c` is still a member of the session (commands to a departed client are never emitted). */
+export const present = (s: SessionState, c: ClientSide): boolean => s.clients.get(c.id) === c
+
+export const enqueue = (s: SessionState, c: ClientSide, item: OutItem): void => {
+  if (!present(s, c)) return
+  c.items.push(item)
+  c.queued += cost(item)
+  flush(s, c)
+}
+
+export const flush = (s: SessionState, c: ClientSide): void => {
+  while (c.head < c.items.length) {
+    const it = c.items[c.head]!
+    if (it.bytes > 0 && c.credit <= 0) break
+    c.credit -= it.bytes
+    c.queued -= cost(it)
+    c.head++
+    sent(s, c, it)
+    s.out.push({ _tag: "SendToClient", client: c.id, frame: it.frame })
+  }
+  if (c.head === c.items.length) {
+    c.items = []
+    c.head = 0
+  } else if (c.head > 256 && c.head * 2 > c.items.length) {
+    c.items = c.items.slice(c.head)
+    c.head = 0
+  }
+}
+
+const sent = (s: SessionState, c: ClientSide, it: OutItem): void => {
+  const f = it.frame
+  if (f.t === "msg" || f.t === "more") {
+    if (f.end) {
+      c.partialSeq = null
+      if (it.msgEnd !== undefined) {
+        c.lastEpoch = s.epoch
+        c.lastPos = it.msgEnd
+      }
+    } else c.partialSeq = f.seq
+    c.dirty = true
+  } else if (f.t === "abort" && c.partialSeq === f.seq) {
+    c.partialSeq = null
+    c.dirty = true
+  }
+}
+
+/** Position (agent stream) before which everything queued for `c` has been sent; Infinity when nothing waits. */
+export const frontier = (c: ClientSide): number => {
+  for (let i = c.head; i < c.items.length; i++) {
+    const p = c.items[i]!.framePos
+    if (p !== undefined) return p
+  }
+  return Infinity
+}
+
+/**
+ * Withdraws message `seq` from `c`: unsent frames of it are removed; if some were already sent, an `abort` follows
+ * them so the client drops the part it has. A client that never saw any of it hears nothing.
+ */
+export const withdraw = (s: SessionState, c: ClientSide, seq: number, reason: NoticeCode): void => {
+  if (!present(s, c)) return
+  let removed = false
+  const kept: OutItem[] = []
+  for (let i = c.head; i < c.items.length; i++) {
+    const it = c.items[i]!
+    if (it.seq === seq) {
+      c.queued -= cost(it)
+      removed = true
+    } else kept.push(it)
+  }
+  if (removed) {
+    c.items = kept
+    c.head = 0
+  }
+  if (c.partialSeq === seq) enqueue(s, c, { frame: { t: "abort", seq, reason }, bytes: 0 })
+}
+
+/** Marks the end of message `seq` for `c`: flips `end` on its last unsent frame, or queues an empty final `more`. */
+export const endMessage = (s: SessionState, c: ClientSide, seq: number, msgEnd: number | undefined, framePos: number | undefined): void => {
+  if (!present(s, c)) return
+  const last = c.items.length > c.head ? c.items[c.items.length - 1]! : undefined
+  if (last !== undefined && last.seq === seq && (last.frame.t === "msg" || last.frame.t === "more")) {
+    last.frame = { ...last.frame, end: true }
+    if (msgEnd !== undefined) last.msgEnd = msgEnd
+    return
+  }
+  const item: OutItem =
+    framePos === undefined
+      ? { frame: { t: "more", seq, data: new Uint8Array(0), end: true }, bytes: 0, seq }
+      : { frame: { t: "more", seq, data: new Uint8Array(0), end: true }, bytes: 0, seq, framePos }
+  if (msgEnd !== undefined) item.msgEnd = msgEnd
+  enqueue(s, c, item)
+}
+
+/** The cap a client's queue may not exceed: viewers are closed above it; the controller back-pressures the agent. */
+export const queueCap = (s: SessionState, c: ClientSide): number =>
+  c.role === "viewer" ? s.limits.clientQueueBytes : s.limits.clientQueueBytes + s.limits.agentWindow

@@ -1,0 +1,130 @@
+// Guest-bound writes on the bridge link: whole messages and one streamed port-1 message chunked ≤ 2048 with positions,
+// `abort` for a stream that will not complete, MOUSE_STATE coalesced with one in flight (latest wins), and `wrote`
+// handling (acks to senders, credit back to the controller while the guest keeps up).
+import { Cap, MessageType, Port } from "../protocol/constants.ts"
+import { hasCap } from "../protocol/caps.ts"
+import { MessageChunker, encodeChunkedMessage } from "../protocol/chunker.ts"
+import { encodeMouseState } from "../protocol/codec-display.ts"
+import type { ClientSide, Mouse, SessionState } from "./state.ts"
+import type { ClientId } from "./types.ts"
+import { enqueue, present } from "./client-queue.ts"
+
+/** Whether guest-bound bytes can be handed to the bridge now. */
+export const writable = (s: SessionState): boolean => s.bridge !== null && s.chardev && s.port !== "closed"
+
+const FULL_CHUNK = 2056
+
+const emitWrites = (s: SessionState, port: number, bytes: Uint8Array, end: boolean): void => {
+  const g = s.guest
+  const piece = Math.max(FULL_CHUNK, Math.floor(s.limits.bridgeWriteBytes / FULL_CHUNK) * FULL_CHUNK)
+  // Pieces are cut at multiples of a full chunk, so every write frame carries whole chunks.
+  for (let o = 0; o < bytes.length; o += piece) {
+    const data = bytes.subarray(o, Math.min(bytes.length, o + piece))
+    const last = o + piece >= bytes.length
+    s.out.push({ _tag: "SendToBridge", frame: { t: "write", epoch: s.epoch, pos: g.wpos, port, data, end: end && last } })
+    g.wpos += data.length
+  }
+  s.bridge!.dirty = true
+}
+
+/** Writes one whole message; a client's message is acknowledged to it once `wrote` passes its end. */
+export const writeWhole = (s: SessionState, port: number, type: number, payload: Uint8Array, from: { client: ClientId; id: number } | null): void => {
+  emitWrites(s, port, encodeChunkedMessage(port, type, payload), true)
+  s.guest.inflight.push({ end: s.guest.wpos, client: from?.client ?? null, id: from?.id ?? -1 })
+}
+
+export const streamStart = (s: SessionState, client: ClientId, id: number, type: number, size: number): void => {
+  s.guest.stream = { client, id, chunker: new MessageChunker(Port.Client, type, size), start: s.guest.wpos }
+  s.bridge!.dirty = true
+}
+
+export const streamPush = (s: SessionState, bytes: Uint8Array): void => {
+  const st = s.guest.stream
+  if (st === null) return
+  const out = st.chunker.push(bytes)
+  if (out.length > 0 || st.chunker.done) emitWrites(s, Port.Client, out, st.chunker.done)
+  if (st.chunker.done) {
+    s.guest.inflight.push({ end: s.guest.wpos, client: st.client, id: st.id })
+    s.guest.stream = null
+  }
+}
+
+/** Tells the bridge to discard the half-sent port-1 message (it writes only whole messages to the chardev). */
+export const streamAbort = (s: SessionState): void => {
+  if (s.guest.stream === null) return
+  s.guest.stream = null
+  if (s.bridge !== null) {
+    s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: s.guest.wpos, port: Port.Client } })
+    s.bridge.dirty = true
+  }
+}
+
+export const sendClientDisconnected = (s: SessionState): void => {
+  if (writable(s)) writeWhole(s, Port.Server, MessageType.ClientDisconnected, new Uint8Array(0), null)
+}
+
+/** MOUSE_STATE on the server port, only when the agent announced the cap; one in flight, the latest pending. */
+export const sendMouse = (s: SessionState, m: Mouse): void => {
+  const g = s.guest
+  if (g.mouseEnd !== null && g.wrote < g.mouseEnd) {
+    g.mousePending = m
+    return
+  }
+  const enc = encodeMouseState({ _tag: "MouseState", x: m.x, y: m.y, buttons: m.buttons, displayId: m.display })
+  if (enc._tag !== "Ok") return
+  g.mousePending = null
+  emitWrites(s, Port.Server, encodeChunkedMessage(Port.Server, MessageType.MouseState, enc.value), true)
+  g.mouseEnd = g.wpos
+}
+
+export const agentTakesMouse = (s: SessionState): boolean => s.rawCaps !== null && hasCap(s.rawCaps, Cap.MouseState)
+
+/** Guest-bound bytes the bridge holds beyond the message being streamed. */
+const backlog = (s: SessionState): number => {
+  const g = s.guest
+  return g.wpos - g.wrote - (g.stream === null ? 0 : g.wpos - g.stream.start)
+}
+
+/** Gives a client the credit of bytes forwarded or dropped, unless the guest is behind (then `wrote` will). */
+export const returnCredit = (s: SessionState, c: ClientSide): void => {
+  if (c.creditFree <= 0 || !present(s, c)) return
+  if (s.bridge !== null && backlog(s) > s.limits.guestWindow) return
+  const bytes = c.creditFree
+  c.creditFree = 0
+  c.creditOwed -= bytes
+  c.dirty = true
+  enqueue(s, c, { frame: { t: "credit", bytes }, bytes: 0 })
+}
+
+/** The bridge wrote (or discarded, for aborted messages) everything below `pos`. */
+export const guestWrote = (s: SessionState, pos: number): void => {
+  const g = s.guest
+  if (pos <= g.wrote) return
+  g.wrote = pos
+  s.bridge!.dirty = true
+  settleInflight(s)
+  if (g.mouseEnd !== null && pos >= g.mouseEnd) {
+    g.mouseEnd = null
+    if (g.mousePending !== null && writable(s)) sendMouse(s, g.mousePending)
+  }
+  for (const c of s.clients.values()) returnCredit(s, c)
+}
+
+/** Acknowledges to their senders the messages the bridge has written. */
+export const settleInflight = (s: SessionState): void => {
+  const g = s.guest
+  let k = 0
+  while (k < g.inflight.length && g.inflight[k]!.end <= g.wrote) {
+    const f = g.inflight[k++]!
+    const c = f.client === null ? undefined : s.clients.get(f.client)
+    if (c !== undefined) {
+      enqueue(s, c, { frame: { t: "ack", id: f.id }, bytes: 0 })
+      c.dirty = true
+    }
+  }
+  if (k > 0) g.inflight.splice(0, k)
+}
+
+/** Ids of a client's messages in flight (for its attachment). */
+export const inflightOf = (s: SessionState, client: ClientId): number[] =>
+  s.guest.inflight.filter((f) => f.client === client).map((f) => f.id)
