@@ -14,7 +14,8 @@ export const u64At = (b: Uint8Array, at: number): number | undefined => {
 export const badSize = (type: string, size: number, rule: string): Invalid =>
   invalid("BadSize", 0, `${type} payload of ${size} bytes violates the size rule (${rule})`)
 
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a leading U+FEFF is kept as text, not silently dropped (and workerd's typings require both fields).
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const utf8Encoder = new TextEncoder()
 /** Strict UTF-8 decoding; undefined on malformed input (the decoders turn it into BadField). */
 export const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
