@@ -149,6 +149,8 @@ export class VmCore {
         if (this.current(frame.epoch)) {
           this.guest.receive(frame.pos, frame.port, frame.data, frame.end)
           this.pumpGuest()
+          this.sendWrote()
+          this.updateGauges()
         }
         return undefined
       case "abort":
@@ -182,7 +184,7 @@ export class VmCore {
     if (level === this.port) return
     this.port = level
     this.metrics.set("vdrelay_bridge_port_open", this.labels, level === "open" ? 1 : level === "closed" ? 0 : -1)
-    this.log.log("info", "guest-port", { level, cause })
+    this.log.log("info", "guest-port", { port: level, cause })
     if (level === "closed") this.guest.discardUnstarted("port-closed", cause)
     if (this.synced && level !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: level === "open" })
     this.sendWrote()
@@ -217,6 +219,8 @@ export class VmCore {
       window: frame.window,
       replay: this.chardevUp ? this.sentHigh - this.sentPos : 0,
     })
+    // The level may have changed between hello and welcome (QMP answers concurrently): state it again.
+    if (this.port !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: this.port === "open" })
     this.updateReadGate()
     this.pumpAgent()
     this.pumpGuest()
@@ -304,6 +308,7 @@ export class VmCore {
       guest.written(batch)
       this.metrics.inc("vdrelay_bridge_guest_bytes_written_total", this.labels, batch.bytes.length)
       if (batch.last) this.metrics.inc("vdrelay_bridge_guest_messages_written_total", this.labels)
+      this.updateGauges()
       this.sendWrote()
       this.pumpGuest()
     })

@@ -1,0 +1,104 @@
+// Guest port gating through QMP (fake QEMU monitor): query-chardev's frontend-open is the truth, VSERPORT_CHANGE only
+// triggers a query; no writes while the port is known closed; `port` frames tell the relay the level.
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { startFakeQmp, type FakeQmp } from "../../harness/fake-qmp.ts"
+import { bytes, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { message, sendWrites } from "./guest.ts"
+
+let cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c()
+  cleanups = []
+})
+
+interface Rig {
+  chardev: FakeChardev
+  relay: FakeRelay
+  bridge: InProcessBridge
+  qmp: FakeQmp
+}
+
+const setup = async (open: boolean, qmpConfig: Record<string, unknown> = {}, rateLimitMs = 200): Promise<Rig> => {
+  const { dir, cleanup } = await tempDir()
+  const chardev = await startFakeChardev(join(dir, "vdagent.sock"))
+  const qmp = await startFakeQmp({ path: join(dir, "qmp.sock"), device: "vdport", chardev: "charvdagent", open, rateLimitMs })
+  const relay = await startFakeRelay()
+  const bridge = await startBridge(dir, {
+    edge: relay.url,
+    vms: [{ id: "vm1", chardev: chardev.path, qmp: { socket: join(dir, "qmp.sock"), device: "vdport", ...qmpConfig } }],
+  })
+  cleanups.push(cleanup, () => chardev.close(), () => qmp.close(), () => relay.close(), () => bridge.stop())
+  return { chardev, relay, bridge, qmp }
+}
+
+const welcomed = async (rig: Rig): Promise<{ conn: RelayConn; epoch: number }> => {
+  const conn = await rig.relay.conn(0)
+  conn.send({ t: "welcome", v: 1, epoch: conn.hello!.epoch, ack: 0, window: 1 << 20 })
+  await until(() => conn.hello!.chardev || conn.of("chardev").some((f) => f.up), "chardev up")
+  const ups = conn.of("chardev").filter((f) => f.up)
+  return { conn, epoch: ups.length > 0 ? ups.at(-1)!.epoch : conn.hello!.epoch }
+}
+
+/** The port level the relay was last told: the latest `port` frame, else hello.port. */
+const toldLevel = (conn: RelayConn): string => {
+  const p = conn.of("port").at(-1)
+  return p !== undefined ? (p.open ? "open" : "closed") : conn.hello!.port
+}
+const lastWrote = (conn: RelayConn): number => conn.of("wrote").at(-1)?.pos ?? 0
+
+describe("guest port gating (QMP)", () => {
+  it("writes nothing while the guest port is closed, drops what came meanwhile, and writes again once it opens", async () => {
+    const rig = await setup(false)
+    const { conn, epoch } = await welcomed(rig)
+    await until(() => toldLevel(conn) === "closed", "relay told the port is closed")
+    const stale = message(1, 4, bytes(5000, 20))
+    let pos = sendWrites(conn, epoch, 0, 1, stale)
+    await until(() => lastWrote(conn) === pos, "the message settled (discarded)")
+    expect(rig.chardev.receivedBytes().length).toBe(0)
+    expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "port-closed" })).toBe(1)
+    rig.qmp.setGuestOpen(true)
+    await until(() => toldLevel(conn) === "open", "relay told the port is open")
+    const fresh = message(1, 6, bytes(8, 21))
+    pos = sendWrites(conn, epoch, pos, 1, fresh)
+    await until(() => lastWrote(conn) === pos, "written")
+    expect(rig.chardev.receivedBytes().equals(fresh)).toBe(true)
+    expect(rig.qmp.commands.slice(0, 3)).toEqual(["qmp_capabilities", "qom-get", "query-chardev"])
+  })
+
+  it("treats VSERPORT_CHANGE as a level: a close+open collapsed by the rate limit never closes the port", async () => {
+    const rig = await setup(true)
+    const { conn } = await welcomed(rig)
+    await until(() => toldLevel(conn) === "open", "open")
+    rig.qmp.setGuestOpen(false) // event false goes out at once...
+    rig.qmp.setGuestOpen(true) // ...the reopen is parked for the rate-limit window
+    await until(() => rig.bridge.metric("vdrelay_bridge_qmp_events_total") === 2, "both events seen")
+    await until(() => rig.qmp.commands.filter((c) => c === "query-chardev").length === 3, "a query after each event")
+    expect(conn.of("port").every((p) => p.open)).toBe(true)
+    expect(rig.bridge.logs.some((l) => l.event === "guest-port" && l["port"] === "closed")).toBe(false)
+  })
+
+  it("ignores a stale event whose query says otherwise, and finds the chardev id from config without qom-get", async () => {
+    const rig = await setup(true, { chardev: "charvdagent" })
+    const { conn } = await welcomed(rig)
+    await until(() => toldLevel(conn) === "open", "open")
+    rig.qmp.emit("VSERPORT_CHANGE", { open: false, id: "vdport" })
+    rig.qmp.emit("VSERPORT_CHANGE", { open: false, id: "some-other-port" })
+    await until(() => rig.qmp.commands.filter((c) => c === "query-chardev").length === 2, "one query for our device only")
+    expect(rig.qmp.commands).not.toContain("qom-get")
+    expect(conn.of("port").some((p) => !p.open)).toBe(false)
+  })
+
+  it("falls back to 'unknown' (writes allowed) when QMP goes away, and re-reads the level when it returns", async () => {
+    const rig = await setup(false)
+    const { conn, epoch } = await welcomed(rig)
+    await until(() => toldLevel(conn) === "closed", "closed")
+    rig.qmp.dropClients()
+    await until(() => rig.bridge.metric("vdrelay_bridge_port_open") === -1, "unknown")
+    const msg = message(1, 6, bytes(8, 22))
+    const pos = sendWrites(conn, epoch, 0, 1, msg)
+    await until(() => lastWrote(conn) === pos, "written")
+    expect(rig.chardev.receivedBytes().equals(msg)).toBe(true)
+    await until(() => rig.bridge.metric("vdrelay_bridge_port_open") === 0, "closed again after QMP reconnects")
+  })
+})
