@@ -184,11 +184,27 @@ describe("assembly properties", () => {
           a.push(b.wire.subarray(0, n), () => delivered++)
           expect(delivered).toBe(0)
           expect(a.error).toBeUndefined()
-          expect(a.atBoundary).toBe(n === 0)
+        }
+        // Once the last chunk has started, the parser is mid-message until its last byte.
+        if (b.wire.length > 1) {
+          const a = new MessageAssembler(CAPS)
+          a.push(b.wire.subarray(0, b.wire.length - 1), () => {})
+          expect(a.atBoundary).toBe(false)
         }
       }),
       { numRuns: 200 },
     )
+  })
+
+  it("regression (seed 1833142744): empty chunks before a message leave the parser at a boundary", () => {
+    const m = chunk(1, messageBytes({ port: 1, type: 13, payload: new Uint8Array(0) }))
+    const wire = concat([chunk(1, new Uint8Array(0)), chunk(1, new Uint8Array(0)), m])
+    const a = new MessageAssembler(CAPS)
+    let delivered = 0
+    a.push(wire.subarray(0, 16), () => delivered++)
+    expect([delivered, a.atBoundary, a.error]).toEqual([0, true, undefined])
+    a.push(wire.subarray(16), () => delivered++)
+    expect([delivered, a.atBoundary]).toEqual([1, true])
   })
 
   it("random bytes never throw and never grow a buffer past its cap", () => {
