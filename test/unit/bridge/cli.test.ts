@@ -1,0 +1,99 @@
+// The `vdrelay bridge` process: --help, config errors (exit 2 with the key), metrics on 127.0.0.1, and SIGTERM closing
+// the tunnel with 1001 and the chardev socket, exiting 0; log lines are JSON and never contain the token.
+import { type ChildProcess, spawn } from "node:child_process"
+import { writeFile } from "node:fs/promises"
+import { join, resolve } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+
+const BIN = resolve(import.meta.dirname, "../../../bin/vdrelay.mjs")
+const TOKEN = "secret-token-value-that-must-not-be-logged"
+
+interface Run {
+  readonly child: ChildProcess
+  stdout: string
+  stderr: string
+  code: number | null | undefined
+  signal: NodeJS.Signals | null
+}
+
+const run = (args: Array<string>): Run => {
+  const child = spawn(process.execPath, [BIN, "bridge", ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  const r: Run = { child, stdout: "", stderr: "", code: undefined, signal: null }
+  child.stdout!.on("data", (d: Buffer) => (r.stdout += d.toString()))
+  child.stderr!.on("data", (d: Buffer) => (r.stderr += d.toString()))
+  child.on("exit", (code, signal) => {
+    r.code = code
+    r.signal = signal
+  })
+  return r
+}
+
+let cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c()
+  cleanups = []
+})
+
+const exited = (r: Run): Promise<void> => until(() => r.code !== undefined, "the bridge process to exit", 30_000)
+
+describe("vdrelay bridge (process)", () => {
+  it("--help explains every option and config key", async () => {
+    const r = run(["--help"])
+    await exited(r)
+    expect(r.code).toBe(0)
+    for (const word of ["--config", "--metrics-port", "--log-level", "edge", "tokenFile", "chardev", "qmp", "device", "limits", "retainBytes", "reconnect", "pingIntervalMs", "SIGTERM"]) {
+      expect(r.stdout).toContain(word)
+    }
+  })
+
+  it("exits 2 naming the offending key for a bad config, a missing token file or bad flags", async () => {
+    const { dir, cleanup } = await tempDir()
+    cleanups.push(cleanup)
+    const bad = join(dir, "bad.json")
+    await writeFile(bad, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "t"), vms: [{ id: "vm1", chardev: "nowhere" }] }))
+    const r1 = run(["--config", bad])
+    const missing = join(dir, "missing-token.json")
+    await writeFile(missing, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "absent.token"), vms: [{ id: "vm1", chardev: "/tmp/x.sock" }] }))
+    const r2 = run(["--config", missing])
+    const r3 = run(["--config"])
+    const r4 = run(["--config", bad, "--frobnicate"])
+    await Promise.all([exited(r1), exited(r2), exited(r3), exited(r4)])
+    expect([r1.code, r2.code, r3.code, r4.code]).toEqual([2, 2, 2, 2])
+    expect(r1.stderr).toContain("vms[0].chardev")
+    expect(r2.stderr).toContain("vms[0].tokenFile")
+    expect(r4.stderr).toContain("frobnicate")
+  })
+
+  it("serves metrics, and on SIGTERM tells the relay (1001), closes the chardev and exits 0", async () => {
+    const { dir, cleanup } = await tempDir()
+    const chardev = await startFakeChardev(join(dir, "vdagent.sock"))
+    const relay = await startFakeRelay()
+    cleanups.push(cleanup, () => chardev.close(), () => relay.close())
+    await writeFile(join(dir, "token"), `${TOKEN}\n`)
+    const config = join(dir, "bridge.json")
+    await writeFile(config, JSON.stringify({ edge: relay.url, tokenFile: join(dir, "token"), vms: [{ id: "vm1", chardev: chardev.path }] }))
+    const r = run(["--config", config, "--metrics-port", "0"])
+    cleanups.push(async () => void r.child.kill("SIGKILL"))
+    const conn = await relay.conn(0)
+    conn.send({ t: "welcome", v: 1, epoch: conn.hello!.epoch, ack: 0, window: 1 << 20 })
+    await until(() => chardev.current !== undefined && r.stderr.includes('"tunnel-connected"') && r.stderr.includes('"metrics-listening"'), "bridge up")
+    const address = /"metrics-listening","address":"([^"]+)"/.exec(r.stderr)?.[1]
+    expect(address).toMatch(/^127\.0\.0\.1:\d+$/)
+    const metrics = await (await fetch(`http://${address}/metrics`)).text()
+    expect(metrics).toContain('vdrelay_bridge_tunnel_up{vm="vm1"} 1')
+    expect(metrics).toContain("# TYPE vdrelay_bridge_agent_bytes_read_total counter")
+    const socket = chardev.current!
+    let chardevEnded = false
+    socket.on("close", () => (chardevEnded = true))
+    r.child.kill("SIGTERM")
+    await exited(r)
+    expect(r.code).toBe(0)
+    expect(conn.closeCode).toBe(1001)
+    await until(() => chardevEnded, "chardev socket closed")
+    const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(lines.map((l) => l.event)).toEqual(expect.arrayContaining(["bridge-started", "chardev-connected", "tunnel-connected", "signal", "chardev-disconnected", "bridge-stopped"]))
+    expect(lines.filter((l) => l.event === "chardev-disconnected")[0]).toMatchObject({ vm: "vm1", cause: "shutdown" })
+    expect(r.stderr).not.toContain(TOKEN)
+  })
+})

@@ -1,0 +1,67 @@
+// Config parsing: every error names the offending key; defaults and `{vm}` substitution.
+import { describe, expect, it } from "vitest"
+import { ConfigError, parseConfig, parseEndpoint } from "../../../src/bridge/config.ts"
+
+const base = { edge: "wss://relay.example.com/v1/vms/{vm}/bridge", tokenFile: "/etc/vdrelay/bridge.token", vms: [{ id: "vm-1", chardev: "/run/vdrelay/vm-1.sock" }] }
+
+const errorOf = (config: unknown): ConfigError => {
+  try {
+    parseConfig(typeof config === "string" ? config : JSON.stringify(config), "host")
+  } catch (e) {
+    if (e instanceof ConfigError) return e
+    throw e
+  }
+  throw new Error("no error")
+}
+
+describe("bridge config", () => {
+  it("parses a minimal config with defaults and substitutes {vm}", () => {
+    const c = parseConfig(JSON.stringify(base), "hv-7")
+    expect(c.bridge).toBe("hv-7")
+    expect(c.vms[0]).toEqual({
+      id: "vm-1",
+      chardev: { kind: "unix", path: "/run/vdrelay/vm-1.sock" },
+      qmp: undefined,
+      url: "wss://relay.example.com/v1/vms/vm-1/bridge",
+      tokenFile: "/etc/vdrelay/bridge.token",
+    })
+    expect(c.limits.retainBytes).toBe(8 << 20)
+    expect(c.reconnect).toEqual({ baseMs: 250, capMs: 30_000 })
+  })
+
+  it("accepts TCP chardevs, per-VM overrides and QMP", () => {
+    const c = parseConfig(
+      JSON.stringify({
+        ...base,
+        vms: [{ id: "a", chardev: "tcp:[::1]:5555", edge: "ws://127.0.0.1:8787/x/{vm}", tokenFile: "/t", qmp: { socket: "unix:/run/q.sock", device: "vdport" } }],
+      }),
+      "h",
+    )
+    expect(c.vms[0]!.chardev).toEqual({ kind: "tcp", host: "::1", port: 5555 })
+    expect(c.vms[0]!.url).toBe("ws://127.0.0.1:8787/x/a")
+    expect(c.vms[0]!.qmp).toEqual({ endpoint: { kind: "unix", path: "/run/q.sock" }, device: "vdport", chardev: undefined })
+    expect(parseEndpoint("127.0.0.1:4000", "k")).toEqual({ kind: "tcp", host: "127.0.0.1", port: 4000 })
+  })
+
+  it.each([
+    ["not JSON", "{", "(file)"],
+    ["no vms", { ...base, vms: [] }, "vms"],
+    ["an unknown top-level key", { ...base, tokenfile: "/x" }, "tokenfile"],
+    ["an unknown VM key", { ...base, vms: [{ id: "a", chardev: "/s", qmpSocket: "/q" }] }, "vms[0].qmpSocket"],
+    ["a missing chardev", { ...base, vms: [{ id: "a" }] }, "vms[0].chardev"],
+    ["a chardev that is neither path nor host:port", { ...base, vms: [{ id: "a", chardev: "localhost" }] }, "vms[0].chardev"],
+    ["a port out of range", { ...base, vms: [{ id: "a", chardev: "h:70000" }] }, "vms[0].chardev"],
+    ["a bad VM id", { ...base, vms: [{ id: "a b", chardev: "/s" }] }, "vms[0].id"],
+    ["a duplicate VM id", { ...base, vms: [{ id: "a", chardev: "/s" }, { id: "a", chardev: "/t" }] }, "vms[1].id"],
+    ["no token file anywhere", { edge: base.edge, vms: base.vms }, "vms[0].tokenFile"],
+    ["no edge anywhere", { tokenFile: "/t", vms: base.vms }, "vms[0].edge"],
+    ["an http edge", { ...base, edge: "https://x/{vm}" }, "edge"],
+    ["credentials in the edge URL", { ...base, edge: "wss://u:p@x/{vm}" }, "edge"],
+    ["a QMP block without device", { ...base, vms: [{ id: "a", chardev: "/s", qmp: { socket: "/q" } }] }, "vms[0].qmp.device"],
+    ["a limit of the wrong type", { ...base, limits: { retainBytes: "8M" } }, "limits.retainBytes"],
+    ["a guest buffer smaller than a message", { ...base, limits: { maxGuestMessageBytes: 1 << 20, guestBufferBytes: 1 << 19 } }, "limits.guestBufferBytes"],
+    ["a backoff cap below its base", { ...base, reconnect: { baseMs: 1000, capMs: 500 } }, "reconnect.capMs"],
+  ])("rejects %s, naming the key", (_what, config, key) => {
+    expect(errorOf(config).key).toBe(key)
+  })
+})
