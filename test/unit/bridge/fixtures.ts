@@ -56,7 +56,7 @@ export class RelayConn {
     this.ws.send(encodeRelayToBridge(frame))
   }
   /** Agent bytes received on this link, concatenated in arrival order (positions checked contiguous from `from`). */
-  agentBytes(from: number): Uint8Array {
+  agentBytes(from: number): Buffer {
     const data = this.of("data")
     let pos = from
     const parts: Array<Uint8Array> = []
