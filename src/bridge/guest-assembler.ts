@@ -1,6 +1,6 @@
 // Guest-bound side of one epoch: the relay's chunked `write` pieces buffered per port until a message is complete,
 // complete messages handed to the chardev writer in chunk-aligned batches that alternate between ports, and the
-// `wrote` position (every guest-bound byte below it written whole or deliberately discarded).
+// `wrote` position: every message that ends below it was written whole or deliberately discarded.
 import { checkChunking, PartCursor } from "./part-cursor.ts"
 
 export type DiscardReason =
@@ -14,7 +14,10 @@ export type DiscardReason =
   | "chardev-lost" // the agent connection (epoch) ended
   | "sequence-gap" // the relay skipped positions: whatever was partial cannot be trusted
 
-/** A write frame's byte range; settled once written to the chardev or discarded. */
+/**
+ * A write frame's byte range. The last piece of a message is settled once the message is written to the chardev or
+ * discarded; other pieces are settled on arrival (a message is acknowledged by `wrote` passing its end).
+ */
 interface Span {
   readonly pos: number
   readonly end: number
@@ -99,7 +102,10 @@ export class GuestAssembler {
     }
     const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined }
     state.partial = msg
-    msg.spans.push(span)
+    // Only a message's last piece holds `wrote` back: the relay counts a message written once `wrote` passes its end,
+    // and bytes of a message still streaming must not hold back MOUSE_STATE or the sender's credit behind it.
+    if (end) msg.spans.push(span)
+    else span.settled = true
     if (data.length > 0) msg.parts.push(data)
     msg.bytes += data.length
     this.held += data.length
@@ -192,7 +198,7 @@ export class GuestAssembler {
     if (batch.last) this.settle(batch.message)
   }
 
-  /** Every guest-bound byte below this position is written whole or discarded. */
+  /** Every message ending below this position is written whole or discarded; no unfinished message holds it back. */
   get wrotePos(): number {
     while (this.spanHead < this.spans.length && this.spans[this.spanHead]!.settled) this.spanHead++
     if (this.spanHead > 1024) {

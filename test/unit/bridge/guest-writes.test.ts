@@ -51,6 +51,20 @@ describe("guest-bound writes", () => {
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_written_total")).toBe(1)
   })
 
+  it("acknowledges a MOUSE_STATE past a port-1 message still streaming in (only a message's end holds wrote back)", async () => {
+    const rig = await setup()
+    const { conn, epoch } = await welcomed(rig, 0)
+    const clip = message(1, 4, bytes(40_000, 19))
+    let pos = sendWrites(conn, epoch, 0, 1, clip.subarray(0, 20_560), 2056, false)
+    const mouse = mouseState(5, 6)
+    pos = sendWrites(conn, epoch, pos, 2, mouse)
+    await until(() => lastWrote(conn) === pos, "wrote passes the mouse while the clipboard streams")
+    expect(rig.chardev.receivedBytes().equals(mouse)).toBe(true)
+    const end = sendWrites(conn, epoch, pos, 1, clip.subarray(20_560), 2056)
+    await until(() => lastWrote(conn) === end, "the clipboard written and acknowledged")
+    expect(portStream(rig.chardev.receivedBytes(), 1).equals(clip)).toBe(true)
+  })
+
   it("drops a partial message when the tunnel drops mid message, keeps complete ones, and resumes at hello.wrote", async () => {
     const rig = await setup({}, { pausedReads: true })
     const { conn, epoch } = await welcomed(rig, 0)
