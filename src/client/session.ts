@@ -37,7 +37,8 @@ export class Session extends Emitter<SessionEvents> {
   private readonly outbox: Outbox
   private readonly clipboard: Clipboard
   private readonly files: FileTransfers
-  private readonly replies: Array<{ resolve: () => void; reject: (e: ClientError) => void; expired: boolean }> = []
+  /** MONITORS_CONFIG sent and not yet answered, oldest first (the agent answers in order; a late answer still pops). */
+  private readonly replies: Array<{ done: boolean; settle: (err?: ClientError) => void }> = []
   private maxClipboardSent = false
 
   constructor(private readonly opts: ConnectOptions) {
@@ -126,16 +127,27 @@ export class Session extends Emitter<SessionEvents> {
     this.requireAgent()
     if (!hasCap(this.agent.caps ?? [], Cap.MonitorsConfig)) throw new ClientError("not-supported", "the agent does not take monitor configs")
     if (monitors.length === 0 || monitors.length > 16) throw new ClientError("rejected", "between 1 and 16 monitors")
+    let entry!: (typeof this.replies)[number]
     const reply = new Promise<void>((resolve, reject) => {
-      const entry = { resolve, reject, expired: false }
-      this.replies.push(entry)
-      setTimeout(() => {
-        if (entry.expired) return
-        entry.expired = true
-        reject(new ClientError("timeout", "the agent did not reply to the monitors config"))
-      }, this.opts.replyTimeoutMs ?? 15_000)
+      const timer = setTimeout(() => entry.settle(new ClientError("timeout", "the agent did not reply to the monitors config")), this.opts.replyTimeoutMs ?? 15_000)
+      entry = {
+        done: false,
+        settle: (err) => {
+          if (entry.done) return
+          entry.done = true
+          clearTimeout(timer)
+          if (err === undefined) resolve()
+          else reject(err)
+        },
+      }
     })
-    await this.outbox.enqueue(MessageType.MonitorsConfig, encodeMonitorsConfig(monitors))
+    this.replies.push(entry)
+    try {
+      await this.outbox.enqueue(MessageType.MonitorsConfig, encodeMonitorsConfig(monitors))
+    } catch (err) {
+      this.replies.splice(this.replies.indexOf(entry), 1)
+      entry.settle(err as ClientError)
+    }
     return reply
   }
 
@@ -308,7 +320,7 @@ export class Session extends Emitter<SessionEvents> {
   private resetAgentSide(err: ClientError): void {
     this.clipboard.reset(err)
     this.files.failAll(err)
-    for (const r of this.replies.splice(0)) if (!r.expired) ((r.expired = true), r.reject(err))
+    for (const r of this.replies.splice(0)) r.settle(err)
   }
 
   /** ANNOUNCE_CAPABILITIES request=1: the agent resets its grab serials and answers with its caps (spec §3, §11). */
@@ -350,12 +362,7 @@ export class Session extends Emitter<SessionEvents> {
         const r = decodeReply(data)
         if (r?.type !== MessageType.MonitorsConfig) return
         const success = r.error === ReplyError.Success
-        const pending = this.replies.shift()
-        if (pending !== undefined && !pending.expired) {
-          pending.expired = true
-          if (success) pending.resolve()
-          else pending.reject(new ClientError("agent-error", "the agent could not apply the monitors config"))
-        }
+        this.replies.shift()?.settle(success ? undefined : new ClientError("agent-error", "the agent could not apply the monitors config"))
         return this.emit("monitors-reply", { success })
       }
       case MessageType.FileXferStatus:

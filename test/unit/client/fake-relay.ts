@@ -118,6 +118,12 @@ export class FakeLink {
     this.seq = seq
   }
 
+  /** Drops the TCP connection without a closing handshake (the SDK sees 1006). */
+  terminate(): Promise<void> {
+    this.ws.terminate()
+    return this.whenClosed()
+  }
+
   close(code = 1001, reason = ""): Promise<void> {
     this.ws.close(code, reason)
     return this.whenClosed()
