@@ -12,7 +12,7 @@ afterEach(async () => {
 })
 
 const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff)
-const status = (link: FakeLink, id: number, result: number, detail = new Uint8Array(0)) => link.agentMessage(MessageType.FileXferStatus, concat(u32(id, result), detail))
+const status = (link: FakeLink, id: number, result: number, detail: Uint8Array = new Uint8Array(0)) => link.agentMessage(MessageType.FileXferStatus, concat(u32(id, result), detail))
 const idOf = (p: Uint8Array) => new DataView(p.buffer, p.byteOffset).getUint32(0, true)
 const dataOf = (link: FakeLink) => link.messages.filter((m) => m.type === MessageType.FileXferData)
 

@@ -12,7 +12,7 @@ const agentMsgArb = fc.record({ type: fc.integer({ min: 1, max: 16 }), payload: 
 
 type Fragment = Parameters<Inbox["push"]>[0]
 
-const fragmentsOf = (seq: number, m: fc.RecordValue<{ type: number; payload: Uint8Array; cuts: number[]; aborted: boolean }>): Fragment[] => {
+const fragmentsOf = (seq: number, m: { type: number; payload: Uint8Array; cuts: number[]; aborted: boolean }): Fragment[] => {
   const out: Fragment[] = []
   let at = 0
   const cuts = [...m.cuts]
