@@ -8,7 +8,6 @@ import type { SessionState } from "./state.ts"
 import { enqueue } from "./client-queue.ts"
 import { log, metric, notice } from "./emit.ts"
 import { abandonAgentMessages, editedCaps, sendAnnounceTo } from "./agent-route.ts"
-import { onGarbage } from "./agent-stream.ts"
 import { streamAbort, writable, writeWhole } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
 
@@ -107,5 +106,3 @@ export const agentAnnounced = (s: SessionState, payload: Uint8Array, seq: number
   const ctl = s.controller === null ? undefined : s.clients.get(s.controller)
   if (ctl !== undefined) sendAnnounceTo(s, ctl, r.value.request, seq)
 }
-
-onGarbage((s) => abandonAgentMessages(s, "invalid-message", true))

@@ -8,7 +8,7 @@ import { StreamParser } from "../protocol/stream-parser.ts"
 import type { Limits } from "./limits.ts"
 import type { AgentStream, SessionState } from "./state.ts"
 import type { AgentResume } from "./types.ts"
-import { agentSink } from "./agent-route.ts"
+import { abandonAgentMessages, agentSink } from "./agent-route.ts"
 import { log, metric } from "./emit.ts"
 
 const MAX_SAFE_POINTS = 1024
@@ -128,19 +128,13 @@ export const feedAgent = (s: SessionState, bytes: Uint8Array): void => {
     // Garbage: what was in progress is lost; resynchronise from just after where the bad chunk began.
     metric(s, "vdrelay_agent_garbage_total", { reason: err.reason })
     log(s, "warn", "agent stream garbage", { reason: err.reason, detail: err.detail, at: a.parserBase + err.at })
-    garbageHook(s)
+    abandonAgentMessages(s, "invalid-message", true)
     const badAt = a.parserBase + err.at
     const skip = Math.min(rest.length, n > 0 ? n + 1 : badAt >= a.pos ? 1 : 0)
     restartStream(s, a.pos + skip, "scan")
     rest = rest.subarray(skip)
   }
   addSafePoint(a)
-}
-
-/** Set by agent-link.ts: what garbage does to messages in progress (kept here to avoid an import cycle at load). */
-let garbageHook: (s: SessionState) => void = () => {}
-export const onGarbage = (f: (s: SessionState) => void): void => {
-  garbageHook = f
 }
 
 const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {

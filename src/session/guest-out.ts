@@ -79,11 +79,12 @@ export const sendMouse = (s: SessionState, m: Mouse): void => {
 
 export const agentTakesMouse = (s: SessionState): boolean => s.rawCaps !== null && hasCap(s.rawCaps, Cap.MouseState)
 
-/** Guest-bound bytes the bridge holds beyond the message being streamed. */
-const backlog = (s: SessionState): number => {
-  const g = s.guest
-  return g.wpos - g.wrote - (g.stream === null ? 0 : g.wpos - g.stream.start)
-}
+/**
+ * Guest-bound bytes the bridge has not yet written. The bridge's `wrote` passes every byte except those of whole
+ * messages still waiting for the chardev (bytes of a message not yet ended do not hold it back: they wait for their
+ * `end` or `abort`, bounded by the policy's message size), so a long clipboard stream never delays MOUSE_STATE.
+ */
+const backlog = (s: SessionState): number => s.guest.wpos - s.guest.wrote
 
 /** Gives a client the credit of bytes forwarded or dropped, unless the guest is behind (then `wrote` will). */
 export const returnCredit = (s: SessionState, c: ClientSide): void => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { Cap, MessageType } from "../../../src/protocol/constants.ts"
 import { buildCaps, hasCap } from "../../../src/protocol/caps.ts"
 import { decodeAnnounceCapabilities } from "../../../src/protocol/codec-misc.ts"
-import { Sim, announce, bytes, u32le } from "./sim.ts"
+import { Sim, announce, bytes, same, u32le } from "./sim.ts"
 
 const AGENT_CAPS = [0x00038de7]
 
@@ -67,7 +67,7 @@ describe("session basics", () => {
     sim.pump()
     const got = c.messages.filter((m) => m.type === MessageType.Clipboard)
     expect(got).toHaveLength(1)
-    expect(got[0]!.payload).toEqual(clip)
+    expect(same(got[0]!.payload, clip)).toBe(true)
     expect(sim.bridge.acked).toBe(sim.bridge.agentLen)
     expect(sim.tornAnywhere()).toEqual([])
   })

@@ -394,3 +394,10 @@ export class Sim {
 
 export const announce = (request: boolean, caps: number[]): Uint8Array => u32le(request ? 1 : 0, ...caps)
 export { MessageType }
+
+/** Byte equality without a per-element deep compare (vitest's toEqual is slow on MiB arrays). */
+export const same = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
