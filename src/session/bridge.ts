@@ -95,9 +95,10 @@ const gap = (s: SessionState, from: number): void => {
 export const bridgeDetached = (s: SessionState, cause: LeaveCause, now: number): void => {
   if (s.bridge === null) return
   metric(s, "vdrelay_bridge_detaches_total", { cause })
+  // The link is gone: nothing more is sent on it (the bridge drops its partial messages itself).
+  s.bridge = null
   for (const c of s.clients.values()) if (c.inMsg?.mode === "stream") dropInbound(s, c, "resend", "the bridge tunnel dropped mid-message")
   streamAbort(s)
-  s.bridge = null
   s.guest.mouseEnd = null
   s.guest.mousePending = null
   if (s.chardev && s.port !== "closed") {
