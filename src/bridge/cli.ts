@@ -19,9 +19,10 @@ options:
   --config FILE         JSON config (required). Keys:
                           bridge        name reported to the relay (default: the host name)
                           edge          tunnel URL template, "{vm}" is replaced by the VM id,
-                                        e.g. "wss://relay.example.com/v1/vms/{vm}/bridge"
-                          tokenFile     file holding the bridge token (vdrelay token --role bridge);
-                                        re-read at every connect, so it can be rotated in place
+                                        e.g. "wss://relay.example.com/v1/vms/{vm}/agent"
+                          tokenFile     file holding the VM's bridge token (vdrelay token --role bridge);
+                                        "{vm}" is replaced by the VM id; re-read at every connect,
+                                        so it can be rotated in place
                           metricsPort   serve Prometheus metrics on 127.0.0.1:PORT/metrics
                           limits        { retainBytes, maxGuestMessageBytes, guestBufferBytes,
                                           linkBufferBytes, frameBytes } (bytes)

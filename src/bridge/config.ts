@@ -19,6 +19,7 @@ export interface VmConfig {
   readonly qmp: QmpConfig | undefined
   /** The tunnel URL, `{vm}` already substituted. */
   readonly url: string
+  /** The token file, `{vm}` already substituted. */
   readonly tokenFile: string
 }
 
@@ -150,7 +151,8 @@ const parseVm = (v: unknown, at: string, host: { edge: string | undefined; token
   if (!NAME_PATTERN.test(id)) throw new ConfigError(join(at, "id"), `"${id}" must match ${NAME_PATTERN.source} (the token's vm claim)`)
   const edge = str(v, at, "edge", false) ?? host.edge
   if (edge === undefined) throw new ConfigError(join(at, "edge"), "is required (here or at the top level)")
-  const tokenFile = str(v, at, "tokenFile", false) ?? host.tokenFile
+  // Bridge tokens name one VM, so a host-wide tokenFile is a template: "/etc/vdrelay/tokens/{vm}.token".
+  const tokenFile = (str(v, at, "tokenFile", false) ?? host.tokenFile)?.replaceAll("{vm}", id)
   if (tokenFile === undefined) throw new ConfigError(join(at, "tokenFile"), "is required (here or at the top level)")
   return {
     id,

@@ -1,8 +1,10 @@
 // Config parsing: every error names the offending key; defaults and `{vm}` substitution.
+import { readFileSync } from "node:fs"
+import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { ConfigError, parseConfig, parseEndpoint } from "../../../src/bridge/config.ts"
 
-const base = { edge: "wss://relay.example.com/v1/vms/{vm}/bridge", tokenFile: "/etc/vdrelay/bridge.token", vms: [{ id: "vm-1", chardev: "/run/vdrelay/vm-1.sock" }] }
+const base = { edge: "wss://relay.example.com/v1/vms/{vm}/agent", tokenFile: "/etc/vdrelay/bridge.token", vms: [{ id: "vm-1", chardev: "/run/vdrelay/vm-1.sock" }] }
 
 const errorOf = (config: unknown): ConfigError => {
   try {
@@ -22,7 +24,7 @@ describe("bridge config", () => {
       id: "vm-1",
       chardev: { kind: "unix", path: "/run/vdrelay/vm-1.sock" },
       qmp: undefined,
-      url: "wss://relay.example.com/v1/vms/vm-1/bridge",
+      url: "wss://relay.example.com/v1/vms/vm-1/agent",
       tokenFile: "/etc/vdrelay/bridge.token",
     })
     expect(c.limits.retainBytes).toBe(8 << 20)
@@ -41,6 +43,18 @@ describe("bridge config", () => {
     expect(c.vms[0]!.url).toBe("ws://127.0.0.1:8787/x/a")
     expect(c.vms[0]!.qmp).toEqual({ endpoint: { kind: "unix", path: "/run/q.sock" }, device: "vdport", chardev: undefined })
     expect(parseEndpoint("127.0.0.1:4000", "k")).toEqual({ kind: "tcp", host: "127.0.0.1", port: 4000 })
+  })
+
+  it("substitutes {vm} in a host-wide tokenFile (bridge tokens name one VM)", () => {
+    const c = parseConfig(JSON.stringify({ ...base, tokenFile: "/etc/vdrelay/tokens/{vm}.token" }), "h")
+    expect(c.vms[0]!.tokenFile).toBe("/etc/vdrelay/tokens/vm-1.token")
+  })
+
+  it("parses the shipped example config (infra/bridge.example.json)", () => {
+    const c = parseConfig(readFileSync(resolve(import.meta.dirname, "../../../infra/bridge.example.json"), "utf8"), "h")
+    expect(c.vms.map((v) => v.id)).toEqual(["web-01", "build-17", "legacy-03"])
+    expect(c.vms[0]!.tokenFile).toBe("/etc/vdrelay/tokens/web-01.token")
+    expect(c.vms[2]!.qmp?.endpoint).toEqual({ kind: "tcp", host: "127.0.0.1", port: 4403 })
   })
 
   it.each([

@@ -89,7 +89,7 @@ export const startFakeRelay = async (): Promise<FakeRelay> => {
   wss.on("connection", (ws, req) => conns.push(new RelayConn(ws, req.headers.authorization)))
   const { port } = wss.address() as { port: number }
   return {
-    url: `ws://127.0.0.1:${port}/v1/vms/{vm}/bridge`,
+    url: `ws://127.0.0.1:${port}/v1/vms/{vm}/agent`,
     conns,
     conn: async (n) => {
       await until(() => conns[n]?.hello !== undefined, `relay connection ${n} with hello`)
