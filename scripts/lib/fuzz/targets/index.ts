@@ -1,0 +1,6 @@
+// Every fuzz target, by name (`npm run fuzz -- --list`).
+import type { FuzzTarget } from "../engine.ts"
+import { payloadTarget } from "./protocol-payload.ts"
+import { streamTarget } from "./protocol-stream.ts"
+
+export const TARGETS: ReadonlyArray<FuzzTarget> = [streamTarget, payloadTarget]
