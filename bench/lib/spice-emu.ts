@@ -159,7 +159,7 @@ export class SpiceClientEmu {
     header.writeUInt32LE(type, 4)
     header.writeUInt32LE(payload.length, 16)
     const first = Math.min(payload.length, VD_AGENT_MAX_DATA_SIZE - MESSAGE_HEADER_SIZE)
-    const pieces = [Buffer.concat([header, payload.subarray(0, first)])]
+    const pieces: Buffer[] = [Buffer.concat([header, payload.subarray(0, first)])]
     for (let at = first; at < payload.length; at += VD_AGENT_MAX_DATA_SIZE) {
       pieces.push(Buffer.from(payload.buffer, payload.byteOffset + at, Math.min(VD_AGENT_MAX_DATA_SIZE, payload.length - at)))
     }

@@ -18,6 +18,8 @@ export interface StartWorkerOptions {
   readonly persistDir?: string
   /** Forward workerd's log at this level (default: warnings and errors). */
   readonly logLevel?: LogLevel
+  /** Receives the Worker's console output instead of this process's stdout (benchmarks keep stdout for figures). */
+  readonly onLog?: (log: { readonly level: string; readonly message: string }) => void
 }
 
 export interface LocalWorker {
@@ -75,7 +77,7 @@ const freePort = (): Promise<number> =>
     })
   })
 
-const makeMiniflare = (b: Bundle, port: number, persistDir: string, vars: Record<string, string>, logLevel: LogLevel) => {
+const makeMiniflare = (b: Bundle, port: number, persistDir: string, vars: Record<string, string>, logLevel: LogLevel, onLog: StartWorkerOptions["onLog"]) => {
   const w = b.workerOptions
   return new Miniflare(
     convertV4MiniflareOptions({
@@ -83,6 +85,7 @@ const makeMiniflare = (b: Bundle, port: number, persistDir: string, vars: Record
       port,
       resourcePersistencePath: persistDir,
       log: new Log(logLevel),
+      ...(onLog === undefined ? {} : { handleStructuredLogs: onLog }),
       name: "vdrelay",
       modules: true,
       scriptPath: join(b.dir, "index.js"),
@@ -103,7 +106,7 @@ export const startWorker = async (opts: StartWorkerOptions = {}): Promise<LocalW
   const vars = { ...opts.vars, VDRELAY_SIGNING_KEY: signingKey }
   const logLevel = opts.logLevel ?? LogLevel.WARN
   const port = await freePort()
-  let mf = makeMiniflare(b, port, persistDir, vars, logLevel)
+  let mf = makeMiniflare(b, port, persistDir, vars, logLevel, opts.onLog)
   await mf.ready
   let stopped = false
   return {
@@ -113,7 +116,7 @@ export const startWorker = async (opts: StartWorkerOptions = {}): Promise<LocalW
     mint: (claims) => mintToken(signingKey, { ttl: 300, ...claims }),
     restart: async () => {
       await mf.dispose()
-      mf = makeMiniflare(b, port, persistDir, vars, logLevel)
+      mf = makeMiniflare(b, port, persistDir, vars, logLevel, opts.onLog)
       await mf.ready
     },
     stop: async () => {

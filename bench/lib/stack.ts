@@ -1,0 +1,147 @@
+// The whole relay for benchmarks: the Worker bundle in raw Miniflare/workerd (test/harness/worker.ts, never wrangler
+// dev's proxy), the host bridge as its own process (`vdrelay bridge`, as deployed), and SDK sessions in this process.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { type Session, connect } from "../../src/client/index.ts"
+import type { ConnectOptions } from "../../src/client/types.ts"
+import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
+import { type LocalWorker, startWorker } from "../../test/harness/worker.ts"
+import { ProbeAgent } from "./probe-agent.ts"
+import { sleep } from "./stats.ts"
+
+// Miniflare would otherwise try to fetch Cloudflare's `cf` object from the network on every start.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
+process.env.WRANGLER_SEND_METRICS = "false"
+process.env.DO_NOT_TRACK = "1"
+
+const ROOT = resolve(import.meta.dirname, "../..")
+export const TENANT = "bench"
+
+export interface BridgeVm {
+  readonly id: string
+  /** The VM's chardev socket (UNIX path). */
+  readonly chardev: string
+}
+
+export interface BridgeProcess {
+  readonly pid: number
+  readonly managed: Managed
+  stop(): Promise<void>
+}
+
+/** Spawns `vdrelay bridge` for `vms`, each with its own bridge token, tunnelling to `worker` (or `edgeBase`). */
+export const startBridge = async (
+  worker: LocalWorker,
+  vms: ReadonlyArray<BridgeVm>,
+  opts: { edgeBase?: string; limits?: Record<string, number>; logLevel?: string } = {},
+): Promise<BridgeProcess> => {
+  const dir = mkdtempSync(join(tmpdir(), "vdr-bench-bridge-"))
+  for (const vm of vms) writeFileSync(join(dir, `${vm.id}.token`), await worker.mint({ tenant: TENANT, vm: vm.id, role: "bridge", ttl: 3600 }))
+  const config = {
+    bridge: "bench",
+    edge: `${opts.edgeBase ?? worker.wsUrl}/v1/vms/{vm}/agent`,
+    tokenFile: join(dir, "{vm}.token"),
+    reconnect: { baseMs: 50, capMs: 1000 },
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    vms: vms.map((v) => ({ id: v.id, chardev: v.chardev })),
+  }
+  writeFileSync(join(dir, "bridge.json"), JSON.stringify(config))
+  const managed = spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", opts.logLevel ?? "warn"])
+  return {
+    pid: managed.pid,
+    managed,
+    stop: async () => {
+      await managed.stop(2000)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Opens an SDK session for `vm` as a controller; `url` overrides the endpoint (e.g. through a delay proxy). */
+export const openClient = (worker: LocalWorker, vm: string, opts: Partial<ConnectOptions> & { base?: string } = {}): Promise<Session> =>
+  connect({
+    url: `${opts.base ?? worker.wsUrl}/v1/vms/${vm}/console`,
+    token: () => worker.mint({ tenant: TENANT, vm, role: "controller", ttl: 3600 }),
+    clientName: "vdrelay-bench",
+    heartbeatMs: 0,
+    ...opts,
+  })
+
+/** Resolves once the session sees the agent connected with caps (the relay has the agent's announce). */
+export const agentReady = async (s: Session, timeoutMs = 30_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (!(s.agent.connected && s.agent.caps !== null)) {
+    if (Date.now() > deadline) throw new Error(`agent not connected through the relay within ${timeoutMs} ms`)
+    await sleep(10)
+  }
+}
+
+export type { LocalWorker }
+
+/** The Worker in raw Miniflare with its console routed to stderr (warnings and errors only): stdout carries figures. */
+export const startBenchWorker = (): Promise<LocalWorker> =>
+  startWorker({
+    onLog: (l) => {
+      if (l.level === "warn" || l.level === "error") process.stderr.write(`[workerd ${l.level}] ${l.message}\n`)
+    },
+  })
+
+/** The workerd process serving `worker` (a child of this process): its resident memory, bytes. */
+export const workerdRss = async (): Promise<number> => {
+  const { readdirSync, readFileSync } = await import("node:fs")
+  let total = 0
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid !== process.pid || !readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue
+      const status = readFileSync(`/proc/${pid}/status`, "utf8")
+      total += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return total
+}
+
+export interface ProbeRig {
+  readonly worker: LocalWorker
+  readonly bridge: BridgeProcess
+  readonly probes: ReadonlyArray<ProbeAgent>
+  readonly sessions: ReadonlyArray<Session>
+  stop(): Promise<void>
+}
+
+/**
+ * `n` VMs whose chardev ends are probe agents, one bridge process for all of them, and one controller session per VM
+ * with the agent connected. `worker` may be shared (scale steps add VMs to one workerd).
+ */
+export const startProbeRig = async (
+  n: number,
+  opts: { worker?: LocalWorker; prefix?: string; client?: Partial<ConnectOptions> & { base?: string }; limits?: Record<string, number> } = {},
+): Promise<ProbeRig> => {
+  const dir = mkdtempSync(join(tmpdir(), "vdr-bench-probes-"))
+  const prefix = opts.prefix ?? "vm"
+  const worker = opts.worker ?? (await startBenchWorker())
+  const probes = await Promise.all(Array.from({ length: n }, (_, i) => ProbeAgent.listen(join(dir, `${i}.sock`))))
+  const vms = probes.map((p, i) => ({ id: `${prefix}${i}`, chardev: p.path }))
+  const bridge = await startBridge(worker, vms, opts.limits === undefined ? {} : { limits: opts.limits })
+  const sessions: Session[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(sessions.map((s) => s.close().catch(() => {})))
+    await bridge.stop()
+    if (opts.worker === undefined) await worker.stop()
+    await Promise.all(probes.map((p) => p.close()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    await Promise.all(probes.map((p) => p.waitForHost()))
+    for (const vm of vms) sessions.push(await openClient(worker, vm.id, opts.client))
+    await Promise.all(sessions.map((s) => agentReady(s)))
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return { worker, bridge, probes, sessions, stop }
+}
