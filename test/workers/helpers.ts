@@ -69,6 +69,30 @@ export class Peer<In, Out> {
 }
 
 export type ClientPeer = Peer<RelayToClient, ClientToRelay>
+
+export interface AgentMessage {
+  readonly seq: number
+  readonly type: number
+  readonly data: Uint8Array
+}
+
+/** Receives the next whole agent message (`msg` then `more` frames up to `end`); throws if it is aborted. */
+export const receiveMessage = async (peer: ClientPeer): Promise<AgentMessage> => {
+  const first = await peer.next((f) => f.t === "msg")
+  if (first.t !== "msg") throw new Error("unreachable")
+  const parts = [first.data]
+  for (let end = first.end; !end; ) {
+    const f = await peer.next((g) => (g.t === "more" || g.t === "abort") && g.seq === first.seq)
+    if (f.t === "abort") throw new Error(`message ${first.seq} aborted: ${f.reason}`)
+    if (f.t !== "more") throw new Error("unreachable")
+    parts.push(f.data)
+    end = f.end
+  }
+  const data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  parts.reduce((at, p) => (data.set(p, at), at + p.length), 0)
+  if (data.length !== first.size) throw new Error(`message ${first.seq}: ${data.length} bytes, size said ${first.size}`)
+  return { seq: first.seq, type: first.type, data }
+}
 export type BridgePeer = Peer<RelayToBridge, BridgeToRelay>
 
 export const clientPeer = (res: Response): ClientPeer => new Peer(res.webSocket!, (b) => decodeRelayToClient(b), encodeClientToRelay)

@@ -3,11 +3,11 @@
 // see each other.
 import { SELF, evictDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
-import { LINK_VERSION, type RelayToClient, type Role } from "../../src/link/types.ts"
+import { LINK_VERSION, type Role } from "../../src/link/types.ts"
 import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
 import { FakeBridge } from "./fake-bridge.ts"
-import { ORIGIN, bridgePeer, clientPeer, mint, stubFor, upgrade, type ClientPeer } from "./helpers.ts"
+import { ORIGIN, bridgePeer, clientPeer, mint, receiveMessage, stubFor, upgrade, type ClientPeer } from "./helpers.ts"
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)))
 /** Caps of spice-vdagent 0.22.1 (test/golden/captured-agent-announce-request.hex). */
@@ -34,7 +34,7 @@ const openClient = async (tenant: string, vm: string, role: Role): Promise<Clien
   return peer
 }
 
-const isMsg = (f: RelayToClient): f is Extract<RelayToClient, { t: "msg" }> => f.t === "msg"
+const grabs = (b: FakeBridge) => b.guest.filter((g) => g.type === MessageType.ClipboardGrab).length
 const status = async (tenant: string, vm: string) =>
   (await SELF.fetch(`${ORIGIN}/v1/vms/${vm}/status`, { headers: { Authorization: `Bearer ${await mint({ tenant, vm, role: "operator" })}` } })).json() as Promise<{
     agent: { bridge: boolean; caps: number[] | null }
@@ -47,11 +47,12 @@ describe("a session", () => {
     bridge.agentWrites(announce)
     const controller = await openClient("acme", "vm-s1", "controller")
     bridge.agentWrites(grab)
-    const m = await controller.next(isMsg)
-    expect(m).toMatchObject({ type: MessageType.ClipboardGrab, size: 12, end: true })
+    const m = await receiveMessage(controller)
+    expect(m.type).toBe(MessageType.ClipboardGrab)
+    expect(m.data).toEqual(grab.subarray(28))
     controller.send({ t: "msg", id: 1, type: MessageType.ClipboardGrab, size: 12, data: hex("000000000000000001000000"), end: true })
     expect(await controller.next((f) => f.t === "ack")).toEqual({ t: "ack", id: 1 })
-    expect(bridge.guest.filter((g) => g.type === MessageType.ClipboardGrab)).toHaveLength(1)
+    expect(grabs(bridge)).toBe(1)
     const s = await status("acme", "vm-s1")
     expect(s).toMatchObject({ agent: { bridge: true, caps: [AGENT_CAPS] }, clients: { controller: 1 } })
   })
@@ -62,7 +63,8 @@ describe("a session", () => {
     const viewer = await openClient("acme", "vm-s2", "viewer")
     viewer.send({ t: "msg", id: 9, type: MessageType.ClipboardGrab, size: 12, data: hex("000000000000000001000000"), end: true })
     expect(await viewer.next((f) => f.t === "notice")).toMatchObject({ code: "dropped-by-role", id: 9 })
-    expect(bridge.guest).toHaveLength(0)
+    await bridge.sync()
+    expect(grabs(bridge)).toBe(0)
   })
 })
 
@@ -86,6 +88,7 @@ describe("hibernation", () => {
       controller.send({ t: "msg", id: 6, type: MessageType.Clipboard, size: payload.length, data: payload, end: true })
       expect(await controller.next((f) => f.t === "ack")).toEqual({ t: "ack", id: 6 })
     }
+    await bridge.sync()
     const clips = bridge.guest.filter((g) => g.type === MessageType.Clipboard)
     expect(clips).toHaveLength(1)
     expect(clips[0]!.payload).toEqual(payload)
@@ -100,13 +103,13 @@ describe("hibernation", () => {
     await bridge.sync() // the half chunk has been handled before the eviction
     await evictDurableObject(stubFor("acme", "vm-h2"), { webSockets: "hibernate" })
     bridge.agentWrites(grab.subarray(13))
-    const m = await controller.next(isMsg)
-    expect(m).toMatchObject({ type: MessageType.ClipboardGrab, size: 12, end: true })
-    expect(m.data).toEqual(grab.subarray(20 + 8))
+    const m = await receiveMessage(controller)
+    expect(m.type).toBe(MessageType.ClipboardGrab)
+    expect(m.data).toEqual(grab.subarray(28))
     bridge.agentWrites(encodeChunkedMessage(Port.Client, MessageType.ClipboardRelease, hex("00000000")))
-    const next = await controller.next(isMsg)
+    const next = await receiveMessage(controller)
     expect(next.type).toBe(MessageType.ClipboardRelease) // nothing duplicated in between
-    expect(controller.inbox.filter((f) => f.t === "msg")).toHaveLength(0)
+    expect(next.seq).toBeGreaterThan(m.seq)
   })
 })
 
@@ -121,8 +124,7 @@ describe("isolation", () => {
     for (const o of opened) o.bridge.agentWrites(announce)
     const consoles = await Promise.all(sides.map(([t, v]) => openClient(t, v, "controller")))
     opened[1]!.bridge.agentWrites(grab)
-    const m = await consoles[1]!.next(isMsg)
-    expect(m.type).toBe(MessageType.ClipboardGrab)
+    expect((await receiveMessage(consoles[1]!)).type).toBe(MessageType.ClipboardGrab)
     consoles[0]!.send({ t: "msg", id: 1, type: MessageType.ClipboardGrab, size: 12, data: hex("000000000000000001000000"), end: true })
     await consoles[0]!.next((f) => f.t === "ack")
     for (const c of [consoles[0]!, consoles[2]!]) {
@@ -130,7 +132,8 @@ describe("isolation", () => {
       await c.next((f) => f.t === "pong")
       expect(c.inbox.filter((f) => f.t === "msg")).toHaveLength(0)
     }
-    expect(opened.map((o) => o.bridge.guest.length)).toEqual([1, 0, 0])
+    await Promise.all(opened.map((o) => o.bridge.sync()))
+    expect(opened.map((o) => grabs(o.bridge))).toEqual([1, 0, 0])
     expect(await status("globex", "vm-i")).toMatchObject({ clients: { controller: 1 } })
   })
 })
