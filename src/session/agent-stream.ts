@@ -150,10 +150,13 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
  * so resumed are consumed and dropped (their beginning was already delivered, or is lost).
  */
 export const resumeStream = (s: SessionState, pos: number, resume: AgentResume | null): void => {
+  const a = s.stream
+  a.acked = pos
+  a.ackedResume = resume
+  a.safe = []
   if (resume === null) return restartStream(s, pos, "parse")
   if (resume._tag === "Scan") return restartStream(s, pos, "scan")
   restartStream(s, pos, "parse")
-  const a = s.stream
   const parts: Uint8Array[] = []
   const chunkPort = resume.chunk?.port
   const ports = [...resume.ports].sort((x, y) => (x.port === chunkPort ? 1 : 0) - (y.port === chunkPort ? 1 : 0))
@@ -171,8 +174,6 @@ export const resumeStream = (s: SessionState, pos: number, resume: AgentResume |
   if (a.parser.error !== undefined) return restartStream(s, pos, "scan")
   a.chunkPort = resume.chunk?.port ?? 0
   a.chunkLeft = resume.chunk?.left ?? 0
-  a.acked = pos
-  a.ackedResume = resume
 }
 
 const concatAll = (parts: Uint8Array[]): Uint8Array => {

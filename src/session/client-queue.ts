@@ -11,8 +11,18 @@ const cost = (it: OutItem): number => (it.bytes > 0 ? it.bytes : CONTROL_COST)
 /** Whether `c` is still a member of the session (commands to a departed client are never emitted). */
 export const present = (s: SessionState, c: ClientSide): boolean => s.clients.get(c.id) === c
 
+/**
+ * Answers about the client's own traffic (ack, notice, credit, pong) and role changes do not wait behind agent
+ * message data: they are ordered with nothing in that stream, and a restart would lose them in the queue.
+ */
+const BYPASS: ReadonlySet<string> = new Set(["ack", "notice", "credit", "pong", "role"])
+
 export const enqueue = (s: SessionState, c: ClientSide, item: OutItem): void => {
   if (!present(s, c)) return
+  if (BYPASS.has(item.frame.t)) {
+    s.out.push({ _tag: "SendToClient", client: c.id, frame: item.frame })
+    return
+  }
   c.items.push(item)
   c.queued += cost(item)
   flush(s, c)

@@ -22,6 +22,8 @@ export const log = (
 /** Tells a client one of its messages (or frames) was dropped, and counts the drop. */
 export const notice = (s: SessionState, c: ClientSide, code: NoticeCode, detail: string, id?: number, type?: number): void => {
   metric(s, "vdrelay_client_drops_total", { code })
+  // Its attachment lists the ids still in flight: keep it in step with the answer.
+  if (id !== undefined) c.dirty = true
   const frame =
     id === undefined
       ? type === undefined

@@ -25,7 +25,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   maxRole: c.maxRole,
   caps: [...c.caps],
   joinedAt: c.joinedAt,
-  partialIn: c.inMsg === null ? null : c.inMsg.id,
+  partialIn: c.inMsg === null ? null : { id: c.inMsg.id, told: c.inMsg.mode === "drop" },
   creditOwed: c.creditOwed,
   inflight: inflightOf(s, c.id).slice(-MAX_INFLIGHT_IDS),
   lastEpoch: c.lastEpoch,

@@ -83,11 +83,11 @@ export const restoreSession = (
   }
   for (const a of links.clients) {
     const c = restoredClient(s, a)
+    s.clients.set(c.id, c)
     if (c.role === "controller" && s.controller !== null) {
       c.role = "viewer"
       enqueue(s, c, { frame: { t: "role", role: "viewer" }, bytes: 0 })
     }
-    s.clients.set(c.id, c)
     if (c.role === "controller") s.controller = c.id
   }
   if (b !== undefined) {
@@ -103,10 +103,13 @@ export const restoreSession = (
   for (const a of links.clients) {
     const c = s.clients.get(a.client)!
     if (a.partialIn !== null) {
-      notice(s, c, "resend", "the relay restarted while this message was arriving; send it again", a.partialIn)
-      c.inMsg = { id: a.partialIn, type: 0, size: 0, received: 0, mode: "drop", buf: new Uint8Array(0), orphan: true }
+      if (!a.partialIn.told) notice(s, c, "resend", "the relay restarted while this message was arriving; send it again", a.partialIn.id)
+      c.inMsg = { id: a.partialIn.id, type: 0, size: 0, received: 0, mode: "drop", buf: new Uint8Array(0), orphan: true }
     }
-    for (const id of a.inflight) s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
+    // Without the bridge link its fate cannot be learnt: the sender is told to resend (never left unanswered).
+    for (const id of a.inflight)
+      if (b !== undefined) s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
+      else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
     if (a.partialSeq !== null) enqueue(s, c, { frame: { t: "abort", seq: a.partialSeq, reason: lostHead ? "dropped-by-disconnect" : "resend" }, bytes: 0 })
     c.creditFree = c.creditOwed
     returnCredit(s, c)

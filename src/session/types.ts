@@ -96,8 +96,11 @@ export interface ClientLinkAttachment {
   /** The client's VD_AGENT caps (hello, then its latest ANNOUNCE_CAPABILITIES). */
   readonly caps: ReadonlyArray<number>
   readonly joinedAt: number
-  /** Client message id half received when the attachment was written (lost on restart: told "resend"). */
-  readonly partialIn: number | null
+  /**
+   * Client message half received when the attachment was written: lost on restart, so its sender is told "resend"
+   * unless it was already told why it was dropped (`told`); its remaining frames are absorbed either way.
+   */
+  readonly partialIn: { readonly id: number; readonly told: boolean } | null
   /** Client→relay credit bytes the client has spent and not had back (returned on restart). */
   readonly creditOwed: number
   /** Ids of this client's whole messages handed to the bridge and not yet acknowledged (acked after restart). */

@@ -1,0 +1,221 @@
+// A seeded random walk over the session actor (joins, leaves, takeovers, partial messages on every link, agent
+// attach/detach/restart, tunnel drop/resume, actor restarts, policy changes, garbage), checking the invariants of
+// DESIGN.md after every step against the peers modelled in sim.ts. Reproducible: the seed is the whole input.
+import { MessageType } from "../../../src/protocol/constants.ts"
+import { defaultPolicy } from "../../../src/link/types.ts"
+import { Sim, announce, bytes, concat, u32le } from "./sim.ts"
+
+export const mulberry32 = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = seed
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+const fnv = (b: Uint8Array): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 16777619)
+  return h >>> 0
+}
+const key = (type: number, p: Uint8Array): string => `${type}:${p.length}:${fnv(p)}`
+
+export const LIMITS = {
+  agentWindow: 8 * 1024,
+  clientQueueBytes: 6 * 1024,
+  clientCredit: 8 * 1024,
+  initialClientCredit: 3 * 1024,
+  storeAndForwardBytes: 1500,
+  clientFragmentBytes: 700,
+  bridgeWriteBytes: 2 * 2056,
+  guestWindow: 6 * 1024,
+  bridgeGraceMs: 50,
+}
+
+const AGENT_CAPS = [0x00038de7]
+
+interface Pending {
+  readonly client: string
+  readonly id: number
+  readonly type: number
+  readonly payload: Uint8Array
+  sent: number
+  readonly frag: number
+  readonly asController: boolean
+}
+
+export interface WalkResult {
+  readonly steps: number
+  readonly failures: string[]
+  /** The simulation, for inspecting a failure. */
+  readonly sim: Sim
+}
+
+/** Runs `steps` random actions; returns the first invariant violations found (empty when all held). */
+export const walk = (seed: number, steps: number): WalkResult => {
+  const rnd = mulberry32(seed)
+  const pick = <T>(xs: ReadonlyArray<T>): T => xs[Math.floor(rnd() * xs.length)]!
+  const int = (n: number): number => Math.floor(rnd() * n)
+  const sim = new Sim({ limits: LIMITS, split: 1 + int(3000), policy: { maxClipboardBytes: 20_000 } })
+  const failures: string[] = []
+  const sentToAgent = new Map<string, number>() // content key → count, whole messages sent by a controller
+  const agentSaid = new Set<string>()
+  const pending: Pending[] = []
+  const everController = new Set<string>()
+  /** Ids each client sent whole (not given up): each must end with exactly one ack or notice. */
+  const whole = new Map<string, number[]>()
+  const sentWhole = (client: string, id: number): void => void whole.set(client, [...(whole.get(client) ?? []), id])
+  let nextClient = 0
+  let epoch = 1
+  let i = 0
+
+  const live = (): string[] => [...sim.clients.values()].filter((c) => c.closed === null).map((c) => c.id)
+  const fail = (what: string): void => {
+    if (failures.length < 5) failures.push(`seed ${seed} step ${i}: ${what}`)
+  }
+
+  const sendWhole = (id: string, type: number, payload: Uint8Array): void => {
+    const asController = sim.state.controller === id
+    const frag = 1 + int(900)
+    const stop = rnd() < 0.25 ? 1 + int(2) : undefined
+    const total = Math.max(1, Math.ceil(payload.length / frag))
+    if (asController && (stop === undefined || stop >= total)) sentToAgent.set(key(type, payload), (sentToAgent.get(key(type, payload)) ?? 0) + 1)
+    const mid = sim.send(id, type, payload, stop === undefined ? { frag } : { frag, stopAfter: stop })
+    if (stop !== undefined && stop < total) pending.push({ client: id, id: mid, type, payload, sent: stop * frag, frag, asController })
+    else sentWhole(id, mid)
+  }
+
+  const clientMessage = (id: string): void => {
+    const tag = u32le(fnv(new Uint8Array([int(256), int(256), int(256), i & 0xff])))
+    switch (int(7)) {
+      case 0: return sendWhole(id, MessageType.ClipboardGrab, concat([u32le(0, 0), u32le(1), tag.subarray(0, 0)]))
+      case 1: return sendWhole(id, MessageType.Clipboard, concat([u32le(0, 1), tag, bytes(int(4000), i)]))
+      case 2: return sendWhole(id, MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(768, 1024, 32, 0, int(100))]))
+      case 3: return sendWhole(id, MessageType.MonitorsConfig, concat([u32le(17 + int(5), 0), bytes(20 * 17)]))
+      case 4: return sendWhole(id, MessageType.FileXferStart, concat([u32le(int(1000)), new TextEncoder().encode(`[vdagent-file-xfer]\nname=f${i}\nsize=3\n\0`)]))
+      case 5: return sendWhole(id, MessageType.ClientDisconnected, new Uint8Array(0))
+      default: return sendWhole(id, MessageType.AnnounceCapabilities, announce(true, [0x1000 + int(4096)]))
+    }
+  }
+
+  const agentMessage = (): void => {
+    const r = int(10)
+    const [type, payload] =
+      r < 3 ? [MessageType.Reply, u32le(2, 1 + int(2))] :
+      r < 5 ? [MessageType.Clipboard, concat([u32le(0, 1), bytes(int(12_000), i)])] :
+      r < 6 ? [MessageType.ClipboardGrab, u32le(0, int(9), 1)] :
+      r < 7 ? [MessageType.FileXferStatus, u32le(int(9), 0)] :
+      r < 8 ? [MessageType.AnnounceCapabilities, announce(rnd() < 0.3, AGENT_CAPS)] :
+      [MessageType.MonitorsConfig, bytes(int(300), i)]
+    agentSaid.add(key(type, payload))
+    sim.agentSays(type, payload, rnd() < 0.05 ? 2 : 1)
+  }
+
+  const act = (): void => {
+    const ids = live()
+    const r = int(100)
+    if (r < 8 || ids.length === 0) {
+      const id = `c${nextClient++}`
+      const role = rnd() < 0.5 ? "controller" : "viewer"
+      sim.join(id, role, [int(1 << 20)], rnd() < 0.8 ? "controller" : "viewer")
+    } else if (r < 12) sim.leave(pick(ids))
+    else if (r < 15) sim.frame(pick(ids), { t: "control" })
+    else if (r < 35) clientMessage(sim.state.controller !== null && rnd() < 0.8 ? sim.state.controller : pick(ids))
+    else if (r < 42 && pending.length > 0) {
+      const p = pending.splice(int(pending.length), 1)[0]!
+      const c = sim.clients.get(p.client)!
+      if (c.closed !== null) return
+      if (rnd() < 0.3) sim.frame(p.client, { t: "abort", id: p.id })
+      else {
+        if (p.asController && sim.state.controller === p.client) sentToAgent.set(key(p.type, p.payload), (sentToAgent.get(key(p.type, p.payload)) ?? 0) + 1)
+        sim.sendRest(p.client, p.id, p.payload, p.sent, p.frag)
+        if (c.closed === null) sentWhole(p.client, p.id)
+      }
+    } else if (r < 47) sim.frame(pick(ids), { t: "mouse", x: int(2000), y: int(2000), buttons: int(8), display: 0 })
+    else if (r < 55) sim.credit(pick(ids), 1 + int(20_000))
+    else if (r < 68) agentMessage()
+    else if (r < 80) sim.pump(1 + int(20_000))
+    else if (r < 85) { if (sim.bridge.connected) sim.wrote() }
+    else if (r < 87) { if (sim.bridge.connected) sim.detachBridge(); else sim.attachBridge({ port: "unknown" }) }
+    else if (r < 88) { if (sim.bridge.connected) sim.chardev(false) }
+    else if (r < 89) { if (sim.bridge.connected) sim.chardev(true, ++epoch) }
+    else if (r < 90) { if (sim.bridge.connected) sim.port(rnd() < 0.5) }
+    else if (r < 91) { sim.now += 100; sim.step({ _tag: "TimerFired" }) }
+    else if (r < 92) { if (sim.persisted !== null) sim.restart() }
+    else if (r < 94) sim.step({ _tag: "PolicyChanged", policy: { ...defaultPolicy, maxClipboardBytes: 20_000, copyPaste: rnd() < 0.7, fileTransfer: rnd() < 0.7 } })
+    else if (r < 95) sim.bridge.appendRaw(bytes(1 + int(60), i))
+    else if (r < 96) sim.step({ _tag: "FrameRejected", from: { client: pick(ids) }, detail: "garbage" })
+    else sim.pump(1 + int(5000))
+  }
+
+  sim.attachBridge()
+  for (i = 0; i < steps && failures.length === 0; i++) {
+    const persistedBefore = sim.persisted
+    try {
+      act()
+    } catch (e) {
+      fail(`threw: ${(e as Error).stack}`)
+      break
+    }
+    for (const id of live()) if (sim.state.controller === id) everController.add(id)
+    check(sim, failures.length === 0 ? fail : () => {}, persistedBefore)
+  }
+  // Quiesce: the bridge back, time past every grace period, everything written; then every whole message of a client
+  // still connected has been answered exactly once (ack or notice): nothing silently dropped.
+  if (failures.length === 0) {
+    if (!sim.bridge.connected) sim.attachBridge()
+    sim.now += 1000
+    sim.step({ _tag: "TimerFired" })
+    sim.wrote()
+    sim.wrote()
+    for (const id of live()) sim.credit(id, 1 << 30)
+    for (const [client, ids] of whole) {
+      const m = sim.clients.get(client)!
+      if (m.closed !== null) continue
+      for (const id of ids) if (m.sent.get(id)!.fate.length !== 1) fail(`${client} message ${id} answered ${m.sent.get(id)!.fate.length} times`)
+    }
+  }
+  // Agent-side content: every port-1 message the agent got came whole from a controller, or from the relay itself.
+  for (const m of sim.agentGot()) {
+    if (m.port !== 1) continue
+    const k = key(m.type, m.payload)
+    const n = sentToAgent.get(k) ?? 0
+    if (n > 0) sentToAgent.set(k, n - 1)
+    else if (m.type !== MessageType.AnnounceCapabilities) fail(`agent got a port-1 message nobody sent whole as controller: type ${m.type} size ${m.payload.length}`)
+  }
+  for (const c of sim.clients.values())
+    for (const m of c.messages) {
+      if (m.type === MessageType.FileXferStatus || m.type === MessageType.AnnounceCapabilities) continue
+      if (!agentSaid.has(key(m.type, m.payload))) fail(`${c.id} got a message the agent never sent: type ${m.type}`)
+      if (!everController.has(c.id) && (m.type === MessageType.FileXferStatus || m.type === MessageType.Clipboard)) fail(`viewer ${c.id} got type ${m.type}`)
+    }
+  return { steps: i, failures, sim }
+}
+
+/** Invariants checked after every step. */
+const check = (sim: Sim, fail: (s: string) => void, persistedBefore: Sim["persisted"]): void => {
+  for (const t of sim.tornAnywhere()) fail(t)
+  sim.violations.length = 0
+  const s = sim.state
+  const ctl = s.controller === null ? undefined : s.clients.get(s.controller)
+  if (s.controller !== null && ctl?.role !== "controller") fail(`controller ${s.controller} is not a controlling member`)
+  for (const c of s.clients.values()) if (c.role === "controller" && s.controller !== c.id) fail(`${c.id} controls beside ${s.controller}`)
+  for (const c of s.clients.values()) {
+    const cap = c.role === "viewer" ? LIMITS.clientQueueBytes : LIMITS.clientQueueBytes + LIMITS.agentWindow
+    if (c.queued > cap) fail(`${c.id} queue ${c.queued} over its cap ${cap}`)
+    if (c.inMsg !== null && c.inMsg.buf.length > LIMITS.storeAndForwardBytes) fail(`${c.id} stores ${c.inMsg.buf.length} bytes`)
+    const m = sim.clients.get(c.id)
+    if (m === undefined || m.closed !== null) fail(`state keeps departed client ${c.id}`)
+    for (const [id, f] of m?.sent ?? []) if (f.fate.length > 1) fail(`${c.id} message ${id} answered twice: ${f.fate.join(",")}`)
+  }
+  if (s.stream.pos - s.stream.acked > LIMITS.agentWindow * 1.125 + 1) fail(`agent bytes unacked ${s.stream.pos - s.stream.acked}`)
+  if (s.stream.tail.length > 27) fail(`resync tail ${s.stream.tail.length}`)
+  if (s.guest.inflight.length > 10_000) fail(`inflight ${s.guest.inflight.length}`)
+  // Persist precedes the ack it covers.
+  let persisted = persistedBefore
+  for (const cmd of sim.commands) {
+    if (cmd._tag === "Persist") persisted = cmd.state
+    if (cmd._tag === "SendToBridge" && cmd.frame.t === "ack" && (persisted === null || persisted.agentAck < cmd.frame.pos || persisted.epoch !== cmd.frame.epoch))
+      fail(`ack ${cmd.frame.pos} before a Persist covering it`)
+  }
+}
