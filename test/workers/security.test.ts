@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest"
 import { encodeBase64url } from "../../src/auth/base64url.ts"
 import { signToken } from "../../src/auth/token.ts"
 import { LINK_VERSION } from "../../src/link/types.ts"
-import { clientPeer, doCount, mint, upgrade, KEY, ORIGIN } from "./helpers.ts"
+import { clientPeer, doCount, mint, stubFor, upgrade, KEY, ORIGIN } from "./helpers.ts"
 
 const now = () => Math.floor(Date.now() / 1000)
 const utf8 = new TextEncoder()
@@ -21,6 +21,15 @@ const refusedWithoutDo = async (attempt: () => Promise<Response>, status: number
 }
 
 describe("refused before any Durable Object is touched", () => {
+  it("(control) an accepted upgrade on a new VM does create one", async () => {
+    const before = await doCount()
+    const res = await upgrade("/v1/vms/vm-new/console", { token: await mint({ tenant: "acme", vm: "vm-new", role: "viewer" }) })
+    expect(res.status).toBe(101)
+    res.webSocket!.accept()
+    expect(await doCount()).toBe(before + 1)
+    res.webSocket!.close(1000)
+  })
+
   it("a token for another VM (403)", async () => {
     const token = await mint({ tenant: "acme", vm: "vm-2", role: "controller" })
     await refusedWithoutDo(() => upgrade("/v1/vms/vm-1/console", { token }), 403)
@@ -75,6 +84,22 @@ describe("refused before any Durable Object is touched", () => {
     expect(ok.status).toBe(101)
     ok.webSocket!.accept()
     ok.webSocket!.close(1000)
+  })
+})
+
+describe("tenants", () => {
+  it("a token of another tenant for the same VM name reaches only its own tenant's VM", async () => {
+    const acme = await upgrade("/v1/vms/vm-t/console", { token: await mint({ tenant: "acme", vm: "vm-t", role: "viewer" }) })
+    expect(acme.status).toBe(101)
+    acme.webSocket!.accept()
+    const statusAs = async (tenant: string) => {
+      const token = await mint({ tenant, vm: "vm-t", role: "operator" })
+      return (await SELF.fetch(`${ORIGIN}/v1/vms/vm-t/status`, { headers: { Authorization: `Bearer ${token}` } })).json()
+    }
+    expect(await statusAs("acme")).toMatchObject({ tenant: "acme", clients: { joining: 1 } })
+    expect(await statusAs("globex")).toMatchObject({ tenant: "globex", clients: { joining: 0 } })
+    expect(stubFor("acme", "vm-t").id.equals(stubFor("globex", "vm-t").id)).toBe(false)
+    acme.webSocket!.close(1000)
   })
 })
 
