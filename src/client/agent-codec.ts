@@ -1,101 +1,16 @@
-// Payload codecs for the VDAgent messages a console sends and reads (spec §2): clipboard family with the optional
-// selection prefix and grab serial, MONITORS_CONFIG, REPLY, ANNOUNCE_CAPABILITIES, FILE_XFER_*, MAX_CLIPBOARD.
-// Encoders build exact payloads (the relay adds the VDAgentMessage header); decoders never throw.
-import { FileXferResult } from "../protocol/constants.ts"
+// The agent messages a console sends and reads, built on vdrelay's protocol codecs: the layout of each direction
+// follows the *receiving* side's caps (spec §2), the file name that travels is only a base name, and an encoder
+// refusal (a value the layout cannot express) becomes a ClientError rather than a silent drop.
+import { type Caps, hasCap } from "../protocol/caps.ts"
+import { Cap, MonitorsConfigFlag } from "../protocol/constants.ts"
+import type { Parsed } from "../protocol/decoded.ts"
+import { codecOptionsFor, decodeMessage, encodeMessage } from "../protocol/message-codec.ts"
+import { type AgentMessage, type CodecOptions, messageTypeOf } from "../protocol/messages.ts"
+import { ClientError } from "./errors.ts"
 
-const le = (bytes: Uint8Array): DataView => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+export type { AgentMessage } from "../protocol/messages.ts"
 
-export interface ClipboardFormat {
-  /** Both sides announced CLIPBOARD_SELECTION: payloads start with u8 selection + 3 reserved bytes. */
-  readonly selection: boolean
-  /** Both sides announced CLIPBOARD_GRAB_SERIAL: a GRAB carries a u32 serial after the selection prefix. */
-  readonly serial: boolean
-}
-
-const prefix = (fmt: ClipboardFormat, selection: number, extra: number): { out: Uint8Array; view: DataView; at: number } => {
-  const head = fmt.selection ? 4 : 0
-  const out = new Uint8Array(head + extra)
-  if (fmt.selection) out[0] = selection
-  return { out, view: le(out), at: head }
-}
-
-/** VDAgentClipboardGrab: [sel][serial] u32 types[]. */
-export const encodeClipboardGrab = (fmt: ClipboardFormat, selection: number, serial: number, types: ReadonlyArray<number>): Uint8Array => {
-  const ser = fmt.serial ? 4 : 0
-  const { out, view, at } = prefix(fmt, selection, ser + 4 * types.length)
-  if (fmt.serial) view.setUint32(at, serial, true)
-  types.forEach((t, i) => view.setUint32(at + ser + 4 * i, t, true))
-  return out
-}
-
-/** VDAgentClipboardRequest: [sel] u32 type. */
-export const encodeClipboardRequest = (fmt: ClipboardFormat, selection: number, type: number): Uint8Array => {
-  const { out, view, at } = prefix(fmt, selection, 4)
-  view.setUint32(at, type, true)
-  return out
-}
-
-/** VDAgentClipboard: [sel] u32 type, data. */
-export const encodeClipboard = (fmt: ClipboardFormat, selection: number, type: number, data: Uint8Array): Uint8Array => {
-  const { out, view, at } = prefix(fmt, selection, 4 + data.length)
-  view.setUint32(at, type, true)
-  out.set(data, at + 4)
-  return out
-}
-
-/** VDAgentClipboardRelease: [sel] only. */
-export const encodeClipboardRelease = (fmt: ClipboardFormat, selection: number): Uint8Array => prefix(fmt, selection, 0).out
-
-export type ClipboardMessage =
-  | { readonly kind: "grab"; readonly selection: number; readonly serial: number | undefined; readonly types: number[] }
-  | { readonly kind: "request"; readonly selection: number; readonly type: number }
-  | { readonly kind: "data"; readonly selection: number; readonly type: number; readonly data: Uint8Array }
-  | { readonly kind: "release"; readonly selection: number }
-
-const CLIPBOARD = 4, GRAB = 7, REQUEST = 8, RELEASE = 9
-
-/** Decodes one of the four clipboard messages; undefined when it is malformed (the SPICE peers log and ignore those). */
-export const decodeClipboardMessage = (fmt: ClipboardFormat, type: number, p: Uint8Array): ClipboardMessage | undefined => {
-  const head = fmt.selection ? 4 : 0
-  // The Linux agent sends a 1-byte RELEASE on session switch whatever the caps say (spec §6): accept it.
-  if (type === RELEASE) return p.length <= head || p.length === 1 ? { kind: "release", selection: p.length > 0 && fmt.selection ? p[0]! : 0 } : undefined
-  if (p.length < head) return undefined
-  const selection = fmt.selection ? p[0]! : 0
-  const v = le(p)
-  switch (type) {
-    case GRAB: {
-      const ser = fmt.serial ? 4 : 0
-      if (p.length < head + ser || (p.length - head - ser) % 4 !== 0) return undefined
-      const types: number[] = []
-      for (let at = head + ser; at < p.length; at += 4) types.push(v.getUint32(at, true))
-      return { kind: "grab", selection, serial: fmt.serial ? v.getUint32(head, true) : undefined, types }
-    }
-    case REQUEST:
-      return p.length === head + 4 ? { kind: "request", selection, type: v.getUint32(head, true) } : undefined
-    case CLIPBOARD:
-      return p.length >= head + 4 ? { kind: "data", selection, type: v.getUint32(head, true), data: p.subarray(head + 4) } : undefined
-    default:
-      return undefined
-  }
-}
-
-/** VDAgentAnnounceCapabilities: u32 request, u32 caps[]. */
-export const encodeAnnounceCapabilities = (request: boolean, caps: ReadonlyArray<number>): Uint8Array => {
-  const out = new Uint8Array(4 + 4 * caps.length)
-  const v = le(out)
-  v.setUint32(0, request ? 1 : 0, true)
-  caps.forEach((w, i) => v.setUint32(4 + 4 * i, w >>> 0, true))
-  return out
-}
-
-export const decodeAnnounceCapabilities = (p: Uint8Array): { readonly request: boolean; readonly caps: number[] } | undefined => {
-  if (p.length < 4) return undefined
-  const v = le(p)
-  const caps: number[] = []
-  for (let at = 4; at + 4 <= p.length; at += 4) caps.push(v.getUint32(at, true))
-  return { request: v.getUint32(0, true) !== 0, caps }
-}
-
+/** One monitor as a console thinks of it (the codec wants height before width; so does the wire). */
 export interface MonitorConfig {
   readonly width: number
   readonly height: number
@@ -106,92 +21,40 @@ export interface MonitorConfig {
   readonly depth?: number
 }
 
+export interface Encoded {
+  readonly type: number
+  readonly payload: Uint8Array
+}
+
+/** Encodes a message for an agent that announced `agentCaps`; throws ClientError("rejected") when it cannot be expressed. */
+export const encodeForAgent = (msg: AgentMessage, agentCaps: Caps | null): Encoded => {
+  const r = encodeMessage(msg, codecOptionsFor(agentCaps ?? []))
+  if (r._tag !== "Ok") throw new ClientError("rejected", r.detail)
+  return { type: messageTypeOf(msg), payload: r.value }
+}
+
+/** Decodes a message from the agent, which lays it out for the caps *we* announced. */
+export const decodeFromAgent = (type: number, payload: Uint8Array, ourCaps: Caps): Parsed<AgentMessage> =>
+  decodeMessage(type, payload, codecOptionsFor(ourCaps))
+
+export const layoutFor = (caps: Caps | null): CodecOptions => codecOptionsFor(caps ?? [])
+
 /**
- * VDAgentMonitorsConfig with USE_POS and no physical-size array: spice-vdagent 0.22.1 requires exactly 8 + 20n bytes
- * and drops the message otherwise (spec §6). Each entry is {height, width, depth, x, y}: height first.
+ * MONITORS_CONFIG with USE_POS and no physical-size array: spice-vdagent 0.22.1 requires exactly 8 + 20n bytes and drops
+ * the message otherwise (spec §6), which is what spice-gtk ≥ 0.39 runs into.
  */
-export const encodeMonitorsConfig = (monitors: ReadonlyArray<MonitorConfig>): Uint8Array => {
-  const out = new Uint8Array(8 + 20 * monitors.length)
-  const v = le(out)
-  v.setUint32(0, monitors.length, true)
-  v.setUint32(4, 1 /* VD_AGENT_CONFIG_MONITORS_FLAG_USE_POS */, true)
-  monitors.forEach((m, i) => {
-    const at = 8 + 20 * i
-    v.setUint32(at, m.height, true)
-    v.setUint32(at + 4, m.width, true)
-    v.setUint32(at + 8, m.depth ?? 32, true)
-    v.setInt32(at + 12, m.x ?? 0, true)
-    v.setInt32(at + 16, m.y ?? 0, true)
-  })
-  return out
-}
-
-/** VDAgentReply: u32 type (the message acknowledged), u32 error (1 success, 2 error). */
-export const decodeReply = (p: Uint8Array): { readonly type: number; readonly error: number } | undefined =>
-  p.length === 8 ? { type: le(p).getUint32(0, true), error: le(p).getUint32(4, true) } : undefined
-
-/** VDAgentMaxClipboard: i32 max (−1 unlimited). */
-export const encodeMaxClipboard = (max: number): Uint8Array => {
-  const out = new Uint8Array(4)
-  le(out).setInt32(0, max, true)
-  return out
-}
-
-const utf8 = new TextEncoder()
-
-/** GLib key-file value escaping (what the agent's g_key_file parser undoes). */
-const escapeKeyFileValue = (s: string): string =>
-  s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t").replace(/^ /, "\\s")
+export const monitorsConfig = (monitors: ReadonlyArray<MonitorConfig>): AgentMessage => ({
+  _tag: "MonitorsConfig",
+  flags: MonitorsConfigFlag.UsePos,
+  monitors: monitors.map((m) => ({ width: m.width, height: m.height, depth: m.depth ?? 32, x: m.x ?? 0, y: m.y ?? 0 })),
+})
 
 /** Only a base name travels: the agent writes into its own transfer folder and must never see a path. */
 export const safeBaseName = (name: string): string => {
   const base = name.split(/[\\/]/).filter((s) => s.length > 0).pop() ?? ""
-  const clean = base.replace(/[\u0000-\u001f]/g, "")
+  const clean = base.replace(/[\u0000-\u001f\u007f]/g, "")
   return clean === "." || clean === ".." || clean === "" ? "file" : clean
 }
 
-/** VDAgentFileXferStartMessage: u32 id, then the NUL-terminated key file (spec §7 item 8). */
-export const encodeFileXferStart = (id: number, name: string, size: number): Uint8Array => {
-  const text = utf8.encode(`[vdagent-file-xfer]\nname=${escapeKeyFileValue(safeBaseName(name))}\nsize=${size}\n`)
-  const out = new Uint8Array(4 + text.length + 1)
-  le(out).setUint32(0, id, true)
-  out.set(text, 4)
-  return out
-}
-
-/** VDAgentFileXferStatusMessage: u32 id, u32 result (no detail: the SDK only sends CANCELLED or ERROR). */
-export const encodeFileXferStatus = (id: number, result: number): Uint8Array => {
-  const out = new Uint8Array(8)
-  le(out).setUint32(0, id, true)
-  le(out).setUint32(4, result, true)
-  return out
-}
-
-/** VDAgentFileXferDataMessage: u32 id, u64 size, data. */
-export const encodeFileXferData = (id: number, data: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(12 + data.length)
-  const v = le(out)
-  v.setUint32(0, id, true)
-  v.setUint32(4, data.length, true)
-  v.setUint32(8, Math.floor(data.length / 2 ** 32), true)
-  out.set(data, 12)
-  return out
-}
-
-export interface FileXferStatus {
-  readonly id: number
-  readonly result: number
-  /** NOT_ENOUGH_SPACE: free bytes on the guest; ERROR with detail: the GIO error code. */
-  readonly freeBytes?: number
-  readonly errorCode?: number
-}
-
-export const decodeFileXferStatus = (p: Uint8Array): FileXferStatus | undefined => {
-  if (p.length < 8) return undefined
-  const v = le(p)
-  const id = v.getUint32(0, true), result = v.getUint32(4, true)
-  if (result === FileXferResult.NotEnoughSpace && p.length >= 16)
-    return { id, result, freeBytes: v.getUint32(8, true) + v.getUint32(12, true) * 2 ** 32 }
-  if (result === FileXferResult.Error && p.length >= 13) return { id, result, errorCode: v.getUint32(9, true) }
-  return { id, result }
-}
+export const agentHas = (caps: Caps | null, cap: number): boolean => caps !== null && hasCap(caps, cap)
+export { Cap }

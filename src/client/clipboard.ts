@@ -1,17 +1,9 @@
-// Clipboard sharing as SPICE clients do it (spec §2, §7 item 7): grab / request / data / release per selection, the
-// payload format chosen from both sides' caps, and the grab-serial rule (one serial per selection, reset when caps are
-// exchanged with request=1; a grab with a lower serial than ours is stale and ignored; on a tie the client wins).
-import { Cap, ClipboardType, MessageType } from "../protocol/constants.ts"
-import { hasCap } from "../protocol/caps.ts"
-import {
-  type ClipboardFormat,
-  type ClipboardMessage,
-  decodeClipboardMessage,
-  encodeClipboard,
-  encodeClipboardGrab,
-  encodeClipboardRelease,
-  encodeClipboardRequest,
-} from "./agent-codec.ts"
+// Clipboard sharing as SPICE clients do it (spec §2, §7 item 7): grab / request / data / release per selection, and
+// the grab-serial rule (one serial per selection, reset when caps are exchanged with request=1; a guest grab with a
+// serial lower than ours is stale and ignored, so on a tie the client wins).
+import { ClipboardType } from "../protocol/constants.ts"
+import type { AgentMessage } from "../protocol/messages.ts"
+import { Cap, agentHas } from "./agent-codec.ts"
 import { ClientError } from "./errors.ts"
 import type { ClipboardData } from "./types.ts"
 
@@ -20,11 +12,12 @@ export interface ClipboardItem {
   readonly data: Uint8Array
 }
 
+type ClipboardMessage = Extract<AgentMessage, { _tag: "ClipboardGrab" | "ClipboardRequest" | "Clipboard" | "ClipboardRelease" }>
+
 export interface ClipboardDeps {
-  readonly send: (type: number, payload: Uint8Array) => Promise<void>
-  readonly ourCaps: () => ReadonlyArray<number>
+  readonly send: (msg: ClipboardMessage) => Promise<void>
   readonly agentCaps: () => ReadonlyArray<number> | null
-  /** Only the controller answers the agent and enforces serials: a viewer merely watches. */
+  /** Only the controller answers the agent and keeps serials: a viewer merely watches. */
   readonly isController: () => boolean
   readonly grabbed: (selection: number, types: ReadonlyArray<number>) => void
   readonly released: (selection: number) => void
@@ -35,35 +28,26 @@ const utf8 = new TextEncoder()
 const utf8Decode = new TextDecoder()
 
 interface Pending {
-  readonly type: number
   readonly resolve: (d: ClipboardData) => void
   readonly reject: (e: ClientError) => void
 }
 
 export class Clipboard {
   private serials = [0, 0, 0]
-  /** What this console offers the guest, per selection (set by a grab, cleared by a guest grab or a release). */
+  /** What this console offers the guest, per selection (set by our grab, cleared by a guest grab or a release). */
   private readonly owned = new Map<number, ReadonlyArray<ClipboardItem>>()
   /** What the guest offers, per selection. */
   readonly guest = new Map<number, ReadonlyArray<number>>()
-  /** Our requests waiting for the guest's data, in order, per selection (the agent answers in order). */
+  /** Our requests waiting for the guest's data, oldest first, per selection (the agent answers in order). */
   private readonly pending = new Map<number, Pending[]>()
 
   constructor(private readonly deps: ClipboardDeps) {}
 
-  format(): ClipboardFormat {
-    const ours = this.deps.ourCaps(), theirs = this.deps.agentCaps() ?? []
-    return {
-      selection: hasCap(ours, Cap.ClipboardSelection) && hasCap(theirs, Cap.ClipboardSelection),
-      serial: hasCap(ours, Cap.ClipboardGrabSerial) && hasCap(theirs, Cap.ClipboardGrabSerial),
-    }
-  }
-
   private check(selection: number): void {
     const caps = this.deps.agentCaps()
-    if (caps === null || !hasCap(caps, Cap.ClipboardByDemand))
+    if (!agentHas(caps, Cap.ClipboardByDemand))
       throw new ClientError("not-supported", "the agent does not share its clipboard (no CLIPBOARD_BY_DEMAND, or copy-paste disabled by policy)")
-    if (selection !== 0 && !this.format().selection) throw new ClientError("not-supported", "the agent has no clipboard selections other than CLIPBOARD")
+    if (selection !== 0 && !agentHas(caps, Cap.ClipboardSelection)) throw new ClientError("not-supported", "the agent has only the CLIPBOARD selection")
   }
 
   /** Caps were exchanged with request=1 (a new client for the agent): both sides start their serials again. */
@@ -83,23 +67,22 @@ export class Clipboard {
   /** Offers `items` to the guest: CLIPBOARD_GRAB now, the data when the guest asks for it. */
   async grab(selection: number, items: ReadonlyArray<ClipboardItem>): Promise<void> {
     this.check(selection)
-    const fmt = this.format()
-    const caps = this.deps.agentCaps() ?? []
     const sends: Promise<void>[] = []
-    if (this.owned.has(selection) && !hasCap(caps, Cap.ClipboardNoReleaseOnRegrab))
-      sends.push(this.deps.send(MessageType.ClipboardRelease, encodeClipboardRelease(fmt, selection)))
+    if (this.owned.has(selection) && !agentHas(this.deps.agentCaps(), Cap.ClipboardNoReleaseOnRegrab))
+      sends.push(this.deps.send({ _tag: "ClipboardRelease", selection }))
     this.owned.set(selection, items)
     this.guest.delete(selection)
+    // The sender puts its current serial in the grab, then counts it.
     const serial = this.serials[selection] ?? 0
-    if (fmt.serial) this.serials[selection] = serial + 1
-    sends.push(this.deps.send(MessageType.ClipboardGrab, encodeClipboardGrab(fmt, selection, serial, items.map((i) => i.type))))
+    this.serials[selection] = serial + 1
+    sends.push(this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) }))
     await Promise.all(sends)
   }
 
   async release(selection: number): Promise<void> {
     if (!this.owned.delete(selection)) return
     this.check(selection)
-    await this.deps.send(MessageType.ClipboardRelease, encodeClipboardRelease(this.format(), selection))
+    await this.deps.send({ _tag: "ClipboardRelease", selection })
   }
 
   /** Asks the guest for its clipboard in `type`; resolves with the data (empty when the guest has none). */
@@ -107,54 +90,45 @@ export class Clipboard {
     this.check(selection)
     return new Promise((resolve, reject) => {
       const list = this.pending.get(selection) ?? []
-      list.push({ type, resolve, reject })
+      const entry = { resolve, reject }
+      list.push(entry)
       this.pending.set(selection, list)
-      this.deps.send(MessageType.ClipboardRequest, encodeClipboardRequest(this.format(), selection, type)).catch((err: ClientError) => {
-        const at = list.findIndex((p) => p.resolve === resolve)
+      this.deps.send({ _tag: "ClipboardRequest", selection, dataType: type }).catch((err: ClientError) => {
+        const at = list.indexOf(entry)
         if (at !== -1) list.splice(at, 1)
         reject(err)
       })
     })
   }
 
-  /** Handles one of the four clipboard messages from the agent; returns false if it was malformed. */
-  receive(type: number, payload: Uint8Array): boolean {
-    const m = decodeClipboardMessage(this.format(), type, payload)
-    if (m === undefined) return false
-    this.dispatch(m)
-    return true
-  }
-
-  private dispatch(m: ClipboardMessage): void {
-    switch (m.kind) {
-      case "grab": {
+  receive(m: ClipboardMessage): void {
+    switch (m._tag) {
+      case "ClipboardGrab": {
         if (this.deps.isController() && m.serial !== undefined) {
           const ours = this.serials[m.selection] ?? 0
-          if (m.serial < ours) return // stale: we grabbed since (or it lost a tie), ours wins
+          if (m.serial < ours) return // stale: we grabbed since, or it lost a tie
           this.serials[m.selection] = m.serial + 1
         }
         this.owned.delete(m.selection)
         this.guest.set(m.selection, m.types)
         return this.deps.grabbed(m.selection, m.types)
       }
-      case "release":
+      case "ClipboardRelease":
         if (!this.guest.delete(m.selection)) return
         return this.deps.released(m.selection)
-      case "request": {
+      case "ClipboardRequest": {
         if (!this.deps.isController()) return
-        const item = this.owned.get(m.selection)?.find((i) => i.type === m.type)
+        const item = this.owned.get(m.selection)?.find((i) => i.type === m.dataType)
         // An empty answer tells the guest the data is not available, so its paste does not hang.
-        void this.deps
-          .send(MessageType.Clipboard, encodeClipboard(this.format(), m.selection, m.type, item?.data ?? new Uint8Array(0)))
-          .catch(() => {})
+        void this.deps.send({ _tag: "Clipboard", selection: m.selection, dataType: m.dataType, data: item?.data ?? new Uint8Array(0) }).catch(() => {})
         return
       }
-      case "data": {
+      case "Clipboard": {
         const data: ClipboardData = {
           selection: m.selection,
-          type: m.type,
+          type: m.dataType,
           data: m.data,
-          text: m.type === ClipboardType.Utf8Text ? this.fromGuestText(m.data) : undefined,
+          text: m.dataType === ClipboardType.Utf8Text ? this.fromGuestText(m.data) : undefined,
         }
         this.pending.get(m.selection)?.shift()?.resolve(data)
         return this.deps.data(data)
@@ -164,14 +138,13 @@ export class Clipboard {
 
   /** Browser text uses "\n"; a guest that announces CRLF line ends (Windows) gets and gives "\r\n". */
   toGuestText(text: string): Uint8Array {
-    const crlf = hasCap(this.deps.agentCaps() ?? [], Cap.GuestLineendCrlf)
-    return utf8.encode(crlf ? text.replace(/\r?\n/g, "\r\n") : text)
+    return utf8.encode(agentHas(this.deps.agentCaps(), Cap.GuestLineendCrlf) ? text.replace(/\r?\n/g, "\r\n") : text)
   }
 
   fromGuestText(bytes: Uint8Array): string {
     // X clipboard owners may include a trailing NUL; it is not part of the text.
     const end = bytes.length > 0 && bytes[bytes.length - 1] === 0 ? bytes.length - 1 : bytes.length
     const text = utf8Decode.decode(bytes.subarray(0, end))
-    return hasCap(this.deps.agentCaps() ?? [], Cap.GuestLineendCrlf) ? text.replace(/\r\n/g, "\n") : text
+    return agentHas(this.deps.agentCaps(), Cap.GuestLineendCrlf) ? text.replace(/\r\n/g, "\n") : text
   }
 }

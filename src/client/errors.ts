@@ -8,6 +8,8 @@ export type ClientErrorReason =
   | "closed"
   /** A method that sends to the agent was called on a viewer. */
   | "not-controller"
+  /** The link dropped before the relay took the message, and the relay did not keep this console's seat. */
+  | "interrupted"
   | "agent-not-connected"
   /** The agent does not announce the capability the call needs (e.g. CLIPBOARD_BY_DEMAND, MONITORS_CONFIG). */
   | "not-supported"

@@ -1,8 +1,9 @@
 // File transfer to the guest (spec §7 item 8): FILE_XFER_START with the key file, wait for CAN_SEND_DATA, DATA blocks
 // of ≤ 64 KiB kept flowing within a byte window (so a high-latency link is not throttled the way SPICE's 10 × 2 KiB
 // token window throttles it), then SUCCESS. Cancel at any point; every failure ends the transfer with a ClientError.
-import { FILE_XFER_DATA_BLOCK, FileXferResult, MessageType } from "../protocol/constants.ts"
-import { decodeFileXferStatus, encodeFileXferData, encodeFileXferStart, encodeFileXferStatus, safeBaseName } from "./agent-codec.ts"
+import { FILE_XFER_DATA_BLOCK, FileXferResult } from "../protocol/constants.ts"
+import type { AgentMessage, FileXferStatus } from "../protocol/messages.ts"
+import { safeBaseName } from "./agent-codec.ts"
 import { ClientError } from "./errors.ts"
 import type { FileProgress, FileStatus, FileStatusEvent } from "./types.ts"
 
@@ -29,7 +30,7 @@ const toSource = (f: FileInput): Source => {
 let nextTaskId = 1
 
 export interface FileTransferDeps {
-  readonly send: (type: number, payload: Uint8Array, group?: string) => Promise<void>
+  readonly send: (msg: Extract<AgentMessage, { _tag: `FileXfer${string}` }>, group?: string) => Promise<void>
   readonly pendingBytes: (group: string) => number
   readonly cancelQueued: (group: string, err: ClientError) => void
   readonly windowBytes: number
@@ -69,7 +70,7 @@ export class FileTransfer {
 
   start(): void {
     this.emitStatus()
-    this.deps.send(MessageType.FileXferStart, encodeFileXferStart(this.id, this.name, this.size)).catch((err: ClientError) =>
+    this.deps.send({ _tag: "FileXferStart", id: this.id, name: this.name, size: this.size }).catch((err: ClientError) =>
       this.fail(err.reason === "disabled" ? new ClientError("disabled", "file transfer disabled by policy", err.extra) : err),
     )
   }
@@ -77,14 +78,20 @@ export class FileTransfer {
   /** Cancels the transfer: queued blocks are dropped, a half-sent one aborted, the agent told CANCELLED. */
   cancel(): void {
     if (!this.active) return
-    void this.deps.send(MessageType.FileXferStatus, encodeFileXferStatus(this.id, FileXferResult.Cancelled)).catch(() => {})
+    this.tellAgent(FileXferResult.Cancelled)
     this.fail(new ClientError("cancelled", `transfer of ${this.name} cancelled`))
   }
 
+  private tellAgent(result: number): void {
+    void this.deps.send({ _tag: "FileXferStatus", id: this.id, result }).catch(() => {})
+  }
+
   /** FILE_XFER_STATUS from the agent. */
-  onStatus(result: number, freeBytes?: number, errorCode?: number): void {
+  onStatus(s: FileXferStatus): void {
     if (!this.active) return
-    switch (result) {
+    const freeBytes = s.detail?._tag === "NotEnoughSpace" ? s.detail.freeSpace : undefined
+    const errorCode = s.detail?._tag === "Error" ? s.detail.errorCode : undefined
+    switch (s.result) {
       case FileXferResult.CanSendData:
         if (this.status === "waiting") {
           this.status = "sending"
@@ -146,7 +153,7 @@ export class FileTransfer {
         this.offset = end
         this.queuedAll = end === this.size
         this.deps
-          .send(MessageType.FileXferData, encodeFileXferData(this.id, block), this.group)
+          .send({ _tag: "FileXferData", id: this.id, data: block }, this.group)
           .then(() => {
             if (this.status !== "sending") return
             this.sent = Math.min(this.size, this.sent + block.length)
@@ -158,7 +165,7 @@ export class FileTransfer {
       },
       (err: unknown) => {
         this.reading = false
-        void this.deps.send(MessageType.FileXferStatus, encodeFileXferStatus(this.id, FileXferResult.Error)).catch(() => {})
+        this.tellAgent(FileXferResult.Error)
         this.fail(new ClientError("cancelled", `could not read ${this.name}: ${String(err)}`))
       },
     )
@@ -190,9 +197,8 @@ export class FileTransfers {
     this.active.delete(t.id)
   }
 
-  onStatus(payload: Uint8Array): void {
-    const s = decodeFileXferStatus(payload)
-    if (s !== undefined) this.active.get(s.id)?.onStatus(s.result, s.freeBytes, s.errorCode)
+  onStatus(s: FileXferStatus): void {
+    this.active.get(s.id)?.onStatus(s)
   }
 
   failAll(err: ClientError): void {

@@ -51,6 +51,11 @@ export class Inbox {
     this.grant(this.window)
   }
 
+  /** The relay session changed: its seqs are not comparable with the ones seen so far. */
+  forgetSeqs(): void {
+    this.delivered = -1
+  }
+
   push(frame: Fragment): InboxResult | undefined {
     switch (frame.t) {
       case "msg":

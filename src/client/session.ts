@@ -1,9 +1,10 @@
 // The console's session with one VM's agent through the relay: link lifecycle (hello/welcome, resume, reconnect),
 // dispatch of relay frames and whole agent messages, and the typed agent API (clipboard, monitors, files, mouse).
-import { LINK_VERSION, type ClientToRelay, type Policy, type RelayToClient, type Role } from "../link/types.ts"
-import { buildCaps, hasCap } from "../protocol/caps.ts"
+import { LINK_VERSION, MAX_FRAME_DATA_BYTES, type ClientToRelay, type Policy, type RelayToClient, type Role } from "../link/types.ts"
+import { buildCaps } from "../protocol/caps.ts"
 import { Cap, ClipboardType, MessageType, ReplyError } from "../protocol/constants.ts"
-import { decodeAnnounceCapabilities, decodeReply, encodeAnnounceCapabilities, encodeMaxClipboard, encodeMonitorsConfig, type MonitorConfig } from "./agent-codec.ts"
+import type { AgentMessage } from "../protocol/messages.ts"
+import { agentHas, decodeFromAgent, encodeForAgent, monitorsConfig, type MonitorConfig } from "./agent-codec.ts"
 import { Clipboard } from "./clipboard.ts"
 import { defaultWebSocket, type WebSocketLike } from "./connection.ts"
 import { Emitter } from "./emitter.ts"
@@ -48,10 +49,9 @@ export class Session extends Emitter<SessionEvents> {
     const Ctor = opts.WebSocket ?? defaultWebSocket()
     if (Ctor === undefined) throw new ClientError("connect-failed", "no WebSocket implementation: pass options.WebSocket")
     this.inbox = new Inbox(opts.maxMessageBytes ?? 128 * MiB, opts.receiveWindowBytes ?? 8 * MiB, (bytes) => this.link.send({ t: "credit", bytes }))
-    this.outbox = new Outbox({ maxFragment: opts.maxFragmentBytes ?? 256 * 1024, send: (f) => this.link.send(f) })
+    this.outbox = new Outbox({ maxFragment: Math.min(opts.maxFragmentBytes ?? 256 * 1024, MAX_FRAME_DATA_BYTES), send: (f) => this.link.send(f) })
     this.clipboard = new Clipboard({
-      send: (type, payload) => this.outbox.enqueue(type, payload),
-      ourCaps: () => this.caps,
+      send: (msg) => this.send(msg),
       agentCaps: () => this.agent.caps,
       isController: () => this.role === "controller",
       grabbed: (selection, types) => this.emit("clipboard-grab", { selection, types }),
@@ -59,7 +59,7 @@ export class Session extends Emitter<SessionEvents> {
       data: (d) => this.emit("clipboard", d),
     })
     this.files = new FileTransfers({
-      send: (type, payload, group) => this.outbox.enqueue(type, payload, group),
+      send: (msg, group) => this.send(msg, group),
       pendingBytes: (group) => this.outbox.pendingBytes(group),
       cancelQueued: (group, err) => this.outbox.cancel((m) => m.group === group, err),
       windowBytes: opts.fileWindowBytes ?? 4 * MiB,
@@ -125,7 +125,7 @@ export class Session extends Emitter<SessionEvents> {
   /** Sends MONITORS_CONFIG; resolves when the agent replies SUCCESS. */
   async setMonitors(monitors: ReadonlyArray<MonitorConfig>): Promise<void> {
     this.requireAgent()
-    if (!hasCap(this.agent.caps ?? [], Cap.MonitorsConfig)) throw new ClientError("not-supported", "the agent does not take monitor configs")
+    if (!agentHas(this.agent.caps, Cap.MonitorsConfig)) throw new ClientError("not-supported", "the agent does not take monitor configs")
     if (monitors.length === 0 || monitors.length > 16) throw new ClientError("rejected", "between 1 and 16 monitors")
     let entry!: (typeof this.replies)[number]
     const reply = new Promise<void>((resolve, reject) => {
@@ -143,7 +143,7 @@ export class Session extends Emitter<SessionEvents> {
     })
     this.replies.push(entry)
     try {
-      await this.outbox.enqueue(MessageType.MonitorsConfig, encodeMonitorsConfig(monitors))
+      await this.send(monitorsConfig(monitors))
     } catch (err) {
       this.replies.splice(this.replies.indexOf(entry), 1)
       entry.settle(err as ClientError)
@@ -176,10 +176,10 @@ export class Session extends Emitter<SessionEvents> {
     this.link.send({ t: "mouse", x: Math.round(m.x), y: Math.round(m.y), buttons: m.buttons ?? 0, display: m.display ?? 0 })
   }
 
-  /** Sends any agent message whole (advanced: types the SDK has no helper for). */
-  async sendMessage(type: number, payload: Uint8Array): Promise<void> {
+  /** Sends any agent message whole, laid out for the agent's caps (advanced: messages the SDK has no helper for). */
+  async sendMessage(msg: AgentMessage): Promise<void> {
     this.requireAgent()
-    await this.outbox.enqueue(type, payload)
+    await this.send(msg)
   }
 
   /** Asks to become the controller (the token must allow it); resolves once the relay says so. */
@@ -206,6 +206,16 @@ export class Session extends Emitter<SessionEvents> {
 
   // ------------------------------------------------------------------ internals
 
+  /** Encodes for the agent's caps and queues; resolves when the relay has it whole. */
+  private send(msg: AgentMessage, group?: string): Promise<void> {
+    try {
+      const { type, payload } = encodeForAgent(msg, this.agent.caps)
+      return this.outbox.enqueue(type, payload, group)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
   private requireController(): void {
     if (this.state === "closed") throw new ClientError("closed", "the session is closed")
     if (this.role !== "controller") throw new ClientError("not-controller", "this console is a viewer: take control first")
@@ -223,7 +233,7 @@ export class Session extends Emitter<SessionEvents> {
       return err as ClientError
     }
     if (this.policy?.fileTransfer === false) return new ClientError("disabled", "file transfer disabled by policy")
-    if (hasCap(this.agent.caps ?? [], Cap.FileXferDisabled)) return new ClientError("disabled", "file transfer disabled for this VM")
+    if (agentHas(this.agent.caps, Cap.FileXferDisabled)) return new ClientError("disabled", "file transfer disabled for this VM")
     return undefined
   }
 
@@ -237,7 +247,8 @@ export class Session extends Emitter<SessionEvents> {
     const resume = this.link.resumeToken
     return {
       t: "hello", v: LINK_VERSION, client: this.opts.clientName ?? "vdrelay-client", role: this.role, caps: this.caps,
-      ...(resume === undefined ? {} : { resume, lastSeq: this.inbox.lastSeq }),
+      ...(resume === undefined ? {} : { resume }),
+      ...(resume === undefined || this.inbox.lastSeq < 0 ? {} : { lastSeq: this.inbox.lastSeq }),
     }
   }
 
@@ -259,7 +270,7 @@ export class Session extends Emitter<SessionEvents> {
       case "abort": {
         const r = this.inbox.push(f)
         if (r === undefined) return
-        if (r._tag === "Message") return this.dispatch(r.message.type, r.message.data, r.message)
+        if (r._tag === "Message") return this.dispatch(r.message)
         if (r._tag === "Dropped") return this.emit("error", new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`))
         return this.link.fail(new ClientError("protocol", r.detail))
       }
@@ -281,26 +292,36 @@ export class Session extends Emitter<SessionEvents> {
   }
 
   private welcome(w: Extract<RelayToClient, { t: "welcome" }>): void {
-    // Same relay session and still the controller: our seat (and the agent's view of us) survived the drop.
-    const resumed = this.sessionId === w.session && this.role === "controller" && w.role === "controller" && this.agent.connected
-    if (this.sessionId !== undefined && this.sessionId !== w.session) this.resetAgentSide(new ClientError("closed", "the relay session was replaced"))
+    const reconnect = this.sessionId !== undefined
+    // The relay hands back the resume token we offered when it kept our seat (and what the agent knows of us).
+    const resumed = reconnect && w.resume === this.link.resumeToken
+    if (reconnect && this.sessionId !== w.session) this.inbox.forgetSeqs()
+    if (reconnect && !resumed) {
+      // A new seat: the agent heard CLIENT_DISCONNECTED for the old one, so what was queued for it (laid out for the
+      // old caps exchange and serials) must not be replayed, and what depended on it is over.
+      const err = new ClientError("interrupted", "the link dropped and the relay did not keep this console's seat")
+      this.outbox.failAll(err)
+      this.resetAgentSide(err)
+    }
+    const wasController = this.role === "controller" && this.agent.connected
     this.sessionId = w.session
     this.policy = w.policy
     this.link.welcomed(w.resume)
     this.inbox.linkOpened()
     this.outbox.linkOpened(w.credit)
     this.emit("policy", w.policy)
-    if (w.role !== this.role) this.setRole(w.role)
-    this.setAgent(w.agent, !resumed)
+    if (w.role !== this.role) this.setRole(w.role, false)
+    this.setAgent(w.agent, !resumed || !wasController)
   }
 
-  private setRole(role: Role): void {
+  private setRole(role: Role, announce = true): void {
     const was = this.role
     this.role = role
     if (was === role) return
     this.emit("role", role)
-    if (role === "controller") this.announce()
-    else {
+    if (role === "controller") {
+      if (announce) this.announce()
+    } else {
       const err = new ClientError("not-controller", "this console became a viewer")
       this.outbox.failAll(err)
       this.files.failAll(err)
@@ -328,45 +349,48 @@ export class Session extends Emitter<SessionEvents> {
     if (!this.agent.connected || this.role !== "controller") return
     this.clipboard.resetSerials()
     this.maxClipboardSent = false
-    this.outbox.enqueue(MessageType.AnnounceCapabilities, encodeAnnounceCapabilities(true, this.caps)).catch(() => {})
+    this.send({ _tag: "AnnounceCapabilities", request: true, caps: this.caps }).catch(() => {})
     this.sendMaxClipboard()
   }
 
   private sendMaxClipboard(): void {
     const caps = this.agent.caps
-    if (this.maxClipboardSent || this.role !== "controller" || caps === null || !hasCap(caps, Cap.MaxClipboard)) return
+    if (this.maxClipboardSent || this.role !== "controller" || !agentHas(caps, Cap.MaxClipboard)) return
     this.maxClipboardSent = true
     const max = this.opts.maxClipboardBytes ?? this.policy?.maxClipboardBytes ?? 100 * MiB
-    this.outbox.enqueue(MessageType.MaxClipboard, encodeMaxClipboard(Math.min(max, 0x7fffffff))).catch(() => {})
+    this.send({ _tag: "MaxClipboard", max: Math.min(max, 0x7fffffff) }).catch(() => {})
   }
 
-  private dispatch(type: number, data: Uint8Array, message: SessionEvents["message"]): void {
+  private dispatch(message: SessionEvents["message"]): void {
     this.emit("message", message)
-    switch (type) {
-      case MessageType.AnnounceCapabilities: {
-        const a = decodeAnnounceCapabilities(data)
+    const decoded = decodeFromAgent(message.type, message.data, this.caps)
+    if (decoded._tag !== "Ok") {
+      // Agents log and ignore what they cannot parse; so does the SDK, but it tells the application.
+      if (decoded.reason !== "UnknownType") this.emit("error", new ClientError("protocol", `agent message ${message.seq}: ${decoded.detail}`))
+      return
+    }
+    const m = decoded.value
+    switch (m._tag) {
+      case "AnnounceCapabilities":
         // The agent (re)started and asks who we are: its serials are 0 again, ours follow.
-        if (a?.request === true && this.role === "controller") {
+        if (m.request && this.role === "controller") {
           this.clipboard.resetSerials()
-          this.outbox.enqueue(MessageType.AnnounceCapabilities, encodeAnnounceCapabilities(false, this.caps)).catch(() => {})
+          this.send({ _tag: "AnnounceCapabilities", request: false, caps: this.caps }).catch(() => {})
         }
         return
-      }
-      case MessageType.ClipboardGrab:
-      case MessageType.ClipboardRequest:
-      case MessageType.Clipboard:
-      case MessageType.ClipboardRelease:
-        if (!this.clipboard.receive(type, data)) this.emit("error", new ClientError("protocol", `malformed clipboard message (type ${type})`))
-        return
-      case MessageType.Reply: {
-        const r = decodeReply(data)
-        if (r?.type !== MessageType.MonitorsConfig) return
-        const success = r.error === ReplyError.Success
+      case "ClipboardGrab":
+      case "ClipboardRequest":
+      case "Clipboard":
+      case "ClipboardRelease":
+        return this.clipboard.receive(m)
+      case "Reply": {
+        if (m.type !== MessageType.MonitorsConfig) return
+        const success = m.error === ReplyError.Success
         this.replies.shift()?.settle(success ? undefined : new ClientError("agent-error", "the agent could not apply the monitors config"))
         return this.emit("monitors-reply", { success })
       }
-      case MessageType.FileXferStatus:
-        return this.files.onStatus(data)
+      case "FileXferStatus":
+        return this.files.onStatus(m)
     }
   }
 

@@ -1,11 +1,9 @@
 // An in-test relay speaking the client link over a real WebSocket server: records what the SDK sends, checks it never
 // overspends its credit, reassembles its messages, and lets a test script the relay's side (welcome, agent messages
 // fragmented at will and within the SDK's credit, acks, notices, closes).
-import { Packr } from "msgpackr"
 import { WebSocketServer, type WebSocket } from "ws"
+import { decodeClientToRelay, encodeRelayToClient } from "../../../src/link/client-codec.ts"
 import { defaultPolicy, LINK_VERSION, type ClientToRelay, type RelayToClient } from "../../../src/link/types.ts"
-
-const packr = new Packr({ useRecords: false, int64AsType: "number" })
 
 export interface WholeMessage {
   readonly id: number
@@ -37,7 +35,12 @@ export class FakeLink {
     readonly protocols: ReadonlyArray<string>,
     readonly url: string,
   ) {
-    ws.on("message", (data: Buffer) => this.receive(packr.unpack(data) as ClientToRelay))
+    // The relay's own decoder checks every frame the SDK sends, field by field.
+    ws.on("message", (data: Buffer) => {
+      const f = decodeClientToRelay(new Uint8Array(data))
+      if (f._tag === "Ok") this.receive(f.value)
+      else this.violations.push(`undecodable frame: ${f.reason} ${f.detail}`)
+    })
     ws.on("close", (code, reason) => {
       this.closed = { code, reason: reason.toString() }
       for (const w of this.closeWaiters.splice(0)) w()
@@ -49,7 +52,7 @@ export class FakeLink {
   }
 
   send(frame: RelayToClient): void {
-    this.ws.send(packr.pack(frame))
+    this.ws.send(encodeRelayToClient(frame))
   }
 
   welcome(o: Partial<Extract<RelayToClient, { t: "welcome" }>> = {}): void {

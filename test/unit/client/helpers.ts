@@ -24,9 +24,12 @@ export const open = async (
     relay: r,
     link,
     session,
+    // Every test ends by checking that the SDK never overspent its credit nor sent a frame the relay cannot decode.
     done: async () => {
       await session.close()
       await r.close()
+      const violations = r.links.flatMap((l) => l.violations)
+      if (violations.length > 0) throw new Error(`client link violations: ${violations.join("; ")}`)
     },
   }
 }

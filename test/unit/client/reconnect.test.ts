@@ -35,14 +35,14 @@ describe("reconnect", () => {
     expect(states).toEqual(["reconnecting", "open"])
   })
 
-  it("sends again, whole, a message the relay had not acknowledged when the link dropped", async () => {
+  it("sends again, whole, a message the relay had not acknowledged when the link dropped, if it kept the seat", async () => {
     o = await open({}, fast)
     o.link.autoAck = false
     const sent = o.session.setResolution(640, 480).catch((e: unknown) => e)
     const first = await o.link.nextMessage(MessageType.MonitorsConfig, 0)
     await o.link.terminate()
     const link2 = await o.relay.helloed(1)
-    link2.welcome()
+    link2.welcome({ resume: "r-1" })
     const again = await link2.nextMessage(MessageType.MonitorsConfig, 0)
     expect(again).toEqual({ ...first, id: first.id })
     await link2.agentMessage(MessageType.Reply, u32(MessageType.MonitorsConfig, 1))
@@ -54,11 +54,27 @@ describe("reconnect", () => {
     await o.link.nextMessage(MessageType.AnnounceCapabilities, 0)
     await o.link.close(1001)
     const link2 = await o.relay.helloed(1)
-    link2.welcome()
+    link2.welcome({ resume: "r-1" })
     void o.session.setResolution(1, 1).catch(() => {})
     await link2.nextMessage(MessageType.MonitorsConfig, 0)
     expect(link2.messages.map((m) => m.type)).toEqual([MessageType.MonitorsConfig])
     await o.session.close()
+  })
+
+  it("on a new seat, fails what was unacknowledged instead of replaying it, and introduces itself to the agent again", async () => {
+    o = await open({}, fast)
+    o.link.autoAck = false
+    const grab = o.session.setClipboardText("b").catch((e: unknown) => e)
+    const file = o.session.sendFile({ name: "f", data: new Uint8Array(10) })
+    await o.link.nextMessage(MessageType.FileXferStart, 0)
+    await o.link.close(1001)
+    const link2 = await o.relay.helloed(1)
+    link2.welcome({ resume: "r-2" })
+    expect(await grab).toMatchObject({ reason: "interrupted" })
+    await expect(file.done).rejects.toMatchObject({ reason: "interrupted" })
+    const announce = await link2.nextMessage(MessageType.AnnounceCapabilities, 0)
+    expect(new DataView(announce.payload.buffer).getUint32(0, true)).toBe(1)
+    expect(link2.messages.some((m) => m.type === MessageType.ClipboardGrab || m.type === MessageType.FileXferStart)).toBe(false)
   })
 
   it("sends again on a resend notice", async () => {
