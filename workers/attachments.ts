@@ -5,8 +5,8 @@ import type { Role } from "../src/link/types.ts"
 
 export type EdgeAttachment =
   /** Accepted, hello not yet received. `maxRole` is the token's role. */
-  | { readonly kind: "pending-client"; readonly client: ClientId; readonly maxRole: Role }
-  | { readonly kind: "pending-bridge" }
+  | { readonly kind: "pending-client"; readonly client: ClientId; readonly maxRole: Role; readonly since: number }
+  | { readonly kind: "pending-bridge"; readonly since: number }
   /** Joined, but the session has not yet written its own attachment (it does in the step that handles the hello). */
   | { readonly kind: "joined-client"; readonly client: ClientId; readonly maxRole: Role }
   | { readonly kind: "joined-bridge" }
@@ -14,21 +14,21 @@ export type EdgeAttachment =
 
 /** The edge's in-memory view of one link, rebuilt from its attachment after a wake-up. */
 export type LinkInfo =
-  | { readonly kind: "client"; readonly client: ClientId; readonly maxRole: Role; joined: boolean }
-  | { readonly kind: "bridge"; joined: boolean }
+  | { readonly kind: "client"; readonly client: ClientId; readonly maxRole: Role; joined: boolean; readonly since: number }
+  | { readonly kind: "bridge"; joined: boolean; readonly since: number }
 
 export const linkInfoOf = (a: EdgeAttachment): LinkInfo => {
   switch (a.kind) {
     case "pending-client":
-      return { kind: "client", client: a.client, maxRole: a.maxRole, joined: false }
+      return { kind: "client", client: a.client, maxRole: a.maxRole, joined: false, since: a.since }
     case "joined-client":
     case "client":
-      return { kind: "client", client: a.client, maxRole: a.maxRole, joined: true }
+      return { kind: "client", client: a.client, maxRole: a.maxRole, joined: true, since: 0 }
     case "pending-bridge":
-      return { kind: "bridge", joined: false }
+      return { kind: "bridge", joined: false, since: a.since }
     case "joined-bridge":
     case "bridge":
-      return { kind: "bridge", joined: true }
+      return { kind: "bridge", joined: true, since: 0 }
   }
 }
 

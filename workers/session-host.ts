@@ -94,6 +94,16 @@ export class SessionHost {
     this.scopes.end(ws, leaveCauseOf(code))
   }
 
+  /** Closes links still in their handshake that opened before `before` (they never said hello). */
+  closeSilentLinks(before: number): void {
+    for (const [ws, info] of [...this.links]) {
+      if (info.joined || info.since >= before) continue
+      const detail = "no hello in time"
+      const frame = info.kind === "client" ? encodeRelayToClient({ t: "error", code: "policy", detail }) : encodeRelayToBridge({ t: "error", code: "policy", detail })
+      this.close(ws, "policy", detail, frame)
+    }
+  }
+
   /** Feeds one event; events fed while commands run are queued and stepped after them, in order. */
   feed(event: SessionEvent): void {
     this.queue.push(event)

@@ -14,6 +14,12 @@ import { mergePolicy, statusOf } from "./status.ts"
 import { SessionHost } from "./session-host.ts"
 import { SessionStore } from "./session-store.ts"
 
+/**
+ * A link that has not said hello after this long is closed (1008) when the next link is accepted: idle sockets cost
+ * nothing while hibernated, so sweeping on accept bounds their number without an alarm of our own.
+ */
+const HELLO_TIMEOUT_MS = 30_000
+
 export class VmSession extends DurableObject<Env> {
   private readonly store: SessionStore
   private host!: SessionHost
@@ -62,10 +68,12 @@ export class VmSession extends DurableObject<Env> {
   }
 
   private accept(bridge: boolean, claims: ForwardedClaims): Response {
+    const now = Date.now()
+    this.host.closeSilentLinks(now - HELLO_TIMEOUT_MS)
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
     const attachment: EdgeAttachment = bridge
-      ? { kind: "pending-bridge" }
-      : { kind: "pending-client", client: crypto.randomUUID(), maxRole: claims.role as Role }
+      ? { kind: "pending-bridge", since: now }
+      : { kind: "pending-client", client: crypto.randomUUID(), maxRole: claims.role as Role, since: now }
     this.ctx.acceptWebSocket(server, bridge ? ["bridge"] : ["client", attachment.kind === "pending-client" ? attachment.client : ""])
     server.binaryType = "arraybuffer"
     server.serializeAttachment(attachment)

@@ -1,6 +1,6 @@
 // The security matrix (DESIGN.md invariant 4): every way to reach a VM without the right claims is refused with the
 // right status or close code, and a refusal before the upgrade never creates a Durable Object.
-import { SELF } from "cloudflare:test"
+import { SELF, evictDurableObject, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { encodeBase64url } from "../../src/auth/base64url.ts"
 import { signToken } from "../../src/auth/token.ts"
@@ -123,6 +123,22 @@ describe("refused by the Durable Object", () => {
     peer.send({ t: "hello", v: LINK_VERSION, client: "test", role: "controller", caps: [] })
     expect(await peer.next()).toMatchObject({ t: "error", code: "policy" })
     expect((await peer.closed).code).toBe(1008)
+  })
+
+  it("a link that never says hello: closed with 1008 when a link arrives after the 30 s deadline", async () => {
+    const token = await mint({ tenant: "acme", vm: "vm-silent", role: "viewer" })
+    const silent = clientPeer(await upgrade("/v1/vms/vm-silent/console", { token }))
+    const stub = stubFor("acme", "vm-silent")
+    // Backdate its handshake start (as if 30 s had passed), then let the object hibernate and rebuild from attachments.
+    await runInDurableObject(stub, (_instance, state) => {
+      for (const ws of state.getWebSockets()) ws.serializeAttachment({ ...ws.deserializeAttachment(), since: 0 })
+    })
+    await evictDurableObject(stub, { webSockets: "hibernate" })
+    const next = clientPeer(await upgrade("/v1/vms/vm-silent/console", { token }))
+    expect(await silent.next()).toMatchObject({ t: "error", code: "policy" })
+    expect((await silent.closed).code).toBe(1008)
+    next.send({ t: "hello", v: LINK_VERSION, client: "test", role: "viewer", caps: [] })
+    expect(await next.next()).toMatchObject({ t: "welcome" })
   })
 
   it("a frame before hello: closed with 1002; an oversized frame: 1009", async () => {
