@@ -50,7 +50,8 @@ const buildBundle = (): Promise<Bundle> =>
     const dir = await mkdtemp(join(tmpdir(), "vdrelay-bundle-"))
     const wrangler = join(ROOT, "node_modules/wrangler/bin/wrangler.js")
     await run(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", dir], { ...process.env, ...WRANGLER_ENV })
-    // wrangler.toml is the single source of bindings, flags and compatibility date.
+    // wrangler.toml is the single source of bindings, flags and compatibility date (read offline, no telemetry).
+    for (const [k, v] of Object.entries(WRANGLER_ENV)) process.env[k] ??= v
     const { unstable_getMiniflareWorkerOptions } = await import("wrangler")
     const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"))
     process.once("exit", () => void rm(dir, { recursive: true, force: true }))
@@ -85,6 +86,7 @@ const makeMiniflare = (b: Bundle, port: number, persistDir: string, vars: Record
       port,
       resourcePersistencePath: persistDir,
       log: new Log(logLevel),
+      cf: false, // no request.cf download from workers.cloudflare.com: tests run offline
       ...(onLog === undefined ? {} : { handleStructuredLogs: onLog }),
       name: "vdrelay",
       modules: true,
