@@ -17,11 +17,23 @@ const { values } = parseArgs({
     "corpus-dir": { type: "string" },
     json: { type: "string" },
     list: { type: "boolean", default: false },
+    replay: { type: "string" },
   },
 })
 
 if (values.list) {
   for (const t of TARGETS) console.log(`${t.name.padEnd(16)} ${t.description}`)
+  process.exit(0)
+}
+
+if (values.replay !== undefined) {
+  const target = TARGETS.find((t) => t.name === values.target)
+  if (target === undefined) throw new Error("--replay needs one --target")
+  const input = new Uint8Array(Buffer.from(values.replay.trim(), "hex"))
+  const { Features } = await import("./lib/fuzz/engine.ts")
+  const f = new Features()
+  await target.run(input, f)
+  console.log(`ok: ${f.items.length} features`)
   process.exit(0)
 }
 
@@ -73,7 +85,12 @@ for (const name of names) {
   }
 }
 if (values.json !== undefined) {
-  const out = reports.map(({ corpus, findings, ...r }) => ({ ...r, corpus: corpus.length, findings: findings.map((x) => ({ ...x, input: hex(x.input) })) }))
+  const out = reports.map(({ corpus, findings, seen, ...r }) => ({
+    ...r,
+    corpus: corpus.length,
+    findings: findings.map((x) => ({ ...x, input: hex(x.input) })),
+    seen: Object.fromEntries(seen),
+  }))
   writeFileSync(values.json, JSON.stringify(out, null, 2))
 }
 process.exit(reports.some((r) => r.crashes + r.oracleFailures > 0) ? 1 : 0)

@@ -71,6 +71,8 @@ export interface FuzzReport {
   readonly startHeapBytes: number
   /** The most frequent features (outcome histogram), for the report. */
   readonly top: ReadonlyArray<readonly [string, number]>
+  /** Every feature reached, with its hit count. */
+  readonly seen: ReadonlyMap<string, number>
 }
 
 export interface FuzzOptions {
@@ -199,5 +201,6 @@ export const runFuzz = async (target: FuzzTarget, o: FuzzOptions): Promise<FuzzR
     peakRssBytes: peakRss,
     startHeapBytes: startHeap,
     top,
+    seen,
   }
 }

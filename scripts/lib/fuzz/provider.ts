@@ -43,6 +43,13 @@ export class Provider {
     return out
   }
 
+  /** The next `n` bytes (fewer at the end). */
+  take(n: number): Uint8Array {
+    const out = this.buf.subarray(this.at, this.at + n)
+    this.at += out.length
+    return out
+  }
+
   rest(): Uint8Array {
     const out = this.buf.subarray(this.at)
     this.at = this.buf.length

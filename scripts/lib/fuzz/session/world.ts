@@ -1,0 +1,373 @@
+// The session actor driven from outside as the VmSession Durable Object drives it, with every command checked: frames
+// must encode and decode (what the adapter sends), clients and the guest only ever see whole messages (ClientView,
+// GuestView), attachments and persisted state stay small, memory held by the actor stays under its budget, and a
+// simulated eviction rebuilds the actor from the last Persist and attachments exactly as the adapter does.
+import { decodeBridgeToRelay, decodeRelayToBridge, encodeBridgeToRelay, encodeRelayToBridge } from "../../../../src/link/bridge-codec.ts"
+import { decodeClientToRelay, decodeRelayToClient, encodeClientToRelay, encodeRelayToClient } from "../../../../src/link/client-codec.ts"
+import { defaultPolicy, type BridgeToRelay, type ClientToRelay, type Policy, type RelayToBridge, type RelayToClient, type Role } from "../../../../src/link/types.ts"
+import {
+  initialState,
+  persisted,
+  restore,
+  step,
+  type BridgeLinkAttachment,
+  type ClientLinkAttachment,
+  type Limits,
+  type PersistedState,
+  type SessionCommand,
+  type SessionEvent,
+  type SessionState,
+} from "../../../../src/session/index.ts"
+import { check, type Features } from "../engine.ts"
+import { ClientView } from "./client-view.ts"
+import { GuestView } from "./guest-view.ts"
+
+const MAX_ATTACHMENT = 2048
+/** VDRELAY_FUZZ_TRACE=1 with `--replay` prints every event and command. */
+const TRACE = process.env.VDRELAY_FUZZ_TRACE === "1"
+const show = (x: unknown): string =>
+  JSON.stringify(x, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)).slice(0, 300)
+const MAX_PERSISTED = 128 * 1024
+
+/**
+ * Injected relay bugs, for checking that the oracles notice them (test/unit/fuzz): each corrupts what the actor emits
+ * the way a real defect would.
+ */
+export type Mutant = "drop-ack" | "drop-more" | "drop-notice" | "split-write" | "drop-abort"
+
+export interface WorldOptions {
+  readonly limits?: Partial<Limits>
+  readonly policy?: Policy
+  readonly mutant?: Mutant
+}
+
+export class SessionWorld {
+  state: SessionState
+  now = 1_000
+  readonly clients = new Map<string, ClientView>()
+  readonly guest = new GuestView()
+  bridgeUp = false
+  /** The bridge's agent stream per epoch: bytes it has sent (it can replay any of them). */
+  epoch = 1
+  agentBytes: Uint8Array[] = []
+  agentPos = 0
+  acked = 0
+  /** Whether hostile bytes went into this epoch's agent stream (then delivered content is not compared). */
+  tainted = false
+  /** Whole port-1 messages the agent sent (valid ops only). */
+  readonly sentToAgent: Array<{ epoch: number; type: number; hash: number }> = []
+  /** Whole messages consoles sent, with the role they had when they started them. */
+  readonly sentByClients: Array<{ controller: boolean; type: number; hash: number }> = []
+  taintedEver = false
+  /** Consoles sent hostile frames: guest-bound content is then not compared with what they meant to send. */
+  clientTainted = false
+  lastPersist: PersistedState
+  readonly attachments = new Map<string, ClientLinkAttachment>()
+  bridgeAttachment: BridgeLinkAttachment | undefined
+  steps = 0
+  private clientSeq = 0
+  private queue: SessionEvent[] = []
+  private draining = false
+  /** `wrote` of the last bridge hello: where the relay's guest-bound positions restart. */
+  private helloWrote = 0
+  readonly limits: Limits
+
+  private readonly mutant: Mutant | undefined
+
+  constructor(
+    readonly f: Features,
+    o: WorldOptions = {},
+  ) {
+    this.mutant = o.mutant
+    this.state = initialState({ session: "fuzz", policy: o.policy ?? defaultPolicy, now: this.now, ...(o.limits !== undefined ? { limits: o.limits } : {}) })
+    this.limits = this.state.limits
+    this.lastPersist = persisted(this.state)
+  }
+
+  tick(ms: number): void {
+    this.now += ms
+  }
+
+  /** Like the adapter's SessionHost: events raised while commands run are stepped after them, in order. */
+  feed(event: SessionEvent): void {
+    this.queue.push(event)
+    if (this.draining) return
+    this.draining = true
+    try {
+      for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) {
+        this.steps++
+        if (TRACE) console.log(">", show(e))
+        const r = step(this.state, e)
+        this.state = r.state
+        this.run(r.commands)
+      }
+    } finally {
+      this.draining = false
+      this.queue = []
+    }
+  }
+
+  run(commands: ReadonlyArray<SessionCommand>): void {
+    if (TRACE) for (const c of commands) console.log("  <", show(c))
+    for (const c of commands) this.command(c)
+    this.checkBudget()
+  }
+
+  /** The injected defect, if any: true when the command is to be lost or has been replaced. */
+  private mutate(c: SessionCommand): boolean {
+    if (this.mutant === undefined) return false
+    if (c._tag === "SendToClient") {
+      const t = c.frame.t
+      if (this.mutant === "drop-ack" && t === "ack") return true
+      if (this.mutant === "drop-more" && t === "more" && c.frame.data.length > 0) return true
+      if (this.mutant === "drop-notice" && t === "notice") return true
+      if (this.mutant === "drop-abort" && t === "abort") return true
+    }
+    if (c._tag === "SendToBridge" && this.mutant === "split-write" && c.frame.t === "write" && c.frame.end && c.frame.data.length > 8) {
+      // A message split in two "whole" writes: the first half is marked as the end of a message.
+      const f = c.frame
+      const half = f.data.length >> 1
+      this.command({ _tag: "SendToBridge", frame: { ...f, data: f.data.subarray(0, half), end: true } })
+      this.command({ _tag: "SendToBridge", frame: { ...f, pos: f.pos + half, data: f.data.subarray(half) } })
+      return true
+    }
+    return false
+  }
+
+  private command(c: SessionCommand): void {
+    if (this.mutate(c)) return
+    switch (c._tag) {
+      case "SendToClient": {
+        const view = this.clients.get(c.client)
+        check(view !== undefined, `frame for unknown client ${c.client}`)
+        const frame = roundTripClient(c.frame)
+        this.f.edge(`c:${frame.t}`)
+        return view!.receive(frame)
+      }
+      case "CloseClient": {
+        const view = this.clients.get(c.client)
+        check(view !== undefined, `close of unknown client ${c.client}`)
+        this.f.add(`close:${c.code}`)
+        view!.closed = true
+        this.attachments.delete(c.client)
+        return
+      }
+      case "SendToBridge": {
+        check(this.bridgeUp, `${c.frame.t} frame with no bridge link`)
+        const frame = roundTripBridge(c.frame)
+        this.f.edge(`b:${frame.t}`)
+        return this.toBridge(frame)
+      }
+      case "CloseBridge":
+        check(this.bridgeUp, "close of a bridge link that is not there")
+        this.f.add(`bridge-close:${c.code}`)
+        this.bridgeUp = false
+        this.bridgeAttachment = undefined
+        return
+      case "Persist": {
+        const size = JSON.stringify(c.state).length
+        check(size <= MAX_PERSISTED, `persisted state of ${size} bytes`)
+        this.lastPersist = structuredClone(c.state)
+        return
+      }
+      case "SetAttachment": {
+        const size = JSON.stringify(c.data).length
+        check(size <= MAX_ATTACHMENT, `attachment of ${size} bytes (cap ${MAX_ATTACHMENT})`)
+        if (c.link === "bridge") {
+          check(this.bridgeUp && c.data.kind === "bridge", "bridge attachment without a bridge link")
+          this.bridgeAttachment = structuredClone(c.data) as BridgeLinkAttachment
+        } else {
+          const view = this.clients.get(c.link.client)
+          check(view !== undefined && !view.closed && c.data.kind === "client", `attachment for a client that is not there`)
+          this.attachments.set(c.link.client, structuredClone(c.data) as ClientLinkAttachment)
+        }
+        return
+      }
+      case "Metric":
+        return this.f.add(`m:${c.name}${c.labels === undefined ? "" : JSON.stringify(c.labels)}`)
+      case "Log":
+      case "SetTimer":
+        return
+    }
+  }
+
+  private toBridge(f: RelayToBridge): void {
+    switch (f.t) {
+      case "welcome":
+        this.guest.reset(f.epoch, this.helloWrote)
+        this.acked = Math.max(this.acked, f.ack)
+        return this.replayFrom(f.ack)
+      case "rewind":
+        check(f.epoch === this.epoch, `rewind for epoch ${f.epoch}`)
+        return this.replayFrom(f.pos)
+      case "ack":
+        // Hostile data frames claim positions the bridge never sent: only a clean stream is held to this.
+        if (!this.tainted) check(f.epoch === this.epoch && f.pos <= this.agentPos, `ack ${f.pos} of epoch ${f.epoch}; sent ${this.agentPos} in ${this.epoch}`)
+        this.acked = Math.max(this.acked, f.pos)
+        return
+      case "write":
+      case "abort":
+        return this.guest.receive(f)
+      default:
+        return
+    }
+  }
+
+  /** The bridge re-sends its retained agent bytes from `pos` (after welcome or rewind), as one data frame. */
+  private replayFrom(pos: number): void {
+    if (pos >= this.agentPos) return
+    const all = concatAll(this.agentBytes)
+    this.feed({ _tag: "BridgeFrameReceived", now: this.now, frame: { t: "data", epoch: this.epoch, pos, bytes: all.slice(pos) } })
+  }
+
+  bridgeHello(epoch: number, chardev: boolean, port: "open" | "closed" | "unknown", wrote?: number): void {
+    const w = wrote ?? (this.guest.epoch === epoch ? this.guest.wpos : 0)
+    // As in the adapter: the hello is decoded first; one that does not decode closes the link before the actor sees it.
+    const hello = decodeBridgeToRelay(encodeBridgeToRelay({ t: "hello", v: 1, bridge: "bridge-1", epoch, chardev, from: 0, wrote: w, port }))
+    if (hello._tag !== "Ok" || hello.value.t !== "hello") return this.f.add("hello-undecodable")
+    if (this.bridgeUp) this.bridgeDrop("replaced")
+    if (epoch !== this.epoch) {
+      this.epoch = epoch
+      this.agentBytes = []
+      this.agentPos = 0
+      this.acked = 0
+      this.tainted = false
+    }
+    this.bridgeUp = true
+    this.helloWrote = w
+    this.feed({ _tag: "BridgeAttached", now: this.now, hello: hello.value })
+  }
+
+  taint(): void {
+    this.tainted = true
+    this.taintedEver = true
+  }
+
+  /** The bridge reports a new chardev connection: a new epoch whose positions (both ways) start at 0. */
+  newEpochFromChardev(epoch: number): void {
+    this.epoch = epoch
+    this.agentBytes = []
+    this.agentPos = 0
+    this.acked = 0
+    this.tainted = false
+    this.helloWrote = 0
+  }
+
+  /** A frame from the bridge, through the link codec as the adapter receives it (undecodable → FrameRejected). */
+  bridgeFrame(frame: BridgeToRelay): void {
+    if (!this.bridgeUp) return
+    const d = decodeBridgeToRelay(encodeBridgeToRelay(frame))
+    if (d._tag === "Invalid") return this.feed({ _tag: "FrameRejected", now: this.now, from: "bridge", detail: d.detail })
+    this.feed({ _tag: "BridgeFrameReceived", now: this.now, frame: d.value })
+  }
+
+  /** The agent writes `bytes` into the chardev; the bridge forwards them at the next position. */
+  agentSends(bytes: Uint8Array, hostile: boolean): void {
+    if (hostile) this.taint()
+    const pos = this.agentPos
+    this.agentBytes.push(bytes)
+    this.agentPos += bytes.length
+    this.bridgeFrame({ t: "data", epoch: this.epoch, pos, bytes })
+  }
+
+  bridgeDrop(cause: "error" | "replaced" | "closed" = "error"): void {
+    if (!this.bridgeUp) return
+    this.bridgeUp = false
+    this.bridgeAttachment = undefined
+    this.feed({ _tag: "BridgeDetached", now: this.now, cause })
+  }
+
+  join(role: Role, maxRole: Role, caps: number[]): ClientView {
+    const id = `c${++this.clientSeq}`
+    const view = new ClientView(id, maxRole)
+    this.clients.set(id, view)
+    this.feed({ _tag: "ClientJoined", now: this.now, client: id, maxRole, hello: { t: "hello", v: 1, client: id, role, caps } })
+    return view
+  }
+
+  live(): ClientView[] {
+    return [...this.clients.values()].filter((c) => !c.closed)
+  }
+
+  leave(view: ClientView): void {
+    if (view.closed) return
+    view.closed = true
+    this.attachments.delete(view.id)
+    this.feed({ _tag: "ClientLeft", now: this.now, client: view.id, cause: "closed" })
+  }
+
+  /** A console sends a frame; msg frames are booked so that their answers can be checked. */
+  clientSends(view: ClientView, frame: ClientToRelay): void {
+    if (view.closed) return
+    if (frame.t === "msg") {
+      view.sending(frame.id)
+      if (view.role === "viewer") view.sentAsViewer.add(frame.id)
+    }
+    const d = decodeClientToRelay(encodeClientToRelay(frame))
+    if (d._tag === "Invalid") return this.feed({ _tag: "FrameRejected", now: this.now, from: { client: view.id }, detail: d.detail })
+    if (frame.t === "msg" || frame.t === "more") view.creditOwed += frame.data.length
+    if (frame.t === "msg") view.openOut = frame.end ? null : frame.id
+    else if ((frame.t === "more" && frame.end) || frame.t === "abort") view.openOut = null
+    this.feed({ _tag: "ClientFrameReceived", now: this.now, client: view.id, frame: d.value })
+  }
+
+  /** Eviction or hibernation: the actor is rebuilt from the last Persist and the attachments of the open links. */
+  evict(): void {
+    this.f.add("evict")
+    const clients = this.live().filter((c) => this.attachments.has(c.id))
+    // Links without an attachment (still in their handshake) are closed by the adapter before restore.
+    for (const c of this.live()) if (!this.attachments.has(c.id)) c.closed = true
+    const r = restore(this.lastPersist, { ...(this.bridgeUp && this.bridgeAttachment !== undefined ? { bridge: this.bridgeAttachment } : {}), clients: clients.map((c) => this.attachments.get(c.id)!) }, this.now, { limits: this.limits })
+    if (this.bridgeUp && this.bridgeAttachment === undefined) this.bridgeUp = false
+    this.state = r.state
+    this.run(r.commands)
+  }
+
+  /** What the actor holds for this session right now, bytes (DESIGN invariant 3). */
+  heldBytes(): number {
+    const s = this.state
+    let n = s.stream.tail.length
+    for (const c of s.clients.values()) {
+      n += c.queued
+      if (c.inMsg !== null) n += c.inMsg.buf.length
+    }
+    for (const m of s.stream.msgs.values()) n += m.collect?.length ?? 0
+    return n
+  }
+
+  private checkBudget(): void {
+    const s = this.state
+    const cap = s.limits.clientQueueBytes * 2 + s.limits.storeAndForwardBytes * 2 + 4096
+    for (const c of s.clients.values()) {
+      check(c.queued <= cap, `client ${c.id} holds ${c.queued} queued bytes (queue cap ${s.limits.clientQueueBytes})`)
+      check(c.items.length - c.head <= cap, `client ${c.id} has ${c.items.length - c.head} queued frames`)
+    }
+    const held = this.heldBytes()
+    const budget = s.clients.size * cap + s.limits.agentWindow + 64 * 1024
+    check(held <= budget, `the session holds ${held} bytes, budget ${budget}`)
+    check(s.stream.safe.length <= 1024, `${s.stream.safe.length} acknowledgement points`)
+    check(s.guest.inflight.length <= 100_000, `${s.guest.inflight.length} messages in flight`)
+  }
+}
+
+const roundTripClient = (f: RelayToClient): RelayToClient => {
+  const d = decodeRelayToClient(encodeRelayToClient(f))
+  check(d._tag === "Ok", `the actor sent a client frame that does not decode: ${d._tag === "Invalid" ? d.detail : ""}`)
+  return d._tag === "Ok" ? d.value : f
+}
+
+const roundTripBridge = (f: RelayToBridge): RelayToBridge => {
+  const d = decodeRelayToBridge(encodeRelayToBridge(f))
+  check(d._tag === "Ok", `the actor sent a bridge frame that does not decode: ${d._tag === "Invalid" ? d.detail : ""}`)
+  return d._tag === "Ok" ? d.value : f
+}
+
+const concatAll = (parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
+  return out
+}
