@@ -45,6 +45,8 @@ export class FileTransfer {
   readonly size: number
   sent = 0
   status: FileStatus = "waiting"
+  /** Why the transfer failed or was cancelled. */
+  error: ClientError | undefined
   readonly done: Promise<void>
   private offset = 0
   private reading = false
@@ -126,6 +128,7 @@ export class FileTransfer {
 
   private finish(status: FileStatus, err?: ClientError): void {
     this.status = status
+    this.error = err
     this.owner.forget(this)
     this.emitStatus(err)
     if (err === undefined) this.settle.resolve()

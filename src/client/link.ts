@@ -54,7 +54,8 @@ export class Link {
   }
 
   welcomed(resume: string): void {
-    this.resumeToken = resume
+    // Single use, and "" when the relay cannot resume this link.
+    this.resumeToken = resume === "" ? undefined : resume
     this.everWelcomed = true
     this.attempt = 0
     this.cb.state("open")

@@ -293,8 +293,8 @@ export class Session extends Emitter<SessionEvents> {
 
   private welcome(w: Extract<RelayToClient, { t: "welcome" }>): void {
     const reconnect = this.sessionId !== undefined
-    // The relay hands back the resume token we offered when it kept our seat (and what the agent knows of us).
-    const resumed = reconnect && w.resume === this.link.resumeToken
+    // The relay says whether it honoured our resume token: the seat (and what the agent knows of us) survived.
+    const resumed = reconnect && w.resumed === true
     if (reconnect && this.sessionId !== w.session) this.inbox.forgetSeqs()
     if (reconnect && !resumed) {
       // A new seat: the agent heard CLIENT_DISCONNECTED for the old one, so what was queued for it (laid out for the
