@@ -2,7 +2,7 @@
 // request to the VmSession named by the verified claims (tenant/vm), never by anything else in the request.
 import { forwardRequest } from "./forward.ts"
 import { authorize } from "./edge-auth.ts"
-import { consolePage } from "./console-page.ts"
+import { serveConsole } from "./console/index.ts"
 import { matchRoute, type VmRoute } from "./routes.ts"
 import { mergePolicy } from "./status.ts"
 import { defaultPolicy } from "../src/link/types.ts"
@@ -24,7 +24,7 @@ export default {
     if (m._tag === "BadMethod") return refusal(405, "method not allowed", { Allow: m.allow })
     const route = m.route
     if (route.kind === "healthz") return new Response("ok")
-    if (route.kind === "console-page") return consolePage(request, route.path)
+    if (route.kind === "console-page") return serveConsole(request, route.path)
     return vmRoute(request, route, env)
   },
 } satisfies ExportedHandler<Env>
