@@ -81,8 +81,13 @@ export class Inbox {
       if (!f.end && !this.partial.has(f.seq)) this.partial.set(f.seq, { type: f.type, buf: undefined, fill: 0, size: f.size })
       return undefined
     }
-    if (f.end && f.data.length === f.size) return this.done(f.seq, f.type, f.data)
+    if (f.end && f.data.length === f.size && f.size <= this.maxMessageBytes) return this.done(f.seq, f.type, f.data)
     if (f.size > this.maxMessageBytes) {
+      if (f.end && f.data.length === f.size) {
+        // Whole in one frame but over the cap: dropped and reported like a fragmented one (and not replayed later).
+        this.delivered = Math.max(this.delivered, f.seq)
+        return { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}` }
+      }
       this.partial.set(f.seq, { type: f.type, buf: undefined, fill: f.data.length, size: f.size })
       return f.end
         ? { _tag: "Protocol", detail: `message ${f.seq} ends at ${f.data.length} of ${f.size} bytes` }
