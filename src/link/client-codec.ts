@@ -81,6 +81,7 @@ const relayReaders: FrameReaders<RelayToClient> = {
     policy: f.object("policy", readPolicy),
     credit: f.uint("credit"),
     resume: f.str("resume", 256),
+    ...(f.optional("resumed", (n) => f.bool(n)) === true ? { resumed: true } : {}),
   }),
   agent: (f) => ({ t: "agent", ...readAgent(f) }),
   msg: (f) => ({ t: "msg", seq: f.uint("seq"), ...firstFragment(f) }),

@@ -99,7 +99,13 @@ export type RelayToClient =
       readonly policy: Policy
       /** Client→relay credit in bytes of message data. */
       readonly credit: number
+      /** This link's resume token (single use): offer it in `hello.resume` after a drop. "" when not resumable. */
       readonly resume: string
+      /**
+       * The `hello.resume` token was honoured: the seat (and, if `role` says so, control) was kept and the agent was
+       * not told CLIENT_DISCONNECTED for it; absent or false: a new seat.
+       */
+      readonly resumed?: boolean
     }
   | { readonly t: "agent"; readonly connected: boolean; readonly caps: ReadonlyArray<number> | null }
   /** First (or only) fragment of an agent message. `seq` is unique and increasing per VM session. */

@@ -10,6 +10,7 @@ import { log, metric, notice } from "./emit.ts"
 import { abandonAgentMessages, editedCaps, sendAnnounceTo } from "./agent-route.ts"
 import { streamAbort, writable, writeWhole } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
+import { answerAbsent } from "./seats.ts"
 
 /** Caps the relay announces for itself when no controller is there (what spice-gtk announces). */
 export const RELAY_DEFAULT_CAPS: ReadonlyArray<number> = buildCaps([
@@ -47,8 +48,11 @@ export const discardGuestBound = (s: SessionState, code: NoticeCode, detail: str
   for (const f of g.inflight) {
     const c = f.client === null ? undefined : s.clients.get(f.client)
     if (c !== undefined) notice(s, c, code, detail, f.id)
+    else if (f.client !== null) answerAbsent(s, f.client, f.id, code)
   }
   g.inflight = []
+  // The agent these transfers were open on is gone (or reset).
+  for (const c of s.clients.values()) c.xfers.clear()
   g.mouseEnd = null
   g.mousePending = null
 }

@@ -3,7 +3,9 @@
 import type { ClientId } from "./types.ts"
 import type { StreamSink } from "../protocol/stream-parser.ts"
 import type { MessageHeader } from "../protocol/header.ts"
-import { MessageType, Port } from "../protocol/constants.ts"
+import { FileXferResult, MessageType, Port } from "../protocol/constants.ts"
+import { u32At } from "../protocol/wire.ts"
+import { xferEnded } from "./seats.ts"
 import { editAgentCaps } from "../protocol/caps.ts"
 import { decodeAnnounceCapabilities, encodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
 import type { AgentMsg, ClientSide, SessionState } from "./state.ts"
@@ -56,12 +58,13 @@ const begin = (s: SessionState, port: number, h: MessageHeader): void => {
   const to = new Set<ClientId>()
   if (drop === null) for (const c of s.clients.values()) if (mayReceive(s, c, h.type)) to.add(c.id)
   const collect = drop === null && h.type === MessageType.AnnounceCapabilities ? new Uint8Array(h.size) : null
+  const head = drop === null && h.type === MessageType.FileXferStatus && h.size >= 8 ? new Uint8Array(8) : null
   const routed = drop === null && (to.size > 0 || collect !== null)
   if (drop !== null && drop !== "resumed") {
     metric(s, "vdrelay_agent_drops_total", { reason: drop })
     log(s, "info", "agent message dropped", { reason: drop, type: h.type, size: h.size, port })
   }
-  const m: AgentMsg = { type: h.type, size: h.size, seq: routed ? allocSeq(s) : -1, to, started: new Set(), collect, got: 0, drop: routed ? null : drop ?? "no-recipient", placed: false }
+  const m: AgentMsg = { type: h.type, size: h.size, seq: routed ? allocSeq(s) : -1, to, started: new Set(), collect, head, got: 0, drop: routed ? null : drop ?? "no-recipient", placed: false }
   s.stream.msgs.set(port, m)
 }
 
@@ -83,6 +86,8 @@ const piece = (s: SessionState, port: number, bytes: Uint8Array): void => {
     m.got += bytes.length
     return
   }
+  if (m.head !== null && m.got < 8) m.head.set(bytes.subarray(0, 8 - m.got), m.got)
+  m.got += bytes.length
   if (bytes.length === 0 || m.to.size === 0) return
   const copy = bytes.slice()
   const step = s.limits.clientFragmentBytes
@@ -105,6 +110,8 @@ const finish = (s: SessionState, port: number, endPos: number | undefined): void
   s.stream.msgs.delete(port)
   if (m === undefined || m.drop !== null) return
   if (m.collect !== null) return agentAnnounced(s, m.collect, m.seq)
+  // A final status ends the transfer on the agent: it no longer needs cancelling if its console's link is lost.
+  if (m.head !== null && m.got >= 8 && u32At(m.head, 4) !== FileXferResult.CanSendData) xferEnded(s, u32At(m.head, 0))
   for (const id of m.to) {
     const c = s.clients.get(id)!
     if (m.started.has(id)) endMessage(s, c, m.seq, endPos, s.stream.framePos)

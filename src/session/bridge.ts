@@ -10,6 +10,7 @@ import { feedAgent, newAgentStream, restartStream } from "./agent-stream.ts"
 import { agentCame, agentGone, discardGuestBound, syncAgentState } from "./agent-link.ts"
 import { guestWrote, streamAbort } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
+import { answerAbsent } from "./seats.ts"
 
 type Hello = Extract<BridgeToRelay, { t: "hello" }>
 
@@ -46,11 +47,13 @@ const resume = (s: SessionState, h: Hello): void => {
   for (const f of g.inflight) {
     const c = f.client === null ? undefined : s.clients.get(f.client)
     if (c !== undefined) notice(s, c, "resend", "the bridge tunnel dropped before this message was written", f.id)
+    else if (f.client !== null) answerAbsent(s, f.client, f.id, "resend")
   }
   g.inflight = []
   g.wpos = g.wrote = h.wrote
   g.mouseEnd = null
   s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow } })
+  s.rewindTo = null
   if (h.from > s.stream.pos) gap(s, h.from)
   const was = s.chardev && s.port !== "closed"
   s.chardev = h.chardev
@@ -67,6 +70,7 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   discardGuestBound(s, "dropped-by-disconnect", "the agent connection was replaced")
   s.epoch = h.epoch
   s.stream = newAgentStream(s.limits, h.from, h.from === 0 ? "parse" : "scan")
+  s.rewindTo = null
   s.guest.wpos = s.guest.wrote = h.wrote
   s.rawCaps = null
   s.capsSeen = false
@@ -103,7 +107,6 @@ export const bridgeDetached = (s: SessionState, cause: LeaveCause, now: number):
   s.guest.mousePending = null
   if (s.chardev && s.port !== "closed") {
     s.graceUntil = now + s.limits.bridgeGraceMs
-    s.out.push({ _tag: "SetTimer", at: s.graceUntil })
   }
 }
 
@@ -157,7 +160,12 @@ const onData = (s: SessionState, f: Extract<BridgeToRelay, { t: "data" }>, now: 
   if (!Number.isSafeInteger(f.pos) || f.pos < 0) return closeBridge(s, `data at ${f.pos}`, now)
   if (f.pos + f.bytes.length > a.acked + s.limits.agentWindow + s.limits.agentWindow / 8)
     return closeBridge(s, `data up to ${f.pos + f.bytes.length} beyond the window (ack ${a.acked})`, now)
-  if (f.pos > a.pos) gap(s, f.pos)
+  if (f.pos > a.pos) {
+    // Sent before the bridge saw our rewind: the replay from `rewindTo` follows.
+    if (s.rewindTo !== null) return metric(s, "vdrelay_agent_stale_frames_total")
+    gap(s, f.pos)
+  }
+  s.rewindTo = null
   const skip = s.stream.pos - f.pos
   if (skip >= f.bytes.length) return metric(s, "vdrelay_agent_duplicate_frames_total")
   feedAgent(s, skip > 0 ? f.bytes.subarray(skip) : f.bytes)

@@ -7,11 +7,12 @@ import { hasCap } from "../protocol/caps.ts"
 import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
 import { decodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
 import { u32At } from "../protocol/wire.ts"
-import type { ClientSide, SessionState } from "./state.ts"
+import type { Answer, ClientSide, SessionState } from "./state.ts"
 import { enqueue, flush as flushOf } from "./client-queue.ts"
 import { metric, notice } from "./emit.ts"
 import { agentTakesMouse, returnCredit, sendMouse, streamAbort, streamPush, streamStart, writable, writeWhole } from "./guest-out.ts"
-import { checkHeader, checkPayload, STREAMED_TYPE } from "./validate.ts"
+import { checkHeader, checkPayload, STREAMED_TYPE, type Refusal } from "./validate.ts"
+import { remember, xferEnded, xferStarted } from "./seats.ts"
 import { allocSeq } from "./agent-route.ts"
 import { closeClient, takeControl } from "./clients.ts"
 
@@ -59,6 +60,8 @@ const onMsg = (s: SessionState, c: ClientSide, f: Frame<"msg">): void => {
   if (!isU32(f.id) || !isU32(f.type) || !isU32(f.size) || f.data.length > f.size || f.end !== (f.data.length === f.size))
     return broken(s, c, `msg ${f.id}: inconsistent size/data/end`)
   if (!spend(s, c, f.data.length)) return
+  const prior = c.answered.get(f.id)
+  if (prior !== undefined) return duplicate(s, c, f, prior)
   const no = refusal(s, c, f)
   c.inMsg = { id: f.id, type: f.type, size: f.size, received: f.data.length, mode: "drop", buf: new Uint8Array(0) }
   c.dirty = true
@@ -101,6 +104,25 @@ const onMore = (s: SessionState, c: ClientSide, f: Frame<"more">): void => {
   if (f.end) complete(s, c)
 }
 
+/**
+ * A message id this seat already sent whole: a console resumed after a drop resends what it had no answer for. It is
+ * not written again; its frames are absorbed and, at its end, the answer is repeated (a pending one comes with `wrote`).
+ */
+const duplicate = (s: SessionState, c: ClientSide, f: Frame<"msg">, prior: Answer): void => {
+  metric(s, "vdrelay_client_duplicates_total")
+  c.inMsg = { id: f.id, type: f.type, size: f.size, received: f.data.length, mode: "drop", buf: new Uint8Array(0), dup: prior }
+  c.dirty = true
+  c.creditFree += f.data.length
+  returnCredit(s, c)
+  if (f.end) complete(s, c)
+}
+
+const answerAgain = (s: SessionState, c: ClientSide, id: number, type: number, a: Answer): void => {
+  if (a === "pending") return
+  if (a === "ack") return enqueue(s, c, { frame: { t: "ack", id }, bytes: 0 })
+  notice(s, c, a, "this message was answered before the link dropped (answer repeated)", id, type)
+}
+
 /** Charges relay-bound credit; a client far beyond what it was granted breaks the protocol. */
 const spend = (s: SessionState, c: ClientSide, n: number): boolean => {
   c.creditOwed += n
@@ -119,18 +141,35 @@ const complete = (s: SessionState, c: ClientSide): void => {
   const m = c.inMsg!
   c.inMsg = null
   c.dirty = true
+  if (m.dup !== undefined) return answerAgain(s, c, m.id, m.type, m.dup)
   if (m.mode !== "store") return
   c.creditFree += m.size
-  const bad = writable(s) ? checkPayload(m.type, m.buf, s.rawCaps, s.limits) : { code: "agent-not-connected" as const, detail: "no agent is connected" }
+  const bad = writable(s) ? checkPayload(m.type, m.buf, s.rawCaps, s.limits) ?? cancelledXfer(c, m.type, m.buf) : { code: "agent-not-connected" as const, detail: "no agent is connected" }
   if (bad !== undefined) notice(s, c, bad.code, bad.detail, m.id, m.type)
   else {
     if (m.type === MessageType.AnnounceCapabilities) {
       const a = decodeAnnounceCapabilities(m.buf)
       if (a._tag === "Ok") c.caps = a.value.caps
     }
+    trackXfer(s, c, m.type, m.buf)
     writeWhole(s, Port.Client, m.type, m.buf, { client: c.id, id: m.id })
+    remember(s, c.answered, m.id, "pending")
   }
   returnCredit(s, c)
+}
+
+/** Data or status for a transfer the relay cancelled while this console was away: the agent no longer has it. */
+const cancelledXfer = (c: ClientSide, type: number, buf: Uint8Array): Refusal | undefined =>
+  (type === MessageType.FileXferData || type === MessageType.FileXferStatus) && c.cancelled.has(u32At(buf, 0))
+    ? { code: "dropped-by-disconnect", detail: `file transfer ${u32At(buf, 0)} was cancelled when the link dropped` }
+    : undefined
+
+/** Transfers open on the agent, to cancel them if this console's link is lost (seats.ts). */
+const trackXfer = (s: SessionState, c: ClientSide, type: number, buf: Uint8Array): void => {
+  if (type === MessageType.FileXferStart) {
+    c.cancelled.delete(u32At(buf, 0))
+    xferStarted(c, u32At(buf, 0))
+  } else if (type === MessageType.FileXferStatus) xferEnded(s, u32At(buf, 0))
 }
 
 const onAbort = (s: SessionState, c: ClientSide, f: Frame<"abort">): void => {

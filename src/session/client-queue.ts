@@ -19,6 +19,9 @@ const BYPASS: ReadonlySet<string> = new Set(["ack", "notice", "credit", "pong", 
 
 export const enqueue = (s: SessionState, c: ClientSide, item: OutItem): void => {
   if (!present(s, c)) return
+  const f = item.frame
+  // A resumed console said it has every message up to its `lastSeq` whole: nothing at or below it is sent again.
+  if ((f.t === "msg" || f.t === "more" || f.t === "abort") && f.seq <= c.floorSeq) return
   if (BYPASS.has(item.frame.t)) {
     s.out.push({ _tag: "SendToClient", client: c.id, frame: item.frame })
     return

@@ -1,17 +1,21 @@
 // Client membership and roles: join (welcome), leave, close, and controller takeover. Exactly one controller; a new
 // controller takes over and the old one becomes a viewer (told with a `role` frame), since closing it would also
 // cut a console that may still want to watch. The agent hears CLIENT_DISCONNECTED whenever a controller goes away
-// or is replaced, so it resets its client-port parser and releases what that client owned (spec §5.7 case 3).
+// or is replaced, so it resets its client-port parser and releases what that client owned (spec §5.7 case 3); a
+// controller whose link was lost holds control for a grace instead, and may resume its seat (seats.ts).
 import { LINK_VERSION, type LinkErrorCode, type Role } from "../link/types.ts"
-import type { ClientSide, SessionState } from "./state.ts"
+import { FileXferResult, MessageType } from "../protocol/constants.ts"
+import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
+import type { ClientSide, Seat, SessionState } from "./state.ts"
 import type { ClientId, LeaveCause, SessionEvent } from "./types.ts"
 import { enqueue } from "./client-queue.ts"
 import { log, metric, notice } from "./emit.ts"
-import { recheckRecipients, editedCaps } from "./agent-route.ts"
-import { sendClientDisconnected, streamAbort } from "./guest-out.ts"
+import { allocSeq, recheckRecipients, editedCaps } from "./agent-route.ts"
+import { streamAbort } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
+import { controllerReleased, expireSeats, holdControl, keepSeat, releaseHeld, takeSeat } from "./seats.ts"
 
-const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number): ClientSide => ({
+const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string): ClientSide => ({
   id,
   role: "viewer",
   maxRole,
@@ -29,7 +33,14 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
   creditFree: 0,
   mouseNoticed: false,
   dirty: true,
+  token,
+  floorSeq: -1,
+  answered: new Map(),
+  xfers: new Set(),
+  cancelled: new Set(),
 })
+
+const validToken = (t: unknown): string => (typeof t === "string" && t.length <= 256 ? t : "")
 
 export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "ClientJoined" }>): void => {
   const h = e.hello
@@ -42,10 +53,15 @@ export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "
   if (s.clients.has(e.client)) clientLeft(s, e.client, "replaced")
   if (h.v !== LINK_VERSION) return refuse("protocol", `link version ${h.v}, this relay speaks ${LINK_VERSION}`)
   if (h.role === "controller" && e.maxRole !== "controller") return refuse("policy", "the token does not allow control")
-  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now)
+  expireSeats(s, e.now)
+  const token = validToken(e.resumeToken)
+  const seat = validToken(h.resume) === "" ? undefined : claimSeat(s, h.resume!)
+  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now, token === h.resume ? "" : token)
   s.clients.set(c.id, c)
-  metric(s, "vdrelay_client_joins_total", { role: h.role })
-  if (h.role === "controller") becomeController(s, c, false)
+  s.persistDirty = true
+  metric(s, "vdrelay_client_joins_total", { role: h.role, resumed: String(seat !== undefined) })
+  if (seat !== undefined) resumeSeat(s, c, seat, h)
+  else if (h.role === "controller") becomeController(s, c, false)
   enqueue(s, c, {
     frame: {
       t: "welcome",
@@ -55,10 +71,55 @@ export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "
       agent: { connected: s.told, caps: s.told ? editedCaps(s) : null },
       policy: s.policy,
       credit: s.limits.clientCredit,
-      resume: `${s.session}/${c.id}`,
+      resume: c.token,
+      ...(seat !== undefined ? { resumed: true } : {}),
     },
     bytes: 0,
   })
+  if (seat !== undefined) afterResume(s, c, seat)
+}
+
+/**
+ * The seat of a resume token: a departed seat within its grace, or a member whose link still looks open (a half-open
+ * TCP connection the relay has not noticed yet): that link is closed and its seat moves to the new one.
+ */
+const claimSeat = (s: SessionState, token: string): Seat | undefined => {
+  for (const old of s.clients.values()) {
+    if (old.token !== token) continue
+    const detail = "this console resumed on another link"
+    s.out.push({ _tag: "SendToClient", client: old.id, frame: { t: "error", code: "replaced", detail } })
+    s.out.push({ _tag: "CloseClient", client: old.id, code: "replaced", detail })
+    leave(s, old, "replaced", true)
+    break
+  }
+  return takeSeat(s, token)
+}
+
+/** The resumed link inherits the seat: control if it still holds it and may and asks to; answers; replay position. */
+const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<SessionEvent, { _tag: "ClientJoined" }>["hello"]): void => {
+  metric(s, "vdrelay_client_resumes_total", { control: String(seat.control) })
+  c.lastEpoch = seat.lastEpoch
+  c.lastPos = seat.lastPos
+  c.answered = seat.answered
+  c.cancelled = seat.cancelled
+  // A client cannot claim seqs never handed out (a lower floor than its claim only risks a duplicate it skips itself).
+  if (typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq)) c.floorSeq = Math.min(h.lastSeq, s.nextSeq - 1)
+  s.guest.inflight = s.guest.inflight.map((f) => (f.client === seat.client ? { ...f, client: c.id } : f))
+  if (seat.control && s.controller === null && c.maxRole === "controller" && h.role === "controller") {
+    seat.control = false
+    s.controller = c.id
+    c.role = "controller"
+  } else if (seat.control) {
+    seat.control = false
+    controllerReleased(s)
+  }
+  log(s, "info", "client resumed", { client: c.id, previous: seat.client, role: c.role })
+}
+
+/** After the welcome: the message it was half sent is aborted; transfers cancelled while it was away are ended. */
+const afterResume = (s: SessionState, c: ClientSide, seat: Seat): void => {
+  if (seat.partialSeq !== null && seat.partialSeq > c.floorSeq) enqueue(s, c, { frame: { t: "abort", seq: seat.partialSeq, reason: "dropped-by-disconnect" }, bytes: 0 })
+  if (c.role === "controller") for (const id of c.cancelled) tellCancelled(s, c, id)
 }
 
 /** Makes `c` the controller; the previous one becomes a viewer and the agent hears CLIENT_DISCONNECTED for it. */
@@ -72,18 +133,13 @@ export const becomeController = (s: SessionState, c: ClientSide, tell: boolean):
     recheckRecipients(s, prev, "role-changed")
     enqueue(s, prev, { frame: { t: "role", role: "viewer" }, bytes: 0 })
     metric(s, "vdrelay_takeovers_total")
-    controllerGone(s)
-  }
+    controllerReleased(s)
+  } else releaseHeld(s)
   s.controller = c.id
   c.role = "controller"
   c.dirty = true
+  s.persistDirty = true
   if (tell) enqueue(s, c, { frame: { t: "role", role: "controller" }, bytes: 0 })
-}
-
-/** The agent's client side is reset: no half message of the old controller stays in it, its clipboard is released. */
-const controllerGone = (s: SessionState): void => {
-  s.guest.mousePending = null
-  sendClientDisconnected(s)
 }
 
 export const takeControl = (s: SessionState, c: ClientSide): void => {
@@ -94,19 +150,27 @@ export const takeControl = (s: SessionState, c: ClientSide): void => {
 /** Case 3/4: a client is gone. Its half-sent message never reaches the agent; the rest of what it was receiving is dropped. */
 export const clientLeft = (s: SessionState, id: ClientId, cause: LeaveCause): void => {
   const c = s.clients.get(id)
-  if (c === undefined) return
+  if (c !== undefined) leave(s, c, cause, false)
+}
+
+/** `keep`: the seat stays resumable whatever the cause (it is moving to a new link). */
+const leave = (s: SessionState, c: ClientSide, cause: LeaveCause, keep: boolean): void => {
+  const id = c.id
   s.clients.delete(id)
+  s.persistDirty = true
   metric(s, "vdrelay_client_leaves_total", { cause })
   if (c.inMsg !== null && c.inMsg.mode === "stream" && s.guest.stream?.client === id) streamAbort(s)
   for (const m of s.stream.msgs.values()) {
     m.to.delete(id)
     m.started.delete(id)
   }
+  const seat = keepSeat(s, c, cause, keep)
   if (s.controller === id) {
     s.controller = null
-    controllerGone(s)
+    if (seat !== undefined) holdControl(s, c, seat)
+    else controllerReleased(s)
   }
-  log(s, "info", "client left", { client: id, cause })
+  log(s, "info", "client left", { client: id, cause, resumable: seat !== undefined })
 }
 
 /** Closes a client's link (an `error` frame first, sent ahead of its queue) and removes it at once. */
@@ -115,4 +179,12 @@ export const closeClient = (s: SessionState, c: ClientSide, code: LinkErrorCode,
   s.out.push({ _tag: "SendToClient", client: c.id, frame: { t: "error", code, detail } })
   s.out.push({ _tag: "CloseClient", client: c.id, code, detail })
   clientLeft(s, c.id, cause)
+}
+
+/** FILE_XFER_STATUS CANCELLED for a transfer the relay ended towards the agent while this console was away. */
+const tellCancelled = (s: SessionState, c: ClientSide, id: number): void => {
+  const enc = encodeFileXferStatus({ _tag: "FileXferStatus", id, result: FileXferResult.Cancelled }, false)
+  if (enc._tag !== "Ok") return
+  const seq = allocSeq(s)
+  enqueue(s, c, { frame: { t: "msg", seq, type: MessageType.FileXferStatus, size: enc.value.length, data: enc.value, end: true }, bytes: enc.value.length, seq })
 }

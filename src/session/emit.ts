@@ -2,6 +2,7 @@
 import type { NoticeCode } from "../link/types.ts"
 import type { ClientSide, SessionState } from "./state.ts"
 import { enqueue } from "./client-queue.ts"
+import { remember } from "./seats.ts"
 
 export const metric = (s: SessionState, name: string, labels?: Record<string, string>, by = 1): void => {
   s.out.push(labels === undefined ? { _tag: "Metric", name, by } : { _tag: "Metric", name, by, labels })
@@ -23,7 +24,10 @@ export const log = (
 export const notice = (s: SessionState, c: ClientSide, code: NoticeCode, detail: string, id?: number, type?: number): void => {
   metric(s, "vdrelay_client_drops_total", { code })
   // Its attachment lists the ids still in flight: keep it in step with the answer.
-  if (id !== undefined) c.dirty = true
+  if (id !== undefined) {
+    c.dirty = true
+    remember(s, c.answered, id, code)
+  }
   const frame =
     id === undefined
       ? type === undefined

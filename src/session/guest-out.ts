@@ -8,6 +8,7 @@ import { encodeMouseState } from "../protocol/codec-display.ts"
 import type { ClientSide, Mouse, SessionState } from "./state.ts"
 import type { ClientId } from "./types.ts"
 import { enqueue, present } from "./client-queue.ts"
+import { answerAbsent, remember } from "./seats.ts"
 
 /** Whether guest-bound bytes can be handed to the bridge now. */
 export const writable = (s: SessionState): boolean => s.bridge !== null && s.chardev && s.port !== "closed"
@@ -45,6 +46,7 @@ export const streamPush = (s: SessionState, bytes: Uint8Array): void => {
   if (out.length > 0 || st.chunker.done) emitWrites(s, Port.Client, out, st.chunker.done)
   if (st.chunker.done) {
     s.guest.inflight.push({ end: s.guest.wpos, client: st.client, id: st.id })
+    answered(s, st.client, st.id, "pending")
     s.guest.stream = null
   }
 }
@@ -117,11 +119,13 @@ export const settleInflight = (s: SessionState): void => {
   let k = 0
   while (k < g.inflight.length && g.inflight[k]!.end <= g.wrote) {
     const f = g.inflight[k++]!
-    const c = f.client === null ? undefined : s.clients.get(f.client)
+    if (f.client === null) continue
+    const c = s.clients.get(f.client)
     if (c !== undefined) {
       enqueue(s, c, { frame: { t: "ack", id: f.id }, bytes: 0 })
+      remember(s, c.answered, f.id, "ack")
       c.dirty = true
-    }
+    } else answerAbsent(s, f.client, f.id, "ack")
   }
   if (k > 0) g.inflight.splice(0, k)
 }
@@ -129,3 +133,10 @@ export const settleInflight = (s: SessionState): void => {
 /** Ids of a client's messages in flight (for its attachment). */
 export const inflightOf = (s: SessionState, client: ClientId): number[] =>
   s.guest.inflight.filter((f) => f.client === client).map((f) => f.id)
+
+/** Records the answer to a client's message, whether its link is there or its seat waits for a resume. */
+export const answered = (s: SessionState, client: ClientId, id: number, a: "pending" | "ack"): void => {
+  const c = s.clients.get(client)
+  if (c !== undefined) remember(s, c.answered, id, a)
+  else answerAbsent(s, client, id, a)
+}

@@ -30,12 +30,21 @@ export interface Limits {
   readonly agentMaxMessage: number
   /** How long a lost bridge tunnel is treated as a blip (the agent kept as connected) before clients are told. */
   readonly bridgeGraceMs: number
+  /**
+   * How long a client seat lost to a network error stays resumable (`hello.resume`), and how long a departed
+   * controller's CLIENT_DISCONNECTED is held back so that a blip does not make the agent release its clipboard.
+   */
+  readonly clientGraceMs: number
+  /** Resumable seats remembered (departed within the grace, plus live ones in PersistedState); the oldest go first. */
+  readonly resumeSeats: number
+  /** Answered message ids remembered per seat, so a resumed console's resends are not written twice. */
+  readonly seatAnswers: number
 }
 
 /**
  * Defaults. Per-session memory held by the actor stays under about 4 MiB: at most `agentWindow` (1 MiB) of agent
  * bytes unacknowledged (the frames queued for every client are views of those same bytes, so N clients share them),
- * plus one stored client message (66 KiB), plus frame bookkeeping. Guest-bound bulk data is not held by the relay:
+ * plus one stored client message (66 KiB), plus frame bookkeeping (≤ 32 seats × 256 answered ids for resume). Guest-bound bulk data is not held by the relay:
  * it is streamed to the bridge, whose buffer is bounded by the controller's credit (1 MiB).
  */
 export const defaultLimits: Limits = {
@@ -51,4 +60,7 @@ export const defaultLimits: Limits = {
   guestWindow: 1024 * 1024,
   agentMaxMessage: 1024 * 1024 * 1024,
   bridgeGraceMs: 10_000,
+  clientGraceMs: 10_000,
+  resumeSeats: 32,
+  seatAnswers: 256,
 }

@@ -2,6 +2,7 @@
 import type { ClientSide, SessionState } from "./state.ts"
 import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState } from "./types.ts"
 import { inflightOf } from "./guest-out.ts"
+import { persistedSeats } from "./seats.ts"
 
 /** Attachments carry at most this many in-flight ids (older ones are acked by the bridge long before, in practice). */
 const MAX_INFLIGHT_IDS = 64
@@ -16,6 +17,7 @@ export const persistedOf = (s: SessionState): PersistedState => ({
   nextSeq: s.seqLease,
   agentResume: s.stream.ackedResume,
   counters: { ...s.counters },
+  seats: persistedSeats(s),
 })
 
 export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAttachment => ({
@@ -31,6 +33,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   lastEpoch: c.lastEpoch,
   lastPos: c.lastPos,
   partialSeq: c.partialSeq,
+  ...(c.token === "" ? {} : { resumeToken: c.token }),
 })
 
 export const bridgeAttachment = (s: SessionState): BridgeLinkAttachment => ({

@@ -12,6 +12,7 @@ import { enqueue } from "./client-queue.ts"
 import { notice } from "./emit.ts"
 import { returnCredit, settleInflight } from "./guest-out.ts"
 import { syncAgentState } from "./agent-link.ts"
+import { remember, restoreSeats } from "./seats.ts"
 import { upkeep } from "./step.ts"
 
 export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => {
@@ -28,6 +29,7 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
     chardev: false,
     port: "unknown",
     graceUntil: null,
+    rewindTo: null,
     told: false,
     rawCaps: null,
     capsSeen: false,
@@ -37,6 +39,8 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
     seqLease: 1,
     clients: new Map(),
     controller: null,
+    seats: new Map(),
+    timerAt: null,
     persistDirty: true,
   }
 }
@@ -60,6 +64,11 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   creditFree: 0,
   mouseNoticed: false,
   dirty: true,
+  token: typeof a.resumeToken === "string" ? a.resumeToken : "",
+  floorSeq: -1,
+  answered: new Map(),
+  xfers: new Set(),
+  cancelled: new Set(),
 })
 
 export const restoreSession = (
@@ -98,6 +107,7 @@ export const restoreSession = (
     s.guest.wrote = b.wrote
     if (b.partialOut !== null) s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: b.wpos, port: Port.Client } })
     s.out.push({ _tag: "SendToBridge", frame: { t: "rewind", epoch: s.epoch, pos: s.stream.acked } })
+    s.rewindTo = s.stream.acked
   }
   const lostHead = persisted.agentResume?._tag === "Mid" && persisted.agentResume.ports.some((p) => p.port === Port.Client)
   for (const a of links.clients) {
@@ -108,12 +118,15 @@ export const restoreSession = (
     }
     // Without the bridge link its fate cannot be learnt: the sender is told to resend (never left unanswered).
     for (const id of a.inflight)
-      if (b !== undefined) s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
-      else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
+      if (b !== undefined) {
+        s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
+        remember(s, c.answered, id, "pending")
+      } else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
     if (a.partialSeq !== null) enqueue(s, c, { frame: { t: "abort", seq: a.partialSeq, reason: lostHead ? "dropped-by-disconnect" : "resend" }, bytes: 0 })
     c.creditFree = c.creditOwed
     returnCredit(s, c)
   }
+  restoreSeats(s, persisted.seats ?? [], now)
   settleInflight(s)
   syncAgentState(s, true)
   upkeep(s)

@@ -29,6 +29,8 @@ export interface InMsg {
   buf: Uint8Array
   /** Half received before a restart: its size is unknown, its remaining frames are consumed up to `end`. */
   readonly orphan?: boolean
+  /** An id this seat already sent whole (a resumed console's resend): absorbed, its answer repeated at its end. */
+  readonly dup?: Answer
 }
 
 export interface ClientSide {
@@ -56,6 +58,36 @@ export interface ClientSide {
   /** A "mouse dropped" notice was sent and no mouse got through since (avoids one notice per motion). */
   mouseNoticed: boolean
   dirty: boolean
+  // resume (seats.ts)
+  /** The seat's resume token ("" = not resumable). */
+  readonly token: string
+  /** Agent message seqs at or below this are never sent to it (`hello.lastSeq` of a resume). */
+  floorSeq: number
+  /** Answers to ids it sent whole (bounded, oldest first), so a resumed console's resends are not written twice. */
+  answered: Map<number, Answer>
+  /** FILE_XFER ids it started that the agent has not finished. */
+  xfers: Set<number>
+  /** Transfers the relay cancelled towards the agent while it was away: their data is refused, the client is told. */
+  cancelled: Set<number>
+}
+
+/** What a message id was answered with: "pending" while handed to the bridge and not yet written. */
+export type Answer = "pending" | "ack" | Exclude<NoticeCode, "resend">
+
+/** A seat whose link was lost, resumable until `until` (seats.ts). */
+export interface Seat {
+  readonly token: string
+  /** Client id of the link that held it (in-flight entries still name it until the seat is resumed). */
+  readonly client: ClientId
+  /** It holds control: CLIENT_DISCONNECTED is pending and nobody else controls. */
+  control: boolean
+  readonly until: number
+  readonly lastEpoch: number
+  readonly lastPos: number
+  /** The agent message it was half sent (aborted towards the resumed link). */
+  readonly partialSeq: number | null
+  readonly answered: Map<number, Answer>
+  readonly cancelled: Set<number>
 }
 
 /** A whole client message handed to the bridge, waiting for `wrote` to pass its end (guest-out.ts). */
@@ -94,6 +126,8 @@ export interface AgentMsg {
   readonly started: Set<ClientId>
   /** Collected whole (ANNOUNCE_CAPABILITIES, small): handled at its end. */
   collect: Uint8Array | null
+  /** FILE_XFER_STATUS: its first 8 bytes (id, result), kept to see transfers finish. */
+  head: Uint8Array | null
   got: number
   readonly drop: string | null
   /** Whether the replay filter (restore) was applied at its first bytes. */
@@ -143,6 +177,11 @@ export interface SessionState {
   port: PortLevel
   /** Tunnel gone: until this time the agent is kept as connected (a blip), null otherwise. */
   graceUntil: number | null
+  /**
+   * After a restore the relay asked the bridge to `rewind` to this position: data frames beyond it were sent before
+   * the bridge saw the rewind and are stale (dropped), not a gap. Cleared by the first frame at or before it.
+   */
+  rewindTo: number | null
   /** Whether clients were last told the agent is connected. */
   told: boolean
   rawCaps: ReadonlyArray<number> | null
@@ -155,6 +194,10 @@ export interface SessionState {
   seqLease: number
   clients: Map<ClientId, ClientSide>
   controller: ClientId | null
+  /** Seats of lost links, resumable until their `until`, by token (seats.ts). */
+  seats: Map<string, Seat>
+  /** The TimerFired time last asked for (SetTimer), null if none. */
+  timerAt: number | null
   persistDirty: boolean
 }
 

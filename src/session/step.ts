@@ -9,6 +9,7 @@ import { frontier, queueCap } from "./client-queue.ts"
 import { log, metric } from "./emit.ts"
 import { applyPolicy } from "./policy.ts"
 import { bridgeAttachment, clientAttachment, persistedOf } from "./persist.ts"
+import { armTimer, expireSeats } from "./seats.ts"
 
 export const stepSession = (s: SessionState, e: SessionEvent): { state: SessionState; commands: SessionCommand[] } => {
   s.out = []
@@ -41,7 +42,10 @@ const dispatch = (s: SessionState, e: SessionEvent): void => {
         }
       }
       return
-    case "TimerFired": return timerFired(s, e.now)
+    case "TimerFired":
+      s.timerAt = null
+      expireSeats(s, e.now)
+      return timerFired(s, e.now)
     case "PolicyChanged": return applyPolicy(s, e.policy)
   }
 }
@@ -55,6 +59,7 @@ export const upkeep = (s: SessionState): void => {
     }
   }
   const ack = acknowledge(s)
+  armTimer(s)
   // Persist precedes the ack it covers: the output gate holds the ack until storage has the position.
   if (s.persistDirty) {
     s.persistDirty = false

@@ -22,7 +22,20 @@ export type SessionEvent =
       /** The highest role the client's token allows. */
       readonly maxRole: Role
       readonly hello: Extract<ClientToRelay, { t: "hello" }>
+      /**
+       * A fresh unguessable token for this seat (the actor has no randomness): ≥ 128 random bits, e.g. 32 hex chars
+       * from `crypto.getRandomValues`, ≤ 256 chars. Sent to the client in `welcome.resume`; `hello.resume` with it
+       * resumes the seat once (single use) within `limits.clientGraceMs` of the link's loss. Absent or "": the seat
+       * cannot be resumed (welcome.resume is then "").
+       */
+      readonly resumeToken?: string
     }
+  /**
+   * A client link ended. `cause` decides what the guest sees: "error", "evicted" and "slow-consumer" (a network or
+   * relay-side loss) keep the seat resumable for `limits.clientGraceMs` and hold a departed controller's
+   * CLIENT_DISCONNECTED for that long; "closed" (the console closed its link), "protocol" and "replaced" end the seat
+   * at once.
+   */
   | { readonly _tag: "ClientLeft"; readonly now: number; readonly client: ClientId; readonly cause: LeaveCause }
   | { readonly _tag: "ClientFrameReceived"; readonly now: number; readonly client: ClientId; readonly frame: ClientToRelay }
   /** A link sent bytes that do not decode: the actor decides what to close. */
@@ -70,6 +83,25 @@ export interface PersistedState {
   readonly agentResume: AgentResume | null
   /** Counters for /status. */
   readonly counters: Readonly<Record<string, number>>
+  /**
+   * Resumable client seats (at most `limits.resumeSeats`, the controller's first): those with a link open when this
+   * was written (`until` null: resumable for a grace after a restart that lost their link) and those already departed.
+   * Absent in states written before resume existed. Holds resume tokens: storage is the VM's own.
+   */
+  readonly seats?: ReadonlyArray<PersistedSeat>
+}
+
+/** One resumable client seat as persisted (see PersistedState.seats). */
+export interface PersistedSeat {
+  readonly token: string
+  /** Client id of the link that last held it. */
+  readonly client: ClientId
+  /** It holds control: the agent has not been told CLIENT_DISCONNECTED for it. */
+  readonly control: boolean
+  /** When its resume window ends (ms); null while a link held it. */
+  readonly until: number | null
+  readonly lastEpoch: number
+  readonly lastPos: number
 }
 
 /**
@@ -110,6 +142,8 @@ export interface ClientLinkAttachment {
   readonly lastPos: number
   /** Agent message seq partly sent to this client (aborted with "resend" on restart), or null. */
   readonly partialSeq: number | null
+  /** The seat's resume token (ClientJoined.resumeToken); absent in attachments written before resume existed. */
+  readonly resumeToken?: string
 }
 
 /** Attachment of the bridge WebSocket. */

@@ -56,6 +56,19 @@ export class ClientModel {
   torn: string[] = []
   constructor(readonly id: string) {}
 
+  /** The resume token of its welcome ("" if none). */
+  token(): string {
+    const w = this.frames.find((f) => f.t === "welcome")
+    return w?.t === "welcome" ? w.resume : ""
+  }
+
+  /** What an SDK sends as `lastSeq`: every message up to it received whole, none after it half kept. */
+  lastWholeSeq(): number {
+    let last = this.messages.length === 0 ? -1 : this.messages[this.messages.length - 1]!.seq
+    for (const seq of this.partial.keys()) last = Math.min(last, seq - 1)
+    return last
+  }
+
   receive(f: RelayToClient): void {
     this.frames.push(f)
     switch (f.t) {

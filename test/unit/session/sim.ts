@@ -162,19 +162,29 @@ export class Sim {
 
   // ------------------------------------------------------------------ client side
 
-  join(id: string, role: Role = "controller", caps: number[] = [0x3f7], maxRole: Role = "controller"): ClientModel {
+  /** Joins with a fresh resume token `tok-<id>` (what the adapter draws at random); `resume` offers an old one. */
+  join(id: string, role: Role = "controller", caps: number[] = [0x3f7], maxRole: Role = "controller", resume?: { token: string; lastSeq?: number }): ClientModel {
     const m = new ClientModel(id)
     this.clients.set(id, m)
     this.departed.delete(id)
-    this.step({ _tag: "ClientJoined", client: id, maxRole, hello: { t: "hello", v: LINK_VERSION, client: id, role, caps } })
+    const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }) }
+    this.step({ _tag: "ClientJoined", client: id, maxRole, hello, resumeToken: `tok-${id}` })
     return m
   }
 
-  leave(id: string): void {
+  /** A new link `id` resuming with the token `old`'s welcome gave, and the highest seq `old` received whole. */
+  resume(id: string, old: string, o: { role?: Role; maxRole?: Role; lastSeq?: number; token?: string } = {}): ClientModel {
+    const prev = this.clients.get(old)!
+    const lastSeq = o.lastSeq ?? prev.lastWholeSeq()
+    return this.join(id, o.role ?? "controller", [0x3f7], o.maxRole ?? "controller", { token: o.token ?? prev.token(), ...(lastSeq < 0 ? {} : { lastSeq }) })
+  }
+
+  /** The link ends; "closed" is the console closing it, "error" a network loss (the seat stays resumable). */
+  leave(id: string, cause: "closed" | "error" | "evicted" | "slow-consumer" | "protocol" = "closed"): void {
     const m = this.clients.get(id)
     if (m !== undefined && m.closed === null) m.closed = { code: "left", detail: "" }
     this.departed.add(id)
-    this.step({ _tag: "ClientLeft", client: id, cause: "closed" })
+    this.step({ _tag: "ClientLeft", client: id, cause })
   }
 
   frame(id: string, frame: ClientToRelay): SessionCommand[] {
