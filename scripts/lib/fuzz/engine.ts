@@ -47,6 +47,8 @@ export interface FuzzTarget {
   run(input: Uint8Array, f: Features): void | Promise<void>
   /** Inputs are clamped to this many bytes. */
   readonly maxInputBytes: number
+  /** The source files (prefixes) this target exercises, for the coverage report. */
+  readonly covers: ReadonlyArray<string>
 }
 
 export interface Finding {

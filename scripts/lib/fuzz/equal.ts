@@ -18,3 +18,25 @@ export const difference = (a: unknown, b: unknown, path = "$"): string | undefin
   }
   return undefined
 }
+
+const bucket = (n: number): string => (n === 0 ? "0" : n < 0 ? "neg" : n === 1 ? "1" : n < 5 ? "few" : n <= 0xffff ? "mid" : n <= 0xffff_ffff ? "u32" : "big")
+
+/**
+ * A coarse signature of a decoded value's shape (keys present, array lengths and numbers bucketed): as a fuzz feature it
+ * keeps inputs that decode to a new kind of value, not just to a new outcome tag.
+ */
+export const shapeOf = (v: unknown, numbers = true, depth = 0): string => {
+  if (v instanceof Uint8Array) return `b${bucket(v.length)}`
+  if (Array.isArray(v)) return `[${bucket(v.length)}${v.length > 0 && depth < 2 ? shapeOf(v[0], numbers, depth + 1) : ""}]`
+  if (typeof v === "number") return numbers ? bucket(v) : "n"
+  if (typeof v === "string") return `s${bucket(v.length)}`
+  if (typeof v === "boolean" || v === null || v === undefined) return String(v)
+  if (typeof v === "object" && depth < 3) {
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${k}:${shapeOf((v as Record<string, unknown>)[k], numbers, depth + 1)}`)
+      .join(",")}}`
+  }
+  return "?"
+}

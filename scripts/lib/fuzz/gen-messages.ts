@@ -22,7 +22,7 @@ export const randomLayout = (r: Rng): CodecOptions => ({ selection: r.chance(0.7
 /** One valid message of a random type for layout `o`. */
 export const randomMessage = (r: Rng, o: CodecOptions, maxData = 256): AgentMessage => {
   const sel = o.selection ? r.int(3) : 0
-  const n = r.size(5)
+  const n = r.chance(0.02) ? r.range(16, 20) : r.size(5)
   switch (r.int(16)) {
     case 0: return { _tag: "MouseState", x: u32(r), y: u32(r), buttons: u32(r), displayId: r.int(256) }
     case 1: {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest"
 import { runFuzz, type FuzzReport, type FuzzTarget } from "../../../scripts/lib/fuzz/engine.ts"
 import { bridgeLinkTarget, clientLinkTarget } from "../../../scripts/lib/fuzz/targets/link.ts"
+import { bridgeGuestTarget, clientInboxTarget } from "../../../scripts/lib/fuzz/targets/peers.ts"
 import { payloadTarget } from "../../../scripts/lib/fuzz/targets/protocol-payload.ts"
 import { streamTarget } from "../../../scripts/lib/fuzz/targets/protocol-stream.ts"
 import { tokenTarget } from "../../../scripts/lib/fuzz/targets/token.ts"
@@ -15,9 +16,11 @@ const cases: ReadonlyArray<readonly [FuzzTarget, number]> = [
   [clientLinkTarget, 15_000],
   [bridgeLinkTarget, 15_000],
   [tokenTarget, 10_000],
+  [bridgeGuestTarget, 10_000],
+  [clientInboxTarget, 10_000],
 ]
 
-describe("decoder fuzzing (seeded subset)", () => {
+describe("decoder fuzzing (seeded subset; the peers' whole-message checks included)", () => {
   for (const [target, inputs] of cases) {
     it(`${target.name}: ${inputs} inputs, no crash, every oracle holds`, async () => {
       const r = await runFuzz(target, { inputs, seed: 20261126 })

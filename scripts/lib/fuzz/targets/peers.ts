@@ -81,6 +81,7 @@ export const bridgeGuestTarget: FuzzTarget = {
   name: "bridge-guest",
   description: "bridge GuestAssembler under hostile relay writes: only whole, sent, well-chunked messages reach the chardev",
   maxInputBytes: 8192,
+  covers: ["src/bridge/guest-assembler.ts", "src/bridge/part-cursor.ts"],
   seeds: () => [],
   generate: (r) => {
     const w = new ProgramWriter()
@@ -134,6 +135,7 @@ export const clientInboxTarget: FuzzTarget = {
   name: "client-inbox",
   description: "SDK Inbox under hostile msg/more/abort frames: only messages of exactly their declared size surface",
   maxInputBytes: 4096,
+  covers: ["src/client/inbox.ts"],
   seeds: () => [],
   generate: (r) => r.bytes(r.range(8, 400)),
   run: inboxRun,

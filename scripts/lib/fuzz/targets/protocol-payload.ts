@@ -1,12 +1,12 @@
 // Fuzz target "payload": every VDAgentMessage payload codec (decodeMessage for types 0..19) and the FILE_XFER_START key
 // file. Oracles: never a throw; a decoded value re-encodes (or is refused with a typed Invalid) and decodes back to
 // itself; the header-only size rules (checkMessageSize) agree with the full decoders; the key file round-trips.
-import { checkMessageSize } from "../../../../src/protocol/size-rules.ts"
+import { CLIENT_MESSAGE_LIMITS, checkMessageSize } from "../../../../src/protocol/size-rules.ts"
 import { decodeMessage, encodeMessage } from "../../../../src/protocol/message-codec.ts"
 import { formatFileXferKeys, parseFileXferKeys } from "../../../../src/protocol/key-file.ts"
 import type { CodecOptions } from "../../../../src/protocol/messages.ts"
 import { check, type Features, type FuzzTarget } from "../engine.ts"
-import { difference } from "../equal.ts"
+import { difference, shapeOf } from "../equal.ts"
 import { concat, goldenStreams, randomLayout, randomPayload } from "../gen-messages.ts"
 import { u32le } from "../reference.ts"
 import type { Rng } from "../rng.ts"
@@ -20,7 +20,8 @@ const shape = (detail: string): string => detail.replace(/"(?:[^"\\]|\\.)*"/g, "
 const keyFile = (bytes: Uint8Array, f: Features): void => {
   const text = new TextDecoder().decode(bytes)
   const r = parseFileXferKeys(text)
-  f.add(r._tag === "Ok" ? `keys:ok:${Object.keys(r.value).length}` : `keys:${shape(r.detail)}`)
+  f.add(r._tag === "Ok" ? `keys:ok:${Object.keys(r.value).sort().join(",")}:${[...new Set(text.match(/\\./g) ?? [])].sort().join("")}` : `keys:${shape(r.detail)}`)
+  if (text.includes("\r\n")) f.add("keys:crlf")
   if (r._tag !== "Ok") return
   const again = parseFileXferKeys(formatFileXferKeys(r.value))
   check(again._tag === "Ok", `key file re-parse failed: ${again._tag === "Error" ? again.detail : ""}`)
@@ -31,10 +32,15 @@ const keyFile = (bytes: Uint8Array, f: Features): void => {
 const payload = (type: number, p: Uint8Array, o: CodecOptions, f: Features): void => {
   const d = decodeMessage(type, p, o)
   const rule = checkMessageSize(type, p.length, o)
+  // The relay's upper bounds for client input only ever refuse more than the receiver's rules do.
+  const limited = checkMessageSize(type, p.length, { ...o, limits: CLIENT_MESSAGE_LIMITS })
+  if (rule !== undefined) check(limited !== undefined, `type ${type}: the limits accept what the size rule refuses`)
+  else if (limited !== undefined) f.add(`${type}:over-client-limit`)
   f.add(d._tag === "Ok" ? `${type}:ok` : `${type}:${d.reason}:${shape(d.detail)}`)
   f.add(`${type}:len:${Math.min(p.length, 40)}`)
   if (rule?.reason === "BadSize") check(d._tag === "Invalid", `size rule refuses type ${type} of ${p.length} bytes, the decoder accepts it`)
   if (d._tag === "Invalid") return
+  f.add(`${type}:${shapeOf(d.value, false)}`)
   check(rule === undefined, `decoder accepts type ${type} of ${p.length} bytes, the size rule says ${rule?.reason}`)
   const e = encodeMessage(d.value, o)
   if (e._tag === "Invalid") {
@@ -57,6 +63,7 @@ export const payloadTarget: FuzzTarget = {
   name: "payload",
   description: "every VDAgentMessage payload codec and the FILE_XFER_START key file: decode/encode round trips, size rules",
   maxInputBytes: 4096,
+  covers: ["src/protocol/codec-", "src/protocol/message-codec.ts", "src/protocol/key-file.ts", "src/protocol/size-rules.ts", "src/protocol/wire.ts"],
   seeds: () =>
     goldenStreams().flatMap((g) => {
       const out: Uint8Array[] = []

@@ -78,7 +78,7 @@ const sameEvents = (a: string[], b: string[], what: string): void => {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) check(false, `${what}: event ${i} is ${a[i]} vs ${b[i]}`)
 }
 
-const runSegment = (buf: Uint8Array, o: FramingLimits, cuts: number[], base: number, f: Features): number | undefined => {
+const runSegment = (buf: Uint8Array, o: FramingLimits, cuts: number[], base: number, f: Features, asm: MessageAssembler | undefined): number | undefined => {
   const ref = referenceParse(buf, o)
   const whole = parseSplit(buf, o, [], base)
   const refEvents = ref.events.map((e) => (e.startsWith("X") ? e.replace(/@(\d+)$/, (_, at: string) => `@${Number(at) + base}`) : e))
@@ -86,18 +86,21 @@ const runSegment = (buf: Uint8Array, o: FramingLimits, cuts: number[], base: num
   if (ref.errorChunkAt !== undefined) check(whole.errorChunkAt === ref.errorChunkAt, `error chunk at ${whole.errorChunkAt}, reference ${ref.errorChunkAt}`)
   sameEvents(parseSplit(buf, o, cuts, base).events, whole.events, "split vs whole")
   // The assembler (owned bodies) must hand out exactly the reference's messages and stay within one message per port.
-  if (o.maxMessage <= 1024 * 1024) {
-    const asm = new MessageAssembler({ maxChunkSize: o.maxChunk, maxMessageSize: o.maxMessage, bodies: "owned" })
+  // The assembler (reused across resyncs through reset()) must hand out exactly the reference's messages and stay
+  // within one message per port; borrowed bodies are hashed during the call, as their contract says.
+  if (asm !== undefined) {
+    asm.reset()
     const bodies: string[] = []
     let from = 0
     for (const cut of [...cuts, buf.length]) {
       if (cut < from) continue
-      asm.push(buf.subarray(from, cut), (port, h, body) => bodies.push(`E${port}:${fnv(body)}`))
+      asm.push(buf.subarray(from, cut), (port, _h, body) => bodies.push(`E${port}:${fnv(body)}`))
       check(asm.bufferedBytes <= 2 * o.maxMessage, `assembler holds ${asm.bufferedBytes} bytes, cap 2 × ${o.maxMessage}`)
       if (asm.error !== undefined) break
       from = cut
     }
     sameEvents(bodies, refEvents.filter((e) => e.startsWith("E")), "assembler vs reference")
+    if (asm.error === undefined) check(asm.atBoundary === whole.parser.atBoundary, "assembler and parser disagree on the boundary")
   }
   for (const e of whole.events) f.edge(e.startsWith("S") ? startFeature(e) : e.startsWith("E") ? e.slice(0, 2) : e.replace(/@\d+$/, ""))
   f.count("events", whole.events.length)
@@ -118,10 +121,11 @@ export const streamTarget: FuzzTarget = {
   name: "stream",
   description: "StreamParser + MessageAssembler + findResync vs a reference parser, any split, with resynchronisation",
   maxInputBytes: 16 * 1024,
+  covers: ["src/protocol/stream-parser.ts", "src/protocol/assembler.ts", "src/protocol/resync.ts"],
   seeds: () => goldenStreams().map((g) => concat([Uint8Array.of(0x01, 0), g])),
   generate: (r: Rng) => {
     const stream = randomStream(r, randomLayout(r), r.range(1, 6), r.chance(0.2) ? 3000 : 200)
-    return concat([Uint8Array.of(r.chance(0.5) ? 0x05 : 0x00, r.int(256)), r.bytes(2 * r.int(8)), stream])
+    return concat([Uint8Array.of((r.chance(0.5) ? 0x05 : 0x00) | (r.int(4) << 4), r.int(256)), r.bytes(2 * r.int(8)), stream])
   },
   run: (input, f) => {
     const p = new Provider(input)
@@ -130,10 +134,16 @@ export const streamTarget: FuzzTarget = {
     const cuts = cutsOf(p.u8(), p.left)
     const buf = p.rest()
     // Garbage → resynchronise at the first plausible header after the bad chunk, as the session does; at most 16 times.
+    const cfg = input[0] ?? 0
+    const asm =
+      o.maxMessage <= 1024 * 1024
+        ? new MessageAssembler({ maxChunkSize: o.maxChunk, maxMessageSize: o.maxMessage, bodies: (cfg & 16) !== 0 ? "owned" : "borrowed", retainBytes: (cfg & 32) !== 0 ? 64 : 1 << 20 })
+        : undefined
+    f.add(`asm:${asm === undefined ? "none" : cfg & 48}`)
     let base = 0
     for (let round = 0; round < 16; round++) {
       const seg = buf.subarray(base)
-      const bad = runSegment(seg, o, cuts.map((c) => Math.max(0, c - base)), base, f)
+      const bad = runSegment(seg, o, cuts.map((c) => Math.max(0, c - base)), base, f, asm)
       if (bad === undefined) return
       const from = base + bad + 1
       const r = findResync(buf, from, { maxChunkSize: o.maxChunk, maxMessageSize: o.maxMessage })

@@ -33,6 +33,7 @@ export const makeSessionTarget = (name: string, what: string, favour: ReadonlyAr
     name,
     description: `session actor, ${what}: whole messages only, every drop answered, bounded memory, never wedged`,
     maxInputBytes: 8 * 1024,
+    covers: ["src/session/"],
     seeds: () => [],
     generate: (r: Rng) => Uint8Array.of(r.int(4), ...writeProgram(r, w, r.range(4, 40))),
     run: (input, f) => {

@@ -107,6 +107,7 @@ export const tokenTarget: FuzzTarget = {
   name: "token",
   description: "HS256 JWT verification: minted, re-signed, wrong-key and mutated tokens vs an independent HMAC",
   maxInputBytes: 6000,
+  covers: ["src/auth/"],
   seeds: () => {
     const r = new Rng(3)
     return Array.from({ length: 64 }, () => utf8.encode(mint(r)))
