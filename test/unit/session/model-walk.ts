@@ -1,5 +1,6 @@
-// A seeded random walk over the session actor (joins, leaves, takeovers, partial messages on every link, agent
-// attach/detach/restart, tunnel drop/resume, actor restarts, policy changes, garbage), checking the invariants of
+// A seeded random walk over the session actor (joins, leaves, takeovers, partial messages on every link, client
+// resumes with fresh, expired, reused and half-open tokens and SDK-like resends, agent attach/detach/restart, tunnel
+// drop/resume, actor restarts, policy changes, garbage), checking the invariants of
 // DESIGN.md after every step against the peers modelled in sim.ts. Reproducible: the seed is the whole input.
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { defaultPolicy } from "../../../src/link/types.ts"
@@ -30,6 +31,7 @@ export const LIMITS = {
   bridgeWriteBytes: 2 * 2056,
   guestWindow: 6 * 1024,
   bridgeGraceMs: 50,
+  clientGraceMs: 60,
 }
 
 const AGENT_CAPS = [0x00038de7]
@@ -49,6 +51,8 @@ export interface WalkResult {
   readonly failures: string[]
   /** The simulation, for inspecting a failure. */
   readonly sim: Sim
+  /** Resumes that kept a seat. */
+  readonly resumes: number
 }
 
 /** Runs `steps` random actions; returns the first invariant violations found (empty when all held). */
@@ -65,6 +69,13 @@ export const walk = (seed: number, steps: number): WalkResult => {
   /** Ids each client sent whole (not given up): each must end with exactly one ack or notice. */
   const whole = new Map<string, number[]>()
   const sentWhole = (client: string, id: number): void => void whole.set(client, [...(whole.get(client) ?? []), id])
+  /** What each client sent per id (an SDK resends unanswered ones after a resume, with the same ids). */
+  const bodies = new Map<string, Map<number, { type: number; payload: Uint8Array }>>()
+  /** Links that ended (any cause), and when; seats of links gone before the latest restart forget their answers. */
+  const gone: string[] = []
+  const goneAt = new Map<string, number>()
+  let lastRestart = -1
+  let resumes = 0
   let nextClient = 0
   let epoch = 1
   let i = 0
@@ -81,6 +92,8 @@ export const walk = (seed: number, steps: number): WalkResult => {
     const total = Math.max(1, Math.ceil(payload.length / frag))
     if (asController && (stop === undefined || stop >= total)) sentToAgent.set(key(type, payload), (sentToAgent.get(key(type, payload)) ?? 0) + 1)
     const mid = sim.send(id, type, payload, stop === undefined ? { frag } : { frag, stopAfter: stop })
+    if (!bodies.has(id)) bodies.set(id, new Map())
+    bodies.get(id)!.set(mid, { type, payload })
     if (stop !== undefined && stop < total) pending.push({ client: id, id: mid, type, payload, sent: stop * frag, frag, asController })
     else sentWhole(id, mid)
   }
@@ -111,6 +124,44 @@ export const walk = (seed: number, steps: number): WalkResult => {
     sim.agentSays(type, payload, rnd() < 0.05 ? 2 : 1)
   }
 
+  const leave = (id: string): void => {
+    sim.leave(id, pick(["closed", "error", "error", "evicted", "slow-consumer"] as const))
+    gone.push(id)
+    goneAt.set(id, i)
+  }
+
+  /** A new link resumes `old`'s seat like the SDK: its lastSeq, then every message it had no answer for, same ids. */
+  const resume = (old: string): void => {
+    const prev = sim.clients.get(old)!
+    const id = `c${nextClient++}`
+    const maxRole = rnd() < 0.85 ? "controller" : "viewer"
+    const role = maxRole === "controller" && rnd() < 0.8 ? "controller" : "viewer"
+    const lastSeq = rnd() < 0.8 ? prev.lastWholeSeq() : prev.lastWholeSeq() - int(5)
+    const wasLive = prev.closed === null
+    const m = sim.resume(id, old, { role, maxRole, lastSeq })
+    if (wasLive) {
+      gone.push(old)
+      goneAt.set(old, i)
+    }
+    const w = m.frames.find((f) => f.t === "welcome")
+    if (w?.t !== "welcome" || w.resumed !== true) return
+    resumes++
+    m.nextId = prev.nextId
+    const amnesic = (goneAt.get(old) ?? i) < lastRestart
+    for (const mid of whole.get(old) ?? []) {
+      if (prev.sent.get(mid)!.fate.length > 0 || m.closed !== null) continue
+      const b = bodies.get(old)!.get(mid)!
+      m.nextId = mid
+      // Documented limit: a seat restored from storage forgot its answers, so its resends may be written again.
+      if (amnesic && sim.state.controller === id) sentToAgent.set(key(b.type, b.payload), (sentToAgent.get(key(b.type, b.payload)) ?? 0) + 1)
+      sim.send(id, b.type, b.payload, { frag: 1 + int(900) })
+      if (m.closed === null) sentWhole(id, mid)
+      if (!bodies.has(id)) bodies.set(id, new Map())
+      bodies.get(id)!.set(mid, b)
+    }
+    m.nextId = Math.max(m.nextId, prev.nextId)
+  }
+
   const act = (): void => {
     const ids = live()
     const r = int(100)
@@ -118,8 +169,10 @@ export const walk = (seed: number, steps: number): WalkResult => {
       const id = `c${nextClient++}`
       const role = rnd() < 0.5 ? "controller" : "viewer"
       sim.join(id, role, [int(1 << 20)], rnd() < 0.8 ? "controller" : "viewer")
-    } else if (r < 12) sim.leave(pick(ids))
-    else if (r < 15) sim.frame(pick(ids), { t: "control" })
+    } else if (r < 12) leave(sim.state.controller !== null && rnd() < 0.4 ? sim.state.controller : pick(ids))
+    else if (r < 14 && gone.length > 0) resume(rnd() < 0.8 ? gone[gone.length - 1 - int(Math.min(3, gone.length))]! : pick(gone))
+    else if (r < 15) resume(pick(ids))
+    else if (r < 16) sim.frame(pick(ids), { t: "control" })
     else if (r < 35) clientMessage(sim.state.controller !== null && rnd() < 0.8 ? sim.state.controller : pick(ids))
     else if (r < 42 && pending.length > 0) {
       const p = pending.splice(int(pending.length), 1)[0]!
@@ -141,10 +194,15 @@ export const walk = (seed: number, steps: number): WalkResult => {
     else if (r < 89) { if (sim.bridge.connected) sim.chardev(true, ++epoch) }
     else if (r < 90) { if (sim.bridge.connected) sim.port(rnd() < 0.5) }
     else if (r < 91) { sim.now += 100; sim.step({ _tag: "TimerFired" }) }
-    else if (r < 92) { if (sim.persisted !== null) sim.restart() }
+    else if (r < 92) { if (sim.persisted !== null) { sim.restart(); lastRestart = i } }
     else if (r < 94) sim.step({ _tag: "PolicyChanged", policy: { ...defaultPolicy, maxClipboardBytes: 20_000, copyPaste: rnd() < 0.7, fileTransfer: rnd() < 0.7 } })
     else if (r < 95) sim.bridge.appendRaw(bytes(1 + int(60), i))
-    else if (r < 96) sim.step({ _tag: "FrameRejected", from: { client: pick(ids) }, detail: "garbage" })
+    else if (r < 96) {
+      const id = pick(ids)
+      sim.step({ _tag: "FrameRejected", from: { client: id }, detail: "garbage" })
+      gone.push(id)
+      goneAt.set(id, i)
+    }
     else sim.pump(1 + int(5000))
   }
 
@@ -181,6 +239,7 @@ export const walk = (seed: number, steps: number): WalkResult => {
     const k = key(m.type, m.payload)
     const n = sentToAgent.get(k) ?? 0
     if (n > 0) sentToAgent.set(k, n - 1)
+    else if (m.type === MessageType.FileXferStatus && m.payload.length === 8 && m.payload[4] === 1) continue // the relay cancelled a lost console's transfer
     else if (m.type !== MessageType.AnnounceCapabilities) fail(`agent got a port-1 message nobody sent whole as controller: type ${m.type} size ${m.payload.length}`)
   }
   for (const c of sim.clients.values())
@@ -189,7 +248,7 @@ export const walk = (seed: number, steps: number): WalkResult => {
       if (!agentSaid.has(key(m.type, m.payload))) fail(`${c.id} got a message the agent never sent: type ${m.type}`)
       if (!everController.has(c.id) && (m.type === MessageType.FileXferStatus || m.type === MessageType.Clipboard)) fail(`viewer ${c.id} got type ${m.type}`)
     }
-  return { steps: i, failures, sim }
+  return { steps: i, failures, sim, resumes }
 }
 
 /** Invariants checked after every step. */
@@ -208,6 +267,14 @@ const check = (sim: Sim, fail: (s: string) => void, persistedBefore: Sim["persis
     if (m === undefined || m.closed !== null) fail(`state keeps departed client ${c.id}`)
     for (const [id, f] of m?.sent ?? []) if (f.fate.length > 1) fail(`${c.id} message ${id} answered twice: ${f.fate.join(",")}`)
   }
+  // Seats: at most one holds control, and only while nobody controls; tokens are never shared.
+  const holding = [...s.seats.values()].filter((x) => x.control)
+  if (holding.length > 1 || (holding.length === 1 && s.controller !== null)) fail(`seat control held by ${holding.length} seats beside controller ${s.controller}`)
+  const tokens = [...s.clients.values()].map((c) => c.token).filter((t) => t !== "")
+  if (new Set(tokens).size !== tokens.length || tokens.some((t) => s.seats.has(t))) fail(`a resume token is shared: ${tokens.join(",")}`)
+  if (s.seats.size > 32) fail(`${s.seats.size} seats kept`)
+  if (holding.length > 0 && sim.commands.some((c) => c._tag === "SendToBridge" && c.frame.t === "write" && c.frame.port === 2 && c.frame.data.length === 28 && c.frame.data[12] === MessageType.ClientDisconnected))
+    fail("CLIENT_DISCONNECTED written while a seat holds control")
   if (s.stream.pos - s.stream.acked > LIMITS.agentWindow * 1.125 + 1) fail(`agent bytes unacked ${s.stream.pos - s.stream.acked}`)
   if (s.stream.tail.length > 27) fail(`resync tail ${s.stream.tail.length}`)
   if (s.guest.inflight.length > 10_000) fail(`inflight ${s.guest.inflight.length}`)

@@ -1,4 +1,4 @@
-// Model-based test of the session actor: seeded random walks (model-walk.ts), invariants checked after every step.
+// Model-based test of the session actor: seeded random walks (model-walk.ts, including client resumes), invariants checked after every step.
 // 100,000+ steps in total; a failing seed is printed and belongs in REGRESSION_SEEDS.
 import { describe, expect, it } from "vitest"
 import { walk } from "./model-walk.ts"
@@ -13,5 +13,6 @@ describe("model: invariants hold over random walks", () => {
     const r = walk(seed, STEPS)
     expect(r.failures).toEqual([])
     expect(r.steps).toBe(STEPS)
+    expect(r.resumes).toBeGreaterThan(0)
   })
 })

@@ -54,6 +54,8 @@ export class ClientModel {
   sent = new Map<number, { type: number; fate: Array<"ack" | string> }>()
   creditBack = 0
   torn: string[] = []
+  /** The `lastSeq` it resumed with: no fragment at or below it may arrive. */
+  floor = -1
   constructor(readonly id: string) {}
 
   /** The resume token of its welcome ("" if none). */
@@ -76,6 +78,7 @@ export class ClientModel {
       case "role": this.role = f.role; break
       case "agent": this.agent = { connected: f.connected, caps: f.caps }; break
       case "msg":
+        if (f.seq <= this.floor) this.torn.push(`seq ${f.seq} at or below the lastSeq ${this.floor} it resumed with`)
         if (this.partial.has(f.seq)) this.torn.push(`msg ${f.seq} restarted`)
         if (this.messages.length > 0 && f.seq <= this.messages[this.messages.length - 1]!.seq && !this.partial.has(f.seq)) this.torn.push(`seq ${f.seq} not increasing`)
         this.partial.set(f.seq, { type: f.type, size: f.size, parts: [f.data] })

@@ -164,7 +164,7 @@ export class Sim {
 
   /** Joins with a fresh resume token `tok-<id>` (what the adapter draws at random); `resume` offers an old one. */
   join(id: string, role: Role = "controller", caps: number[] = [0x3f7], maxRole: Role = "controller", resume?: { token: string; lastSeq?: number }): ClientModel {
-    const m = new ClientModel(id)
+    const m = resume !== undefined && this.clients.get(id)?.frames.length === 0 ? this.clients.get(id)! : new ClientModel(id)
     this.clients.set(id, m)
     this.departed.delete(id)
     const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }) }
@@ -176,6 +176,9 @@ export class Sim {
   resume(id: string, old: string, o: { role?: Role; maxRole?: Role; lastSeq?: number; token?: string } = {}): ClientModel {
     const prev = this.clients.get(old)!
     const lastSeq = o.lastSeq ?? prev.lastWholeSeq()
+    const m = new ClientModel(id)
+    m.floor = lastSeq
+    this.clients.set(id, m)
     return this.join(id, o.role ?? "controller", [0x3f7], o.maxRole ?? "controller", { token: o.token ?? prev.token(), ...(lastSeq < 0 ? {} : { lastSeq }) })
   }
 
