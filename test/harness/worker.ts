@@ -20,6 +20,8 @@ export interface StartWorkerOptions {
   readonly logLevel?: LogLevel
   /** Receives the Worker's console output instead of this process's stdout (benchmarks keep stdout for figures). */
   readonly onLog?: (log: { readonly level: string; readonly message: string }) => void
+  /** Listen on this port (npm start's --port) instead of a free one. */
+  readonly port?: number
 }
 
 export interface LocalWorker {
@@ -107,7 +109,7 @@ export const startWorker = async (opts: StartWorkerOptions = {}): Promise<LocalW
   const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "vdrelay-do-")))
   const vars = { ...opts.vars, VDRELAY_SIGNING_KEY: signingKey }
   const logLevel = opts.logLevel ?? LogLevel.WARN
-  const port = await freePort()
+  const port = opts.port ?? (await freePort())
   let mf = makeMiniflare(b, port, persistDir, vars, logLevel, opts.onLog)
   await mf.ready
   let stopped = false

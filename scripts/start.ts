@@ -1,0 +1,88 @@
+// `npm start`: the whole stack on this machine (worker on workerd, a VM agent, the bridge), then one line
+// `vdrelay ready: URL` that opens a working console session. Ctrl-C stops everything it started.
+import { createInterface } from "node:readline"
+import { parseArgs } from "node:util"
+import { type Stack, StackError, startStack } from "./lib/stack.ts"
+
+const HELP = `usage: npm start [-- options]
+
+Starts the worker on local workerd, a VM agent (the real Debian spice-vdagent under Xvfb when installed,
+else a built-in simulator) and the host bridge between them, then prints a console URL with a dev token.
+
+options:
+  --port N            worker port on 127.0.0.1 (default 8787; 0 picks a free one)
+  --agent KIND        auto | real | sim (default auto)
+  --vm NAME           VM name in the tokens (default demo)
+  -h, --help          this text
+`
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`)
+const progress = (line: string): void => out(`vdrelay: ${line}`)
+
+const main = async (): Promise<number> => {
+  let args
+  try {
+    args = parseArgs({
+      options: { port: { type: "string", default: "8787" }, agent: { type: "string", default: "auto" }, vm: { type: "string", default: "demo" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }).values
+  } catch (err) {
+    process.stderr.write(`npm start: ${(err as Error).message}\n${HELP}`)
+    return 2
+  }
+  if (args.help === true) return (out(HELP), 0)
+  const port = Number(args.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return (process.stderr.write(`npm start: --port must be 0..65535, got ${args.port}\n`), 2)
+  if (!["auto", "real", "sim"].includes(args.agent!)) return (process.stderr.write(`npm start: --agent must be auto, real or sim\n`), 2)
+
+  let stack: Stack | undefined
+  let stopping: Promise<void> | undefined
+  const shutdown = (why: string, code: number): Promise<void> =>
+    (stopping ??= (async () => {
+      progress(`${why}: stopping the bridge, the agent and the worker…`)
+      await stack?.stop()
+      progress("stopped")
+      process.exit(code)
+    })())
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(sig, () => {
+      // A second Ctrl-C while stopping: give up waiting.
+      if (stopping !== undefined) process.exit(130)
+      void shutdown(sig === "SIGINT" ? "Ctrl-C" : sig, 0)
+    })
+  }
+
+  try {
+    stack = await startStack({ port, vm: args.vm!, agent: args.agent as "auto" | "real" | "sim", progress })
+  } catch (err) {
+    if (err instanceof StackError) process.stderr.write(`npm start: ${err.message}\n  fix: ${err.fix}\n`)
+    else process.stderr.write(`npm start: ${(err as Error).stack ?? String(err)}\n`)
+    return 1
+  }
+  if (stopping !== undefined) return 0
+  void stack.bridgeExited.then(({ code, signal }) => {
+    if (stopping !== undefined) return
+    process.stderr.write(`npm start: the bridge exited (${signal ?? code}):\n${stack!.bridge.log.text}\n`)
+    void shutdown("bridge exited", 1)
+  })
+
+  const viewer = await stack.consoleUrl("controller", { as: "viewer" })
+  if (stack.agent.kind === "sim") {
+    progress("simulated guest: type a line and press Enter to copy it in the guest; files land in " + stack.agent.xferDir)
+    stack.agent.sim!.events.on("event", (e) => {
+      if (e._tag === "ClientClipboard" && e.type === 1) progress(`guest clipboard ← console: ${JSON.stringify(new TextDecoder().decode(e.data))}`)
+      if (e._tag === "FileReceived") progress(`guest received ${e.path} (${e.size} bytes)`)
+      if (e._tag === "Monitors") progress(`guest display set to ${e.monitors.map((m) => `${m.width}×${m.height}`).join(", ")}`)
+    })
+    if (process.stdin.isTTY) createInterface({ input: process.stdin }).on("line", (line) => void stack!.agent.setClipboard(line))
+  } else {
+    progress(`guest clipboard: DISPLAY=${stack.agent.display} xclip -selection clipboard -i|-o; files land in ${stack.agent.xferDir}`)
+  }
+  progress(`a second console as viewer (its token may take control): ${viewer}`)
+  out(`vdrelay ready: ${await stack.consoleUrl("controller")}`)
+  progress("Ctrl-C stops everything")
+  return -1 // keep running until a signal
+}
+
+const code = await main()
+if (code >= 0) process.exit(code)
