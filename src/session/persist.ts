@@ -4,8 +4,29 @@ import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState } from 
 import { inflightOf } from "./guest-out.ts"
 import { persistedSeats } from "./seats.ts"
 
-/** Attachments carry at most this many in-flight ids (older ones are acked by the bridge long before, in practice). */
+/** Attachments list at most this many in-flight ids one by one; a longer backlog is written as runs of ids. */
 const MAX_INFLIGHT_IDS = 64
+/** Runs kept when ids are not consecutive (only a client that numbers its messages erratically has that many). */
+const MAX_INFLIGHT_RUNS = 48
+
+/** Every in-flight id must survive a restart, or its sender never hears about it (DESIGN invariant 1). */
+const inflightFields = (ids: ReadonlyArray<number>): Pick<ClientLinkAttachment, "inflight" | "inflightRuns"> => {
+  if (ids.length <= MAX_INFLIGHT_IDS) return { inflight: [...ids] }
+  const runs: Array<[number, number]> = []
+  for (const id of [...ids].sort((x, y) => x - y)) {
+    const last = runs[runs.length - 1]
+    if (last !== undefined && id === last[1] + 1) last[1] = id
+    else if (last === undefined || id !== last[1]) runs.push([id, id])
+  }
+  return { inflight: [], inflightRuns: runs.slice(-MAX_INFLIGHT_RUNS) }
+}
+
+/** The in-flight ids an attachment carries, whichever way they were written. */
+export const inflightIds = (a: ClientLinkAttachment): number[] => {
+  const ids = [...a.inflight]
+  for (const [first, last] of a.inflightRuns ?? []) for (let id = first; id <= last; id++) ids.push(id)
+  return ids
+}
 
 export const persistedOf = (s: SessionState): PersistedState => ({
   version: 1,
@@ -29,7 +50,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   joinedAt: c.joinedAt,
   partialIn: c.inMsg === null ? null : { id: c.inMsg.id, told: c.inMsg.mode === "drop" },
   creditOwed: c.creditOwed,
-  inflight: inflightOf(s, c.id).slice(-MAX_INFLIGHT_IDS),
+  ...inflightFields(inflightOf(s, c.id)),
   lastEpoch: c.lastEpoch,
   lastPos: c.lastPos,
   partialSeq: c.partialSeq,

@@ -14,6 +14,7 @@ import { returnCredit, settleInflight } from "./guest-out.ts"
 import { syncAgentState } from "./agent-link.ts"
 import { remember, restoreSeats } from "./seats.ts"
 import { upkeep } from "./step.ts"
+import { inflightIds } from "./persist.ts"
 
 export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => {
   const limits = { ...defaultLimits, ...opts.limits }
@@ -117,7 +118,7 @@ export const restoreSession = (
       c.inMsg = { id: a.partialIn.id, type: 0, size: 0, received: 0, mode: "drop", buf: new Uint8Array(0), orphan: true }
     }
     // Without the bridge link its fate cannot be learnt: the sender is told to resend (never left unanswered).
-    for (const id of a.inflight)
+    for (const id of inflightIds(a))
       if (b !== undefined) {
         s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
         remember(s, c.answered, id, "pending")

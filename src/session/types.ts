@@ -137,6 +137,11 @@ export interface ClientLinkAttachment {
   readonly creditOwed: number
   /** Ids of this client's whole messages handed to the bridge and not yet acknowledged (acked after restart). */
   readonly inflight: ReadonlyArray<number>
+  /**
+   * More in-flight ids, as inclusive runs [first, last] of consecutive ids, when listing them one by one would not fit
+   * the attachment (the SDK numbers its messages 1, 2, 3…, so a long backlog is one run). Absent when `inflight` has all.
+   */
+  readonly inflightRuns?: ReadonlyArray<readonly [number, number]>
   /** Agent epoch and stream end position of the last agent message sent whole: replays up to it are skipped. */
   readonly lastEpoch: number
   readonly lastPos: number
