@@ -20,6 +20,9 @@ import { SessionStore } from "./session-store.ts"
  */
 const HELLO_TIMEOUT_MS = 30_000
 
+/** A seat's resume token: 128 random bits; the actor is deterministic, so randomness comes from here. */
+const newResumeToken = (): string => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
+
 export class VmSession extends DurableObject<Env> {
   private readonly store: SessionStore
   private host!: SessionHost
@@ -79,7 +82,11 @@ export class VmSession extends DurableObject<Env> {
     server.serializeAttachment(attachment)
     this.host.adopt(server, attachment)
     this.host.count(bridge ? "links.opened.bridge" : "links.opened.client", 1)
-    const headers = claims.protocol !== undefined ? { "Sec-WebSocket-Protocol": claims.protocol } : undefined
+    // No permessage-deflate: workerd accepts a client's offer unless the response names the extensions it takes, and
+    // deflating bulk clipboard/file bytes in the object's thread halved its throughput (docs/benchmarks.md). An
+    // extension list without permessage-deflate makes workerd negotiate none.
+    const headers: Record<string, string> = { "Sec-WebSocket-Extensions": "identity" }
+    if (claims.protocol !== undefined) headers["Sec-WebSocket-Protocol"] = claims.protocol
     return new Response(null, { status: 101, webSocket: client, headers })
   }
 
@@ -101,7 +108,7 @@ export class VmSession extends DurableObject<Env> {
     if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
     if (d.value.role === "controller" && info.maxRole !== "controller") return this.reject(ws, info, "policy", "token allows viewer only", now)
     this.host.joined(ws, info)
-    this.host.feed({ _tag: "ClientJoined", now, client: info.client, maxRole: info.maxRole, hello: d.value })
+    this.host.feed({ _tag: "ClientJoined", now, client: info.client, maxRole: info.maxRole, hello: d.value, resumeToken: newResumeToken() })
   }
 
   private bridgeFrame(ws: WebSocket, info: Extract<LinkInfo, { kind: "bridge" }>, data: ArrayBuffer, now: number): void {
