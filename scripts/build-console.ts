@@ -13,6 +13,7 @@ const PAGE_FILES: ReadonlyArray<readonly [file: string, path: string, type: stri
   ["index.html", "/console", "text/html; charset=utf-8"],
   ["console.css", "/console/console.css", "text/css; charset=utf-8"],
   ["console.js", "/console/console.js", "text/javascript; charset=utf-8"],
+  ["favicon.svg", "/console/favicon.svg", "image/svg+xml"],
 ]
 
 /** The SDK as one browser ES module: no Node built-ins may sneak in (platform "browser" makes esbuild refuse them). */

@@ -106,7 +106,8 @@ const startAgent = async (want: "auto" | "real" | "sim", progress: (l: string) =
     xferDir: real.xferDir,
     display: real.display,
     setClipboard: (t) => real.setClipboard(t),
-    getClipboard: async () => (await real.getClipboard()).toString("utf8"),
+    // UTF8_STRING: xclip's default target (STRING, Latin-1) is not what an app pasting text asks for.
+    getClipboard: async () => (await real.getClipboard({ target: "UTF8_STRING" })).toString("utf8"),
     real,
     sim: undefined,
   }

@@ -107,11 +107,17 @@ async function start() {
     $("viewer-note").hidden = controller
     $("controls").disabled = !controller || !session.agent.connected || session.state !== "open"
     const caps = session.agent.caps
+    const has = (bit) => caps !== null && (caps[bit >>> 5] & (1 << (bit & 31))) !== 0
     $("agent-summary").textContent = !session.agent.connected
       ? "The VM's agent is not connected: controls are disabled until it comes back."
       : caps === null
         ? "Connected; waiting for the agent's capabilities."
-        : `Connected. ${caps && (caps[0] & (1 << Cap.FileXferDisabled)) ? "File transfer is disabled for this VM." : ""}`
+        : [
+            "Connected.",
+            has(Cap.ClipboardByDemand) ? "Clipboard sharing on." : "Clipboard sharing off (policy or agent).",
+            has(Cap.MonitorsConfig) ? "Display resolution can be set." : "The agent does not take display settings.",
+            has(Cap.FileXferDisabled) || session.policy?.fileTransfer === false ? "File transfer disabled by policy." : "File transfer on.",
+          ].join(" ")
     $("caps").replaceChildren(...(caps ? capBits(caps) : []).map((b) => Object.assign(document.createElement("li"), { textContent: CAP_NAMES[b] ?? `bit ${b}` })))
   }
   refresh()

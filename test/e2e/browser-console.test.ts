@@ -1,0 +1,163 @@
+// The demo console in real Chromium against the `npm start` stack with the real spice-vdagent under Xvfb: clipboard
+// both ways through X (xclip), a dropped file byte-exact in the agent's folder, a resolution change answered by the
+// agent, and a viewer that sees but cannot send until it takes control. Screenshots of each step: test-artifacts/.
+import { createHash, randomBytes } from "node:crypto"
+import { mkdir, readFile, rm } from "node:fs/promises"
+import { join, resolve } from "node:path"
+import type { Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Browser, chromiumAvailable, launchChromium } from "../../scripts/lib/chromium.ts"
+import { type Stack, startStack } from "../../scripts/lib/stack.ts"
+import { realAgentAvailable } from "../harness/real-agent.ts"
+
+const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/browser-console")
+const ready = realAgentAvailable() && chromiumAvailable()
+// In CI a missing agent or browser is a failure, not a skip.
+const suite = ready || process.env.CI === "true" ? describe : describe.skip
+
+let stack: Stack
+let browser: Browser
+let page: Page
+let shot = 0
+const screenshot = async (p: Page, name: string): Promise<void> => {
+  await p.screenshot({ path: join(ARTIFACTS, `${String(++shot).padStart(2, "0")}-${name}.png`), fullPage: true })
+}
+
+/**
+ * Pastes in the guest until it gets `text`: the agent takes the selection a moment after the relay acks the grab, and
+ * until then xclip finds no owner (or the previous one). Bounded by the test's timeout, not by a clock assertion.
+ */
+const guestClipboardBecomes = async (text: string): Promise<string> => {
+  let last = ""
+  for (let i = 0; i < 50 && last !== text; i++) {
+    last = await stack.agent.getClipboard().catch((err: Error) => `(xclip: ${err.message})`)
+    if (last !== text) await new Promise((r) => setTimeout(r, 100))
+  }
+  return last
+}
+
+/** Waits (in the page) until `selector` matches `check`, then asserts it here so a failure shows the actual value. */
+const waitFor = async (p: Page, selector: string, check: "text" | "value" | "attr" | "disabled" | "visible", want: string | boolean, attr = ""): Promise<void> => {
+  const read = ([sel, kind, name]: [string, string, string]): string | boolean | null => {
+    const el = document.querySelector(sel) as (HTMLElement & { value?: string; disabled?: boolean }) | null
+    if (el === null) return null
+    if (kind === "text") return el.textContent
+    if (kind === "value") return el.value ?? null
+    if (kind === "attr") return el.getAttribute(name)
+    if (kind === "disabled") return el.disabled === true
+    return !el.hidden && el.offsetParent !== null
+  }
+  await p.waitForFunction(([args, w]) => {
+    const [sel, kind, name] = args
+    const el = document.querySelector(sel) as (HTMLElement & { value?: string; disabled?: boolean }) | null
+    if (el === null) return false
+    const v = kind === "text" ? el.textContent : kind === "value" ? el.value : kind === "attr" ? el.getAttribute(name) : kind === "disabled" ? el.disabled === true : !el.hidden && el.offsetParent !== null
+    return v === w
+  }, [[selector, check, attr], want] as const, { timeout: 60_000 }).catch(() => {})
+  expect(await p.evaluate(read, [selector, check, attr] as [string, string, string]), `${selector} ${check}`).toBe(want)
+}
+
+const openConsole = async (url: string): Promise<Page> => {
+  const p = await browser.context.newPage()
+  p.on("pageerror", (e) => console.error(`page error: ${e.message}`))
+  await p.goto(url)
+  await waitFor(p, "#agent-state", "attr", "on", "data-state")
+  return p
+}
+
+suite("demo console in Chromium, real agent", () => {
+  beforeAll(async () => {
+    if (!ready) throw new Error("CI needs the real agent (spice-vdagent, xvfb, xclip) and /usr/bin/chromium: run infra/install-deps.sh")
+    await rm(ARTIFACTS, { recursive: true, force: true })
+    await mkdir(ARTIFACTS, { recursive: true })
+    stack = await startStack({ port: 0, agent: "real" })
+    browser = await launchChromium()
+    page = await openConsole(await stack.consoleUrl("controller"))
+    await screenshot(page, "connected")
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await stack?.stop()
+  })
+
+  it("shows the agent connected with its caps and this console as controller", async () => {
+    await waitFor(page, "#link-state", "text", "open")
+    await waitFor(page, "#role", "text", "controller")
+    await page.locator("#caps").evaluate((el) => ((el.parentElement as HTMLDetailsElement).open = true))
+    const caps = await page.locator("#caps li").allTextContents()
+    expect(caps).toEqual(expect.arrayContaining(["MonitorsConfig", "ClipboardByDemand", "ClipboardGrabSerial"]))
+    await waitFor(page, "#controls", "disabled", false)
+  })
+
+  it("text typed in the page is what the guest pastes (xclip -o on the agent's display)", async () => {
+    const text = `typed in Chromium ✓ ${randomBytes(4).toString("hex")}\nsecond line`
+    await page.locator("#clipboard").fill(text)
+    await waitFor(page, "#clipboard-status", "text", "Copied to the VM's clipboard.")
+    expect(await guestClipboardBecomes(text)).toBe(text)
+    await screenshot(page, "clipboard-to-guest")
+  })
+
+  it("text copied in the guest (xclip -i) shows up in the page", async () => {
+    const text = `copied in the guest ${randomBytes(4).toString("hex")}`
+    await stack.agent.setClipboard(text)
+    await waitFor(page, "#clipboard", "value", text)
+    await waitFor(page, "#clipboard-status", "text", "Copied from the VM's clipboard.")
+    await screenshot(page, "clipboard-from-guest")
+  })
+
+  it("a dropped file lands byte-exact in the agent's transfer folder and its bar reaches 100 %", async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 12345)
+    const dataTransfer = await page.evaluateHandle((b64) => {
+      const bin = atob(b64)
+      const data = Uint8Array.from(bin, (c) => c.charCodeAt(0))
+      const dt = new DataTransfer()
+      dt.items.add(new File([data], "dropped report.bin", { type: "application/octet-stream" }))
+      return dt
+    }, bytes.toString("base64"))
+    await page.dispatchEvent("#drop-zone", "drop", { dataTransfer })
+    await waitFor(page, "#transfers li", "attr", "done", "data-status")
+    await waitFor(page, "#transfers li .state", "text", "100 % — in the VM's transfer folder")
+    expect(await page.locator("#transfers li progress").first().evaluate((p: HTMLProgressElement) => [p.value, p.max])).toEqual([bytes.length, bytes.length])
+    const landed = await readFile(join(stack.agent.xferDir, "dropped report.bin"))
+    expect(createHash("sha256").update(landed).digest("hex")).toBe(createHash("sha256").update(bytes).digest("hex"))
+    await screenshot(page, "file-dropped")
+  })
+
+  it("a resolution change is answered by the agent and the page says so", async () => {
+    await page.locator("#res-width").fill("1024")
+    await page.locator("#res-height").fill("768")
+    await page.getByRole("button", { name: "Apply" }).click()
+    await waitFor(page, "#resolution-status", "text", "The agent applied 1024×768.")
+    await screenshot(page, "resolution")
+  })
+
+  it("a second page opened as viewer sees the state but cannot send, then takes control", async () => {
+    const viewer = await openConsole(await stack.consoleUrl("controller", { as: "viewer" }))
+    await waitFor(viewer, "#role", "text", "viewer")
+    await waitFor(viewer, "#agent-state", "text", "connected")
+    await waitFor(viewer, "#controls", "disabled", true)
+    await waitFor(viewer, "#viewer-note", "visible", true)
+    // Even around the disabled form, the SDK refuses to send for a viewer.
+    expect(await viewer.evaluate(() => (globalThis as never as { vdrelaySession: { setClipboardText(t: string): Promise<void> } }).vdrelaySession.setClipboardText("nope").then(() => "sent", (e: { reason: string }) => e.reason))).toBe("not-controller")
+    await screenshot(viewer, "viewer")
+
+    await viewer.getByRole("button", { name: "Take control" }).click()
+    await waitFor(viewer, "#role", "text", "controller")
+    await waitFor(page, "#role", "text", "viewer")
+    await waitFor(page, "#controls", "disabled", true)
+    const text = `from the new controller ${randomBytes(4).toString("hex")}`
+    await viewer.locator("#clipboard").fill(text)
+    await waitFor(viewer, "#clipboard-status", "text", "Copied to the VM's clipboard.")
+    expect(await guestClipboardBecomes(text)).toBe(text)
+    await screenshot(viewer, "viewer-took-control")
+    await screenshot(page, "old-controller-now-viewer")
+  })
+
+  it("a viewer-only token has no way to take control", async () => {
+    const p = await openConsole(await stack.consoleUrl("viewer"))
+    await waitFor(p, "#role", "text", "viewer")
+    await waitFor(p, "#take-control", "visible", false)
+    await screenshot(p, "viewer-token")
+  })
+})
