@@ -19,6 +19,13 @@ export class ClientView {
   closed = false
   readonly open = new Map<number, { type: number; size: number; got: number; hash: number }>()
   readonly completed: Completed[] = []
+  /** What an SDK offers as `lastSeq`: every message up to it received whole, none after it half kept. */
+  lastWholeSeq(): number {
+    let last = this.lastSeq
+    for (const seq of this.open.keys()) last = Math.min(last, seq - 1)
+    return last
+  }
+
   /** Highest seq ever completed: a lower one arriving again is a replay the SDK skips. */
   lastSeq = -1
   replays = 0
@@ -31,6 +38,15 @@ export class ClientView {
   nextId = 1
   /** The message id this console is in the middle of sending, if any. */
   openOut: number | null = null
+  /** Whole payloads of messages not yet answered: the SDK resends them on a resumed link. */
+  readonly unanswered = new Map<number, { type: number; payload: Uint8Array }>()
+  /** welcome.resume, and whether this link's welcome said the seat was resumed. */
+  token = ""
+  resumed = false
+  /** Seqs the lost link this one resumed had half received. */
+  readonly inheritedOpen = new Set<number>()
+  /** The lastSeq this link resumed with: no message at or below it may start on it. */
+  floor = -1
   /** Relay→client credit consumed since the last grant. */
   consumed = 0
   creditOwed = 0
@@ -45,12 +61,15 @@ export class ClientView {
         check(!this.welcomed, "a second welcome")
         this.welcomed = true
         this.role = f.role
+        this.token = f.resume
+        this.resumed = f.resumed === true
         return
       case "role":
         this.role = f.role
         return
       case "msg": {
         check(!this.open.has(f.seq), `msg ${f.seq} while message ${f.seq} is open (a torn message)`)
+        check(f.seq > this.floor, `msg ${f.seq} at or below the lastSeq ${this.floor} this link resumed with`)
         this.consumed += f.data.length
         check(f.data.length <= f.size, `msg ${f.seq}: ${f.data.length} bytes of ${f.size}`)
         const m = { type: f.type, size: f.size, got: f.data.length, hash: fnv(f.data) }
@@ -74,7 +93,8 @@ export class ClientView {
         return
       }
       case "abort":
-        check(this.open.has(f.seq), `abort of seq ${f.seq}, which is not open`)
+        // A resumed link may hear the end of a message its lost predecessor had half received (the SDK ignores it).
+        check(this.open.has(f.seq) || this.inheritedOpen.has(f.seq), `abort of seq ${f.seq}, which is not open`)
         this.open.delete(f.seq)
         this.aborts++
         return
@@ -118,5 +138,6 @@ export class ClientView {
     list.push(what)
     this.answers.set(id, list)
     this.pending.delete(id)
+    if (what !== "resend") this.unanswered.delete(id)
   }
 }

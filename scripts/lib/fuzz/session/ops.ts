@@ -18,9 +18,9 @@ export const CLIENT_CAPS = [0x000355f7]
 export const Op = {
   Hello: 0, Drop: 1, AgentMsg: 2, AgentGarbage: 3, AgentPartial: 4, DataBogus: 5, Chardev: 6, Port: 7, Wrote: 8,
   BridgeRaw: 9, BridgeReject: 10, Join: 11, Leave: 12, ClientMsg: 13, ClientMore: 14, ClientAbort: 15, ClientRaw: 16,
-  ClientReject: 17, Credit: 18, Control: 19, Timer: 20, Policy: 21, Evict: 22, Announce: 23,
+  ClientReject: 17, Credit: 18, Control: 19, Timer: 20, Policy: 21, Evict: 22, Announce: 23, Resume: 24,
 } as const
-export const OP_COUNT = 24
+export const OP_COUNT = 25
 
 /** A console's message being sent in fragments across ops. */
 interface Outgoing {
@@ -93,6 +93,7 @@ const clientMessage = (w: SessionWorld, v: ClientView, p: Provider): void => {
   const first = Math.min(payload.length, r.chance(0.6) ? payload.length : r.int(payload.length + 1))
   w.clientSends(v, { t: "msg", id, type, size: payload.length, data: payload.slice(0, first), end: first === payload.length })
   w.sentByClients.push({ controller: v.role === "controller", type, hash: fnv(payload) })
+  v.unanswered.set(id, { type, payload })
   if (first < payload.length) outgoing.set(v, { id, payload, sent: first })
 }
 
@@ -171,7 +172,13 @@ export const runOp = (w: SessionWorld, main: Provider): void => {
     }
     case Op.Leave: {
       const v = pickClient(w, p)
-      return v && w.leave(v)
+      return v && w.leave(v, p.bool() ? "closed" : "error")
+    }
+    case Op.Resume: {
+      const v = pickClient(w, p)
+      if (v === undefined) return
+      outgoing.delete(v)
+      return void w.resume(v, choose(p, [() => 1, () => 3_000, () => 30_000]), p.below(8) === 0)
     }
     case Op.ClientMsg: {
       const v = pickClient(w, p)

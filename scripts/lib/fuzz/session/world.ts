@@ -277,29 +277,56 @@ export class SessionWorld {
     this.feed({ _tag: "BridgeDetached", now: this.now, cause })
   }
 
-  join(role: Role, maxRole: Role, caps: number[]): ClientView {
+  join(role: Role, maxRole: Role, caps: number[], resume?: { token: string; lastSeq: number; inherit?: Iterable<number> }): ClientView {
     const id = `c${++this.clientSeq}`
     const view = new ClientView(id, maxRole)
     this.clients.set(id, view)
-    this.feed({ _tag: "ClientJoined", now: this.now, client: id, maxRole, hello: { t: "hello", v: 1, client: id, role, caps } })
+    const hello = { t: "hello" as const, v: 1, client: id, role, caps, ...(resume === undefined ? {} : { resume: resume.token, ...(resume.lastSeq >= 0 ? { lastSeq: resume.lastSeq } : {}) }) }
+    if (resume !== undefined) view.floor = resume.lastSeq
+    for (const seq of resume?.inherit ?? []) view.inheritedOpen.add(seq)
+    this.feed({ _tag: "ClientJoined", now: this.now, client: id, maxRole, hello, resumeToken: `tok-${id}-0123456789abcdef0123456789abcdef` })
     return view
+  }
+
+  /**
+   * A console's link is lost and it reconnects with its resume token (or, `forged`, someone else's guess); like the
+   * SDK, a resumed link resends every message not yet answered, a new seat fails them locally.
+   */
+  resume(old: ClientView, afterMs: number, forged: boolean): ClientView {
+    if (!old.closed) this.leave(old, "error")
+    this.tick(afterMs)
+    this.feed({ _tag: "TimerFired", now: this.now })
+    const lastSeq = old.lastWholeSeq()
+    const v = this.join(old.role === "controller" ? "controller" : "viewer", old.maxRole, [0x000355f7], { token: forged ? "tok-forged-0123456789abcdef0123456789" : old.token, lastSeq, inherit: old.open.keys() })
+    this.f.add(`resumed:${v.resumed}`)
+    v.nextId = old.nextId
+    old.pending.clear()
+    if (!v.resumed || v.closed) return v
+    for (const [id, m] of [...old.unanswered].sort((a, b) => a[0] - b[0])) {
+      if (old.sentAsViewer.has(id)) v.sentAsViewer.add(id)
+      v.unanswered.set(id, m)
+      this.clientSends(v, { t: "msg", id, type: m.type, size: m.payload.length, data: m.payload, end: true })
+    }
+    return v
   }
 
   live(): ClientView[] {
     return [...this.clients.values()].filter((c) => !c.closed)
   }
 
-  leave(view: ClientView): void {
+  leave(view: ClientView, cause: "closed" | "error" = "closed"): void {
     if (view.closed) return
     view.closed = true
     this.attachments.delete(view.id)
-    this.feed({ _tag: "ClientLeft", now: this.now, client: view.id, cause: "closed" })
+    this.feed({ _tag: "ClientLeft", now: this.now, client: view.id, cause })
   }
 
   /** A console sends a frame; msg frames are booked so that their answers can be checked. */
   clientSends(view: ClientView, frame: ClientToRelay): void {
     if (view.closed) return
     if (frame.t === "msg") {
+      // A resend of an id already booked keeps its payload; anything else starts a new message under that id.
+      if (!view.unanswered.has(frame.id) || !frame.end) view.unanswered.delete(frame.id)
       view.sending(frame.id)
       if (view.role === "viewer") view.sentAsViewer.add(frame.id)
     }
@@ -320,7 +347,16 @@ export class SessionWorld {
     const r = restore(this.lastPersist, { ...(this.bridgeUp && this.bridgeAttachment !== undefined ? { bridge: this.bridgeAttachment } : {}), clients: clients.map((c) => this.attachments.get(c.id)!) }, this.now, { limits: this.limits })
     if (this.bridgeUp && this.bridgeAttachment === undefined) this.bridgeUp = false
     this.state = r.state
-    this.run(r.commands)
+    // Events the restore's commands cause (the bridge replaying after `rewind`) come after all of them, as in the DO.
+    this.draining = true
+    try {
+      this.run(r.commands)
+    } finally {
+      this.draining = false
+    }
+    const queued = this.queue
+    this.queue = []
+    for (const e of queued) this.feed(e)
   }
 
   /** What the actor holds for this session right now, bytes (DESIGN invariant 3). */
