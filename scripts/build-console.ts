@@ -1,7 +1,7 @@
 // Builds the demo console into workers/console/generated/assets.ts: the page's HTML/CSS/JS as they are, plus the
 // client SDK bundled for browsers by esbuild, as strings the Worker serves (works offline in wrangler dev, Miniflare
 // and the vitest Workers pool alike, with no assets binding). `--check` fails when the committed file is stale.
-import { build } from "esbuild"
+import { build, stop } from "esbuild"
 import { readFile, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 
@@ -52,9 +52,9 @@ export const renderAssets = async (): Promise<string> => {
   ].join("\n")
 }
 
-/** Writes the module if it changed; returns whether it did. */
+/** Writes the module if it changed; returns whether it did. Stops esbuild's helper process afterwards. */
 export const buildConsole = async (): Promise<boolean> => {
-  const next = await renderAssets()
+  const next = await renderAssets().finally(() => stop())
   const prev = await readFile(GENERATED, "utf8").catch(() => "")
   if (prev === next) return false
   await writeFile(GENERATED, next)

@@ -1,5 +1,10 @@
 // `npm start`: the whole stack on this machine (worker on workerd, a VM agent, the bridge), then one line
-// `vdrelay ready: URL` that opens a working console session. Ctrl-C stops everything it started.
+// `vdrelay ready: URL` that opens a working session. Ctrl-C stops everything it started.
+//
+// The stack runs in a child process in its own process group, so the terminal's Ctrl-C (sent to the whole foreground
+// group, and forwarded once more by npm) never reaches workerd, Xvfb or the bridge directly: this process turns it
+// into one orderly shutdown of the child, which stops each part in turn and exits.
+import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { parseArgs } from "node:util"
 import { type Stack, StackError, startStack } from "./lib/stack.ts"
@@ -18,8 +23,37 @@ options:
 
 const out = (line: string): void => void process.stdout.write(`${line}\n`)
 const progress = (line: string): void => out(`vdrelay: ${line}`)
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const
+const CHILD = "VDRELAY_START_CHILD"
 
-const main = async (): Promise<number> => {
+/** Parent: runs the stack process, forwards the first signal as one SIGTERM, and a later one as SIGKILL. */
+const supervise = (): void => {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ["pipe", "inherit", "inherit"],
+    env: { ...process.env, [CHILD]: process.stdin.isTTY ? "tty" : "1" },
+  })
+  // The child reads guest clipboard lines through us (a background group may not read the terminal), and takes
+  // the end of this pipe as "the supervisor is gone": it then stops too.
+  if (process.stdin.isTTY) process.stdin.pipe(child.stdin!)
+  let firstAt = 0
+  for (const sig of SIGNALS)
+    process.on(sig, () => {
+      if (firstAt === 0) return void ((firstAt = Date.now()), child.kill("SIGTERM"))
+      // The terminal and npm deliver the same Ctrl-C twice; only a later one means "stop waiting".
+      if (Date.now() - firstAt > 2000) {
+        progress("forced stop")
+        try {
+          process.kill(-child.pid!, "SIGKILL")
+        } catch {
+          // already gone
+        }
+      }
+    })
+  child.on("exit", (code, signal) => process.exit(code ?? (signal === null ? 1 : 130)))
+}
+
+const run = async (): Promise<number> => {
   let args
   try {
     args = parseArgs({
@@ -33,24 +67,20 @@ const main = async (): Promise<number> => {
   if (args.help === true) return (out(HELP), 0)
   const port = Number(args.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) return (process.stderr.write(`npm start: --port must be 0..65535, got ${args.port}\n`), 2)
-  if (!["auto", "real", "sim"].includes(args.agent!)) return (process.stderr.write(`npm start: --agent must be auto, real or sim\n`), 2)
+  if (!["auto", "real", "sim"].includes(args.agent!)) return (process.stderr.write("npm start: --agent must be auto, real or sim\n"), 2)
 
   let stack: Stack | undefined
-  let stopping: Promise<void> | undefined
-  const shutdown = (why: string, code: number): Promise<void> =>
+  let stopping: Promise<never> | undefined
+  const shutdown = (why: string, code: number): Promise<never> =>
     (stopping ??= (async () => {
       progress(`${why}: stopping the bridge, the agent and the worker…`)
       await stack?.stop()
       progress("stopped")
       process.exit(code)
     })())
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.on(sig, () => {
-      // A second Ctrl-C while stopping: give up waiting.
-      if (stopping !== undefined) process.exit(130)
-      void shutdown(sig === "SIGINT" ? "Ctrl-C" : sig, 0)
-    })
-  }
+  const onSignal = (): void => void shutdown("Ctrl-C", 0)
+  for (const sig of SIGNALS) process.on(sig, onSignal)
+  process.stdin.on("end", () => void shutdown("npm start went away", 0))
 
   try {
     stack = await startStack({ port, vm: args.vm!, agent: args.agent as "auto" | "real" | "sim", progress })
@@ -59,7 +89,9 @@ const main = async (): Promise<number> => {
     else process.stderr.write(`npm start: ${(err as Error).stack ?? String(err)}\n`)
     return 1
   }
-  if (stopping !== undefined) return 0
+  // Miniflare and the process helpers exit on the first signal; from here on the orderly shutdown is ours.
+  for (const sig of SIGNALS) for (const l of process.listeners(sig)) if (l !== onSignal) process.removeListener(sig, l as () => void)
+  if (stopping !== undefined) return -1
   void stack.bridgeExited.then(({ code, signal }) => {
     if (stopping !== undefined) return
     process.stderr.write(`npm start: the bridge exited (${signal ?? code}):\n${stack!.bridge.log.text}\n`)
@@ -68,13 +100,13 @@ const main = async (): Promise<number> => {
 
   const viewer = await stack.consoleUrl("controller", { as: "viewer" })
   if (stack.agent.kind === "sim") {
-    progress("simulated guest: type a line and press Enter to copy it in the guest; files land in " + stack.agent.xferDir)
+    progress(`simulated guest: type a line and press Enter to copy it in the guest; files land in ${stack.agent.xferDir}`)
     stack.agent.sim!.events.on("event", (e) => {
       if (e._tag === "ClientClipboard" && e.type === 1) progress(`guest clipboard ← console: ${JSON.stringify(new TextDecoder().decode(e.data))}`)
       if (e._tag === "FileReceived") progress(`guest received ${e.path} (${e.size} bytes)`)
       if (e._tag === "Monitors") progress(`guest display set to ${e.monitors.map((m) => `${m.width}×${m.height}`).join(", ")}`)
     })
-    if (process.stdin.isTTY) createInterface({ input: process.stdin }).on("line", (line) => void stack!.agent.setClipboard(line))
+    if (process.env[CHILD] === "tty") createInterface({ input: process.stdin }).on("line", (line) => void stack!.agent.setClipboard(line))
   } else {
     progress(`guest clipboard: DISPLAY=${stack.agent.display} xclip -selection clipboard -i|-o; files land in ${stack.agent.xferDir}`)
   }
@@ -84,5 +116,8 @@ const main = async (): Promise<number> => {
   return -1 // keep running until a signal
 }
 
-const code = await main()
-if (code >= 0) process.exit(code)
+if (process.env[CHILD] === undefined) supervise()
+else {
+  const code = await run()
+  if (code >= 0) process.exit(code)
+}
