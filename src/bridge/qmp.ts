@@ -123,25 +123,34 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
 
     // Coalesced queries: an event during a query makes exactly one more query after it (only the latest matters).
     let inFlight = false
-    let again = false
+    let again: string | undefined
     const query = (cause: string): void => {
       if (inFlight) {
-        again = true
+        again = cause
         return
       }
       inFlight = true
+      // A monitor that stops answering must not hold agent bytes back: report the level unchanged after 2 s.
+      const timer = setTimeout(() => core.portLevel(core.port, "query-chardev unanswered"), 2_000)
       qmp.command("query-chardev").then(
         (reply) => {
+          clearTimeout(timer)
           inFlight = false
           core.portLevel(frontendOpen(reply, label), cause)
-          if (again) {
-            again = false
-            query("VSERPORT_CHANGE")
+          if (again !== undefined) {
+            const next = again
+            again = undefined
+            query(next)
           }
         },
-        () => (inFlight = false),
+        () => {
+          clearTimeout(timer)
+          inFlight = false
+        },
       )
     }
+    core.setPortProbe(() => query("agent bytes while closed"))
+    yield* Effect.addFinalizer(() => Effect.sync(() => core.setPortProbe(undefined)))
     qmp.onEvent = (e) => {
       const data = e.data as Json | undefined
       if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return

@@ -42,6 +42,10 @@ export class VmCore {
   private writing = false
   private lastWrote = 0
   private paused = false
+  /** Asks QMP for the port level now; set while a QMP session is up. */
+  private portProbe: (() => void) | undefined
+  /** Agent bytes wait: they arrived while the port was known closed, and QMP is being asked (see agentBytes). */
+  private holding = false
   private readonly labels: Record<string, string>
 
   constructor(
@@ -78,6 +82,7 @@ export class VmCore {
     this.pumpAgent()
     this.chardevUp = false
     this.chardev = undefined
+    this.holding = false
     const dropped = this.tail.end - this.sentPos
     this.tail.reset()
     this.guest.discardUnstarted("chardev-lost", cause)
@@ -99,6 +104,12 @@ export class VmCore {
   /** Agent bytes read from the chardev (ownership passes to the core). Returns whether to keep reading. */
   agentBytes(bytes: Uint8Array): boolean {
     if (!this.chardevUp) return false
+    // Bytes from a port we believe closed: QEMU's open event lags up to 1 s behind a quick reopen (spec §12), and the
+    // relay must hear "open" before the new opener's first words. Hold them until QMP says what the port is now.
+    if (this.port === "closed" && this.portProbe !== undefined && !this.holding) {
+      this.holding = true
+      this.portProbe()
+    }
     this.tail.append(bytes)
     this.metrics.inc("vdrelay_bridge_agent_bytes_read_total", this.labels, bytes.length)
     this.pumpAgent()
@@ -180,7 +191,17 @@ export class VmCore {
 
   // ------------------------------------------------------------------ QMP side
 
+  /** QMP is up (`probe` queries the level at once) or gone (undefined). */
+  setPortProbe(probe: (() => void) | undefined): void {
+    this.portProbe = probe
+  }
+
+  /** The port level as QMP reports it (after every query, changed or not). */
   portLevel(level: PortLevel, cause: string): void {
+    if (this.holding) {
+      this.holding = false
+      if (level === this.port) this.pumpAgent()
+    }
     if (level === this.port) return
     this.port = level
     this.metrics.set("vdrelay_bridge_port_open", this.labels, level === "open" ? 1 : level === "closed" ? 0 : -1)
@@ -188,6 +209,7 @@ export class VmCore {
     if (level === "closed") this.guest.discardUnstarted("port-closed", cause)
     if (this.synced && level !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: level === "open" })
     this.sendWrote()
+    this.pumpAgent()
     this.pumpGuest()
     this.updateGauges()
   }
@@ -195,8 +217,8 @@ export class VmCore {
   // ------------------------------------------------------------------ internals
 
   private welcome(frame: Extract<RelayToBridge, { t: "welcome" }>): string | undefined {
-    if (this.synced) return "second welcome"
     if (frame.v !== LINK_VERSION) return `relay speaks link version ${frame.v}, the bridge ${LINK_VERSION}`
+    if (this.synced) return this.rewelcome(frame)
     this.window = frame.window
     this.synced = true
     let resumed = false
@@ -225,6 +247,19 @@ export class VmCore {
     this.pumpAgent()
     this.pumpGuest()
     return undefined
+  }
+
+  /**
+   * A welcome on a synced link: the relay answers a `chardev` frame (a new epoch) with one. Frames already sent on this
+   * link are not lost, so it counts as an ack and a window update; a welcome for another epoch is stale.
+   */
+  private rewelcome(frame: Extract<RelayToBridge, { t: "welcome" }>): string | undefined {
+    if (!this.current(frame.epoch)) return undefined
+    this.window = frame.window
+    const problem = this.ack(frame.ack)
+    this.updateReadGate()
+    this.pumpAgent()
+    return problem
   }
 
   private current(epoch: number): boolean {
@@ -265,7 +300,7 @@ export class VmCore {
 
   private pumpAgent(): void {
     const link = this.link
-    if (!this.synced || link === undefined || !this.chardevUp) return
+    if (!this.synced || link === undefined || !this.chardevUp || this.holding) return
     const limit = Math.min(this.tail.end, this.tail.from + this.window)
     while (this.sentPos < limit && !link.congested) {
       const bytes = this.tail.slice(this.sentPos, Math.min(this.limits.frameBytes, limit - this.sentPos))

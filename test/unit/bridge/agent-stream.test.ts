@@ -81,6 +81,17 @@ describe("agent stream", () => {
     expect(c0.of("chardev").find((f) => !f.up)).toMatchObject({ epoch })
     expect(chardev.sockets.length).toBe(2)
     expect(chardev.sockets[0]!.destroyed || chardev.sockets[0]!.readableEnded).toBe(true)
+    // The relay answers the new epoch with a welcome on the same link: an ack and window, not a protocol error.
+    const epoch2 = c0.of("chardev").find((f) => f.up)!.epoch
+    const b = bytes(30_000, 6)
+    writeAgent(chardev, b)
+    c0.send({ t: "welcome", v: 1, epoch: epoch2, ack: 0, window: 1 << 20 })
+    await until(() => c0.of("data").filter((d) => d.epoch === epoch2).reduce((n, d) => n + d.bytes.length, 0) === b.length, "the new epoch's bytes")
+    const fresh = c0.of("data").filter((d) => d.epoch === epoch2)
+    expect(fresh[0]!.pos).toBe(0)
+    expect(Buffer.concat(fresh.map((d) => d.bytes)).equals(b)).toBe(true)
+    expect(c0.closeCode).toBeUndefined()
+    expect(relay.conns).toHaveLength(1)
   })
 
   it("stops reading the chardev at the retention bound while nothing is acknowledged, and loses nothing", async () => {

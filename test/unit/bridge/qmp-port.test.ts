@@ -78,6 +78,25 @@ describe("guest port gating (QMP)", () => {
     expect(rig.bridge.logs.some((l) => l.event === "guest-port" && l["port"] === "closed")).toBe(false)
   })
 
+  it("holds agent bytes from a port believed closed until QMP confirms it reopened, so 'open' reaches the relay first", async () => {
+    const rig = await setup(true, {}, 60_000) // the reopen's event stays parked by the rate limit for the whole test
+    const { conn, epoch } = await welcomed(rig)
+    await until(() => toldLevel(conn) === "open", "open")
+    rig.qmp.setGuestOpen(false)
+    await until(() => toldLevel(conn) === "closed", "closed")
+    rig.qmp.setGuestOpen(true) // no event yet: QEMU throttles it, while the new opener already writes
+    const announce = Buffer.from("0100000014000000010000000600000000000000000000000800000001000000e78d0300", "hex")
+    rig.chardev.current!.write(announce)
+    await until(() => conn.of("data").length > 0, "the opener's bytes forwarded")
+    const openAt = conn.frames.findIndex((f) => f.t === "port" && f.open && conn.frames.indexOf(f) > conn.frames.findIndex((g) => g.t === "port" && !g.open))
+    const dataAt = conn.frames.findIndex((f) => f.t === "data")
+    expect(openAt).toBeGreaterThan(0)
+    expect(openAt).toBeLessThan(dataAt)
+    expect(conn.agentBytes(0).equals(announce)).toBe(true)
+    expect(rig.bridge.metric("vdrelay_bridge_qmp_events_total")).toBe(1) // only the close: the truth came from the query
+    void epoch
+  })
+
   it("ignores a stale event whose query says otherwise, and finds the chardev id from config without qom-get", async () => {
     const rig = await setup(true, { chardev: "charvdagent" })
     const { conn } = await welcomed(rig)
