@@ -85,7 +85,15 @@ export class Outbox {
     const m = this.unacked.get(id) ?? this.queue.find((q) => q.id === id)
     if (m === undefined) return undefined
     if (code === "resend") {
-      if (!this.unacked.delete(id)) return m // still queued: it will go whole anyway
+      if (!this.unacked.delete(id)) {
+        // Half sent when the relay dropped it (the rest of this attempt would be discarded): restart it from byte 0.
+        if (this.queue[0] === m && this.offset > 0) {
+          if (this.open) this.opts.send({ t: "abort", id: m.id })
+          this.offset = 0
+          this.pump()
+        }
+        return m
+      }
       const at = this.queue.findIndex((q) => q.id > id && !(q === this.queue[0] && this.offset > 0))
       this.queue.splice(at === -1 ? this.queue.length : at, 0, m)
       this.pump()
