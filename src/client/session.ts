@@ -1,15 +1,15 @@
 // The console's session with one VM's agent through the relay: link lifecycle (hello/welcome, resume, reconnect),
-// dispatch of relay frames and whole agent messages, and the typed agent API (clipboard, monitors, files, mouse).
+// dispatch of relay frames, roles, and the typed agent API (clipboard, monitors, files, mouse) over AgentPeer.
 import { LINK_VERSION, MAX_FRAME_DATA_BYTES, type ClientToRelay, type Policy, type RelayToClient, type Role } from "../link/types.ts"
 import { buildCaps } from "../protocol/caps.ts"
-import { Cap, ClipboardType, MessageType, ReplyError } from "../protocol/constants.ts"
+import { Cap, ClipboardType } from "../protocol/constants.ts"
 import type { AgentMessage } from "../protocol/messages.ts"
-import { agentHas, decodeFromAgent, encodeForAgent, monitorsConfig, type MonitorConfig } from "./agent-codec.ts"
-import { Clipboard } from "./clipboard.ts"
+import { agentHas, encodeForAgent, monitorsConfig, type MonitorConfig } from "./agent-codec.ts"
+import { AgentPeer } from "./agent-peer.ts"
 import { defaultWebSocket, type WebSocketLike } from "./connection.ts"
 import { Emitter } from "./emitter.ts"
 import { ClientError } from "./errors.ts"
-import { type FileInput, type FileTransfer, FileTransfers } from "./file-transfer.ts"
+import type { FileInput, FileTransfer } from "./file-transfer.ts"
 import { Inbox } from "./inbox.ts"
 import { Outbox } from "./outbox.ts"
 import type { AgentInfo, ClipboardData, ConnectOptions, MouseState, SessionEvents, SessionState } from "./types.ts"
@@ -36,11 +36,7 @@ export class Session extends Emitter<SessionEvents> {
   private readonly link: Link
   private readonly inbox: Inbox
   private readonly outbox: Outbox
-  private readonly clipboard: Clipboard
-  private readonly files: FileTransfers
-  /** MONITORS_CONFIG sent and not yet answered, oldest first (the agent answers in order; a late answer still pops). */
-  private readonly replies: Array<{ done: boolean; settle: (err?: ClientError) => void }> = []
-  private maxClipboardSent = false
+  private readonly peer: AgentPeer
 
   constructor(private readonly opts: ConnectOptions) {
     super()
@@ -50,21 +46,17 @@ export class Session extends Emitter<SessionEvents> {
     if (Ctor === undefined) throw new ClientError("connect-failed", "no WebSocket implementation: pass options.WebSocket")
     this.inbox = new Inbox(opts.maxMessageBytes ?? 128 * MiB, opts.receiveWindowBytes ?? 8 * MiB, (bytes) => this.link.send({ t: "credit", bytes }))
     this.outbox = new Outbox({ maxFragment: Math.min(opts.maxFragmentBytes ?? 256 * 1024, MAX_FRAME_DATA_BYTES), send: (f) => this.link.send(f) })
-    this.clipboard = new Clipboard({
-      send: (msg) => this.send(msg),
-      agentCaps: () => this.agent.caps,
-      isController: () => this.role === "controller",
-      grabbed: (selection, types) => this.emit("clipboard-grab", { selection, types }),
-      released: (selection) => this.emit("clipboard-release", { selection }),
-      data: (d) => this.emit("clipboard", d),
-    })
-    this.files = new FileTransfers({
+    this.peer = new AgentPeer({
+      opts,
+      caps: this.caps,
       send: (msg, group) => this.send(msg, group),
       pendingBytes: (group) => this.outbox.pendingBytes(group),
       cancelQueued: (group, err) => this.outbox.cancel((m) => m.group === group, err),
-      windowBytes: opts.fileWindowBytes ?? 4 * MiB,
-      progress: (p) => this.emit("file-progress", p),
-      status: (s) => this.emit("file-status", s),
+      role: () => this.role,
+      agentCaps: () => this.agent.caps,
+      agentConnected: () => this.agent.connected,
+      policy: () => this.policy,
+      emit: (event, value) => this.emit(event, value),
     })
     this.link = new Link(opts, Ctor, {
       hello: () => this.hello(),
@@ -86,36 +78,36 @@ export class Session extends Emitter<SessionEvents> {
   /** Offers text to the guest's clipboard (CLIPBOARD_GRAB, then the data when a guest app pastes). */
   async setClipboardText(text: string, selection = 0): Promise<void> {
     this.requireAgent()
-    await this.clipboard.grab(selection, [{ type: ClipboardType.Utf8Text, data: this.clipboard.toGuestText(text) }])
+    await this.peer.clipboard.grab(selection, [{ type: ClipboardType.Utf8Text, data: this.peer.clipboard.toGuestText(text) }])
   }
 
   /** Offers a PNG image to the guest's clipboard. */
   async setClipboardImage(png: Uint8Array | Blob, selection = 0): Promise<void> {
     this.requireAgent()
     const data = png instanceof Uint8Array ? png : new Uint8Array(await png.arrayBuffer())
-    await this.clipboard.grab(selection, [{ type: ClipboardType.ImagePng, data }])
+    await this.peer.clipboard.grab(selection, [{ type: ClipboardType.ImagePng, data }])
   }
 
   /** Offers several representations at once (VD_AGENT_CLIPBOARD_* type → bytes). */
   async setClipboard(items: ReadonlyArray<{ readonly type: number; readonly data: Uint8Array }>, selection = 0): Promise<void> {
     this.requireAgent()
-    await this.clipboard.grab(selection, items)
+    await this.peer.clipboard.grab(selection, items)
   }
 
   async releaseClipboard(selection = 0): Promise<void> {
     this.requireAgent()
-    await this.clipboard.release(selection)
+    await this.peer.clipboard.release(selection)
   }
 
   /** What the guest currently offers in `selection` (from its last CLIPBOARD_GRAB), if anything. */
   guestClipboardTypes(selection = 0): ReadonlyArray<number> | undefined {
-    return this.clipboard.guest.get(selection)
+    return this.peer.clipboard.guest.get(selection)
   }
 
   /** Fetches the guest's clipboard in `type` (default UTF8_TEXT). Empty data means the guest had nothing to give. */
   async requestClipboard(type: number = ClipboardType.Utf8Text, selection = 0): Promise<ClipboardData> {
     this.requireAgent()
-    return this.clipboard.request(selection, type)
+    return this.peer.clipboard.request(selection, type)
   }
 
   async requestClipboardText(selection = 0): Promise<string> {
@@ -127,27 +119,8 @@ export class Session extends Emitter<SessionEvents> {
     this.requireAgent()
     if (!agentHas(this.agent.caps, Cap.MonitorsConfig)) throw new ClientError("not-supported", "the agent does not take monitor configs")
     if (monitors.length === 0 || monitors.length > 16) throw new ClientError("rejected", "between 1 and 16 monitors")
-    let entry!: (typeof this.replies)[number]
-    const reply = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => entry.settle(new ClientError("timeout", "the agent did not reply to the monitors config")), this.opts.replyTimeoutMs ?? 15_000)
-      entry = {
-        done: false,
-        settle: (err) => {
-          if (entry.done) return
-          entry.done = true
-          clearTimeout(timer)
-          if (err === undefined) resolve()
-          else reject(err)
-        },
-      }
-    })
-    this.replies.push(entry)
-    try {
-      await this.send(monitorsConfig(monitors))
-    } catch (err) {
-      this.replies.splice(this.replies.indexOf(entry), 1)
-      entry.settle(err as ClientError)
-    }
+    const { reply, sendFailed } = this.peer.replies.expect(this.opts.replyTimeoutMs ?? 15_000, "monitors config")
+    await this.send(monitorsConfig(monitors)).catch(sendFailed)
     return reply
   }
 
@@ -159,7 +132,7 @@ export class Session extends Emitter<SessionEvents> {
   /** Starts a file transfer into the guest's transfer folder; watch the returned transfer or the file events. */
   sendFile(file: FileInput): FileTransfer {
     const refusal = this.fileRefusal()
-    return refusal === undefined ? this.files.start(file) : this.files.refuse(file, refusal)
+    return refusal === undefined ? this.peer.files.start(file) : this.peer.files.refuse(file, refusal)
   }
 
   sendFiles(files: Iterable<FileInput>): FileTransfer[] {
@@ -167,7 +140,7 @@ export class Session extends Emitter<SessionEvents> {
   }
 
   get transfers(): ReadonlyArray<FileTransfer> {
-    return this.files.list
+    return this.peer.files.list
   }
 
   /** Absolute pointer position for the agent's tablet (coalesced by the relay: latest wins). */
@@ -270,7 +243,7 @@ export class Session extends Emitter<SessionEvents> {
       case "abort": {
         const r = this.inbox.push(f)
         if (r === undefined) return
-        if (r._tag === "Message") return this.dispatch(r.message)
+        if (r._tag === "Message") return this.peer.receive(r.message)
         if (r._tag === "Dropped") return this.emit("error", new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`))
         return this.link.fail(new ClientError("protocol", r.detail))
       }
@@ -301,7 +274,7 @@ export class Session extends Emitter<SessionEvents> {
       // old caps exchange and serials) must not be replayed, and what depended on it is over.
       const err = new ClientError("interrupted", "the link dropped and the relay did not keep this console's seat")
       this.outbox.failAll(err)
-      this.resetAgentSide(err)
+      this.peer.reset(err)
     }
     const wasController = this.role === "controller" && this.agent.connected
     this.sessionId = w.session
@@ -320,11 +293,11 @@ export class Session extends Emitter<SessionEvents> {
     if (was === role) return
     this.emit("role", role)
     if (role === "controller") {
-      if (announce) this.announce()
+      if (announce) this.peer.announce()
     } else {
       const err = new ClientError("not-controller", "this console became a viewer")
       this.outbox.failAll(err)
-      this.files.failAll(err)
+      this.peer.files.failAll(err)
     }
   }
 
@@ -332,71 +305,15 @@ export class Session extends Emitter<SessionEvents> {
   private setAgent(next: AgentInfo, announce: boolean): void {
     const prev = this.agent
     this.agent = next
-    if (prev.connected && !next.connected) this.resetAgentSide(new ClientError("agent-not-connected", "the agent disconnected"))
+    if (prev.connected && !next.connected) this.peer.reset(new ClientError("agent-not-connected", "the agent disconnected"))
     this.emit("agent", next)
-    if (next.connected && (!prev.connected || announce) && this.role === "controller") this.announce()
-    else if (next.caps !== null) this.sendMaxClipboard()
-  }
-
-  private resetAgentSide(err: ClientError): void {
-    this.clipboard.reset(err)
-    this.files.failAll(err)
-    for (const r of this.replies.splice(0)) r.settle(err)
-  }
-
-  /** ANNOUNCE_CAPABILITIES request=1: the agent resets its grab serials and answers with its caps (spec §3, §11). */
-  private announce(): void {
-    if (!this.agent.connected || this.role !== "controller") return
-    this.clipboard.resetSerials()
-    this.maxClipboardSent = false
-    this.send({ _tag: "AnnounceCapabilities", request: true, caps: this.caps }).catch(() => {})
-    this.sendMaxClipboard()
-  }
-
-  private sendMaxClipboard(): void {
-    const caps = this.agent.caps
-    if (this.maxClipboardSent || this.role !== "controller" || !agentHas(caps, Cap.MaxClipboard)) return
-    this.maxClipboardSent = true
-    const max = this.opts.maxClipboardBytes ?? this.policy?.maxClipboardBytes ?? 100 * MiB
-    this.send({ _tag: "MaxClipboard", max: Math.min(max, 0x7fffffff) }).catch(() => {})
-  }
-
-  private dispatch(message: SessionEvents["message"]): void {
-    this.emit("message", message)
-    const decoded = decodeFromAgent(message.type, message.data, this.caps)
-    if (decoded._tag !== "Ok") {
-      // Agents log and ignore what they cannot parse; so does the SDK, but it tells the application.
-      if (decoded.reason !== "UnknownType") this.emit("error", new ClientError("protocol", `agent message ${message.seq}: ${decoded.detail}`))
-      return
-    }
-    const m = decoded.value
-    switch (m._tag) {
-      case "AnnounceCapabilities":
-        // The agent (re)started and asks who we are: its serials are 0 again, ours follow.
-        if (m.request && this.role === "controller") {
-          this.clipboard.resetSerials()
-          this.send({ _tag: "AnnounceCapabilities", request: false, caps: this.caps }).catch(() => {})
-        }
-        return
-      case "ClipboardGrab":
-      case "ClipboardRequest":
-      case "Clipboard":
-      case "ClipboardRelease":
-        return this.clipboard.receive(m)
-      case "Reply": {
-        if (m.type !== MessageType.MonitorsConfig) return
-        const success = m.error === ReplyError.Success
-        this.replies.shift()?.settle(success ? undefined : new ClientError("agent-error", "the agent could not apply the monitors config"))
-        return this.emit("monitors-reply", { success })
-      }
-      case "FileXferStatus":
-        return this.files.onStatus(m)
-    }
+    if (next.connected && (!prev.connected || announce) && this.role === "controller") this.peer.announce()
+    else if (next.caps !== null) this.peer.sendMaxClipboard()
   }
 
   private ended(err: ClientError): void {
     this.outbox.failAll(err)
-    this.resetAgentSide(err)
+    this.peer.reset(err)
   }
 }
 
