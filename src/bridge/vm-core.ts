@@ -4,7 +4,7 @@
 import { type BridgeToRelay, LINK_VERSION, type PortLevel, type RelayToBridge } from "../link/types.ts"
 import { AgentTail } from "./agent-tail.ts"
 import type { Limits } from "./config.ts"
-import { type DiscardReason, GuestAssembler } from "./guest-assembler.ts"
+import { GuestWriter } from "./guest-writer.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
 
@@ -23,15 +23,12 @@ export interface ChardevPort {
   close(cause: string): void
 }
 
-/** Chunk-aligned writes of about this size alternate between ports: bounds how long a MOUSE_STATE can wait. */
-const WRITE_BATCH = 32 * 1024
-
 export class VmCore {
   epoch = 0
   chardevUp = false
   port: PortLevel = "unknown"
   private readonly tail = new AgentTail()
-  private guest: GuestAssembler
+  private readonly guest: GuestWriter
   private sentPos = 0
   /** Highest agent position ever sent in this epoch: what lies below it and is sent again is a replay. */
   private sentHigh = 0
@@ -39,8 +36,6 @@ export class VmCore {
   private link: LinkPort | undefined
   private synced = false
   private chardev: ChardevPort | undefined
-  private writing = false
-  private lastWrote = 0
   private paused = false
   /** Asks QMP for the port level now; set while a QMP session is up. */
   private portProbe: (() => void) | undefined
@@ -56,7 +51,22 @@ export class VmCore {
     private readonly metrics: Metrics,
   ) {
     this.labels = { vm }
-    this.guest = this.newAssembler()
+    const self = this
+    this.guest = new GuestWriter(vm, limits, log, metrics, {
+      get epoch() {
+        return self.epoch
+      },
+      get port() {
+        return self.port
+      },
+      get chardev() {
+        return self.chardev
+      },
+      sendIfSynced: (frame) => {
+        if (this.synced) this.link!.send(frame)
+      },
+      changed: () => this.updateGauges(),
+    })
   }
 
   // ------------------------------------------------------------------ chardev side
@@ -66,9 +76,8 @@ export class VmCore {
     this.chardev = chardev
     this.chardevUp = true
     this.tail.reset()
-    this.guest = this.newAssembler()
-    this.sentPos = this.sentHigh = this.lastWrote = 0
-    this.writing = false
+    this.guest.reset(undefined)
+    this.sentPos = this.sentHigh = 0
     this.paused = false
     this.metrics.inc("vdrelay_bridge_chardev_connects_total", this.labels)
     this.metrics.set("vdrelay_bridge_chardev_up", this.labels, 1)
@@ -85,8 +94,7 @@ export class VmCore {
     this.holding = false
     const dropped = this.tail.end - this.sentPos
     this.tail.reset()
-    this.guest.discardUnstarted("chardev-lost", cause)
-    this.guest = this.newAssembler()
+    this.guest.reset(cause)
     this.metrics.inc("vdrelay_bridge_chardev_disconnects_total", this.labels)
     this.metrics.set("vdrelay_bridge_chardev_up", this.labels, 0)
     this.log.log("warn", "chardev-disconnected", { epoch: this.epoch, cause, unsentAgentBytes: dropped })
@@ -124,7 +132,7 @@ export class VmCore {
   tunnelOpened(link: LinkPort): void {
     this.link = link
     this.synced = false
-    this.lastWrote = this.guest.recvPos
+    this.guest.helloSent()
     link.send({
       t: "hello",
       v: LINK_VERSION,
@@ -132,7 +140,7 @@ export class VmCore {
       epoch: this.epoch,
       chardev: this.chardevUp,
       from: this.tail.from,
-      wrote: this.guest.recvPos,
+      wrote: this.guest.committed,
       port: this.port,
     })
   }
@@ -141,7 +149,7 @@ export class VmCore {
     const wasSynced = this.synced
     this.link = undefined
     this.synced = false
-    this.guest.discardPartials("tunnel-lost", cause)
+    this.guest.tunnelLost(cause)
     this.sentPos = this.tail.from
     this.metrics.set("vdrelay_bridge_tunnel_up", this.labels, 0)
     if (wasSynced) this.metrics.inc("vdrelay_bridge_tunnel_disconnects_total", { ...this.labels, cause: causeLabel(cause) })
@@ -158,16 +166,12 @@ export class VmCore {
         return this.current(frame.epoch) ? this.ack(frame.pos) : undefined
       case "write":
         if (this.current(frame.epoch)) {
-          this.guest.receive(frame.pos, frame.port, frame.data, frame.end)
-          this.pumpGuest()
-          this.sendWrote()
-          this.updateGauges()
+          this.guest.write(frame.pos, frame.port, frame.data, frame.end)
         }
         return undefined
       case "abort":
         if (this.current(frame.epoch)) {
           this.guest.abort(frame.port)
-          this.sendWrote()
         }
         return undefined
       case "rewind":
@@ -206,11 +210,11 @@ export class VmCore {
     this.port = level
     this.metrics.set("vdrelay_bridge_port_open", this.labels, level === "open" ? 1 : level === "closed" ? 0 : -1)
     this.log.log("info", "guest-port", { port: level, cause })
-    if (level === "closed") this.guest.discardUnstarted("port-closed", cause)
+    if (level === "closed") this.guest.portClosed(cause)
     if (this.synced && level !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: level === "open" })
-    this.sendWrote()
+    this.guest.sendWrote()
     this.pumpAgent()
-    this.pumpGuest()
+    this.guest.pump()
     this.updateGauges()
   }
 
@@ -245,7 +249,7 @@ export class VmCore {
     if (this.port !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: this.port === "open" })
     this.updateReadGate()
     this.pumpAgent()
-    this.pumpGuest()
+    this.guest.pump()
     return undefined
   }
 
@@ -322,52 +326,6 @@ export class VmCore {
     this.metrics.set("vdrelay_bridge_read_paused", this.labels, pause ? 1 : 0)
     if (pause) chardev.pause()
     else chardev.resume()
-  }
-
-  private pumpGuest(): void {
-    const chardev = this.chardev
-    if (chardev === undefined || this.writing) return
-    if (this.port === "closed") {
-      this.guest.discardUnstarted("port-closed", "guest port closed")
-      this.sendWrote()
-      return
-    }
-    const batch = this.guest.nextBatch(WRITE_BATCH)
-    if (batch === undefined) return
-    this.writing = true
-    const guest = this.guest
-    chardev.write(batch.bytes, (error) => {
-      if (guest !== this.guest) return // the epoch ended while the write was in flight
-      this.writing = false
-      if (error !== undefined) return // the chardev shell reports the loss
-      guest.written(batch)
-      this.metrics.inc("vdrelay_bridge_guest_bytes_written_total", this.labels, batch.bytes.length)
-      if (batch.last) this.metrics.inc("vdrelay_bridge_guest_messages_written_total", this.labels)
-      this.updateGauges()
-      this.sendWrote()
-      this.pumpGuest()
-    })
-  }
-
-  private sendWrote(): void {
-    const pos = this.guest.wrotePos
-    if (pos <= this.lastWrote) return
-    this.lastWrote = pos
-    if (this.synced) this.link!.send({ t: "wrote", epoch: this.epoch, pos })
-    this.updateGauges()
-  }
-
-  private newAssembler(): GuestAssembler {
-    return new GuestAssembler(
-      { maxMessageBytes: this.limits.maxGuestMessageBytes, bufferBytes: this.limits.guestBufferBytes, maxChunkData: 2048 },
-      { discarded: (port, reason, bytes, detail) => this.discarded(port, reason, bytes, detail) },
-    )
-  }
-
-  private discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void {
-    this.metrics.inc("vdrelay_bridge_guest_messages_discarded_total", { ...this.labels, reason })
-    const level = reason === "aborted" || reason === "tunnel-lost" || reason === "port-closed" || reason === "chardev-lost" ? "info" : "warn"
-    this.log.log(level, "guest-message-discarded", { epoch: this.epoch, port, reason, bytes, cause: detail })
   }
 
   private updateGauges(): void {

@@ -1,0 +1,130 @@
+// The guest-bound half of a VM's bridge state: one assembler per epoch, the chardev writer (one chunk-aligned batch
+// in flight, so the socket's backpressure paces it), port gating, and the `wrote` acknowledgements.
+import type { BridgeToRelay, PortLevel } from "../link/types.ts"
+import type { Limits } from "./config.ts"
+import { type DiscardReason, GuestAssembler } from "./guest-assembler.ts"
+import type { Logger } from "./log.ts"
+import type { Metrics } from "./metrics.ts"
+import type { ChardevPort } from "./vm-core.ts"
+
+/** Chunk-aligned writes of about this size alternate between ports: bounds how long a MOUSE_STATE can wait. */
+const WRITE_BATCH = 32 * 1024
+
+/** What the writer needs from the rest of the VM's state. */
+export interface GuestHost {
+  readonly epoch: number
+  readonly port: PortLevel
+  readonly chardev: ChardevPort | undefined
+  /** Sends `frame` on the tunnel if it is synced (else the next hello carries the state). */
+  sendIfSynced(frame: BridgeToRelay): void
+  /** Buffered bytes changed (for the gauge). */
+  changed(): void
+}
+
+export class GuestWriter {
+  private assembler: GuestAssembler
+  private writing = false
+  private lastWrote = 0
+  private readonly labels: Record<string, string>
+
+  constructor(
+    vm: string,
+    private readonly limits: Limits,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly host: GuestHost,
+  ) {
+    this.labels = { vm }
+    this.assembler = this.newAssembler()
+  }
+
+  /** Guest-bound bytes held (partial and complete messages). */
+  get held(): number {
+    return this.assembler.held
+  }
+
+  /** Position of everything received: complete messages are committed, partial ones were dropped with the tunnel. */
+  get committed(): number {
+    return this.assembler.recvPos
+  }
+
+  /** A new epoch (or none): positions restart at 0; what the old chardev connection had pending is dropped. */
+  reset(cause: string | undefined): void {
+    if (cause !== undefined) this.assembler.discardUnstarted("chardev-lost", cause)
+    this.assembler = this.newAssembler()
+    this.writing = false
+    this.lastWrote = 0
+  }
+
+  /** A hello announced `committed`: live acknowledgements continue above it. */
+  helloSent(): void {
+    this.lastWrote = this.assembler.recvPos
+  }
+
+  tunnelLost(cause: string): void {
+    this.assembler.discardPartials("tunnel-lost", cause)
+  }
+
+  write(pos: number, port: number, data: Uint8Array, end: boolean): void {
+    this.assembler.receive(pos, port, data, end)
+    this.pump()
+    this.sendWrote()
+    this.host.changed()
+  }
+
+  abort(port: number): void {
+    this.assembler.abort(port)
+    this.sendWrote()
+  }
+
+  portClosed(cause: string): void {
+    this.assembler.discardUnstarted("port-closed", cause)
+  }
+
+  /** Writes the next batch unless one is in flight, the chardev is gone or the guest port is known closed. */
+  pump(): void {
+    const chardev = this.host.chardev
+    if (chardev === undefined || this.writing) return
+    if (this.host.port === "closed") {
+      this.assembler.discardUnstarted("port-closed", "guest port closed")
+      this.sendWrote()
+      return
+    }
+    const batch = this.assembler.nextBatch(WRITE_BATCH)
+    if (batch === undefined) return
+    this.writing = true
+    const assembler = this.assembler
+    chardev.write(batch.bytes, (error) => {
+      if (assembler !== this.assembler) return // the epoch ended while the write was in flight
+      this.writing = false
+      if (error !== undefined) return // the chardev session reports the loss
+      assembler.written(batch)
+      this.metrics.inc("vdrelay_bridge_guest_bytes_written_total", this.labels, batch.bytes.length)
+      if (batch.last) this.metrics.inc("vdrelay_bridge_guest_messages_written_total", this.labels)
+      this.host.changed()
+      this.sendWrote()
+      this.pump()
+    })
+  }
+
+  sendWrote(): void {
+    const pos = this.assembler.wrotePos
+    if (pos <= this.lastWrote) return
+    this.lastWrote = pos
+    this.host.sendIfSynced({ t: "wrote", epoch: this.host.epoch, pos })
+    this.host.changed()
+  }
+
+  private newAssembler(): GuestAssembler {
+    return new GuestAssembler(
+      { maxMessageBytes: this.limits.maxGuestMessageBytes, bufferBytes: this.limits.guestBufferBytes, maxChunkData: 2048 },
+      { discarded: (port, reason, bytes, detail) => this.discarded(port, reason, bytes, detail) },
+    )
+  }
+
+  private discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void {
+    this.metrics.inc("vdrelay_bridge_guest_messages_discarded_total", { ...this.labels, reason })
+    const expected = reason === "aborted" || reason === "tunnel-lost" || reason === "port-closed" || reason === "chardev-lost"
+    this.log.log(expected ? "info" : "warn", "guest-message-discarded", { epoch: this.host.epoch, port, reason, bytes, cause: detail })
+  }
+}
