@@ -106,6 +106,35 @@ suite("demo console in Chromium, real agent", () => {
     await screenshot(page, "clipboard-from-guest")
   })
 
+  it("an image pasted in the page is what the guest pastes as image/png", async () => {
+    // A real PNG from the browser's own encoder, pasted the way Ctrl+V delivers it.
+    const b64 = await page.evaluate(async () => {
+      const canvas = document.createElement("canvas")
+      canvas.width = 64
+      canvas.height = 40
+      const g = canvas.getContext("2d")!
+      g.fillStyle = "#1f5fbf"
+      g.fillRect(0, 0, 64, 40)
+      g.fillStyle = "#f0a800"
+      g.fillRect(8, 8, 30, 20)
+      const blob = await new Promise<Blob>((r) => canvas.toBlob((b) => r(b!), "image/png"))
+      const dt = new DataTransfer()
+      dt.items.add(new File([blob], "pasted.png", { type: "image/png" }))
+      document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }))
+      const bytes = new Uint8Array(await blob.arrayBuffer())
+      return btoa(String.fromCharCode(...bytes))
+    })
+    const png = Buffer.from(b64, "base64")
+    await waitFor(page, "#image-preview", "visible", true)
+    let got: Buffer = Buffer.alloc(0)
+    for (let i = 0; i < 50 && !got.equals(png); i++) {
+      got = await stack.agent.real!.getClipboard({ target: "image/png" }).catch(() => Buffer.alloc(0))
+      if (!got.equals(png)) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(got.equals(png)).toBe(true)
+    await screenshot(page, "image-pasted")
+  })
+
   it("a dropped file lands byte-exact in the agent's transfer folder and its bar reaches 100 %", async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 12345)
     const dataTransfer = await page.evaluateHandle((b64) => {
@@ -130,6 +159,9 @@ suite("demo console in Chromium, real agent", () => {
     await page.getByRole("button", { name: "Apply" }).click()
     await waitFor(page, "#resolution-status", "text", "The agent applied 1024×768.")
     await screenshot(page, "resolution")
+    // "Fit to window" asks for the page's viewport (1280×900 in these tests).
+    await page.getByRole("button", { name: "Fit to window" }).click()
+    await waitFor(page, "#resolution-status", "text", "The agent applied 1280×900.")
   })
 
   it("a second page opened as viewer sees the state but cannot send, then takes control", async () => {

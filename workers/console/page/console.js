@@ -123,7 +123,12 @@ async function start() {
   refresh()
 
   session.on("state", (s) => (log(`link ${s}`), refresh()))
-  session.on("agent", (a) => (log(a.connected ? "agent connected" : "agent disconnected"), refresh()))
+  let agentWas = session.agent.connected
+  session.on("agent", (a) => {
+    if (a.connected !== agentWas) log(a.connected ? "agent connected" : "agent disconnected")
+    agentWas = a.connected
+    refresh()
+  })
   session.on("role", (r) => (log(`you are now ${r === "controller" ? "the controller" : "a viewer"}`), refresh()))
   session.on("policy", (p) => !p.fileTransfer && log("policy: file transfer is disabled"))
   session.on("notice", (n) => alertBox("notice", `${NOTICE_TEXT[n.code] ?? n.code}: ${n.detail}`))
