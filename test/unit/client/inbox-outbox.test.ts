@@ -166,6 +166,22 @@ describe("Outbox", () => {
     expect(frames).toHaveLength(6)
   })
 
+  it("restarts a half-sent message from byte 0 on a resend notice (the relay dropped what it had of it)", () => {
+    const frames: ClientToRelay[] = []
+    const box = new Outbox({ maxFragment: 4, send: (f) => frames.push(f) })
+    box.linkOpened(6)
+    void box.enqueue(3, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10)).catch(() => {})
+    expect(frames.map((f) => f.t)).toEqual(["msg", "more"])
+    box.notice(1, "resend", "relay restarted")
+    box.addCredit(10)
+    expect(frames.slice(2)).toEqual([
+      { t: "abort", id: 1 },
+      { t: "msg", id: 1, type: 3, size: 10, data: Uint8Array.of(1, 2, 3, 4), end: false },
+      { t: "more", id: 1, data: Uint8Array.of(5, 6, 7, 8), end: false },
+      { t: "more", id: 1, data: Uint8Array.of(9, 10), end: true },
+    ])
+  })
+
   it("aborts a half-sent message it gives up, and fails it with the relay's notice code", async () => {
     const frames: ClientToRelay[] = []
     const box = new Outbox({ maxFragment: 4, send: (f) => frames.push(f) })
