@@ -186,6 +186,20 @@ suite("demo console in Chromium, real agent", () => {
     await screenshot(page, "old-controller-now-viewer")
   })
 
+  it("a console rides out a relay restart: it reconnects by itself and the clipboard works again", async () => {
+    const p = await openConsole(await stack.consoleUrl("controller"))
+    await stack.worker.restart() // workerd killed and started again on the same port and storage: every link drops
+    // The page saw the drop, then came back by itself.
+    await p.waitForFunction(() => document.getElementById("log")!.textContent!.includes("link reconnecting"), undefined, { timeout: 60_000 })
+    await waitFor(p, "#link-state", "text", "open")
+    await waitFor(p, "#agent-state", "attr", "on", "data-state")
+    const text = `after the relay restarted ${randomBytes(4).toString("hex")}`
+    await p.locator("#clipboard").fill(text)
+    await waitFor(p, "#clipboard-status", "text", "Copied to the VM's clipboard.")
+    expect(await guestClipboardBecomes(text)).toBe(text)
+    await screenshot(p, "after-relay-restart")
+  })
+
   it("a viewer-only token has no way to take control", async () => {
     const p = await openConsole(await stack.consoleUrl("viewer"))
     await waitFor(p, "#role", "text", "viewer")
