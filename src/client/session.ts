@@ -206,7 +206,7 @@ export class Session extends Emitter<SessionEvents> {
       return err as ClientError
     }
     if (this.policy?.fileTransfer === false) return new ClientError("disabled", "file transfer disabled by policy")
-    if (agentHas(this.agent.caps, Cap.FileXferDisabled)) return new ClientError("disabled", "file transfer disabled for this VM")
+    if (agentHas(this.agent.caps, Cap.FileXferDisabled)) return new ClientError("disabled", "file transfer disabled by policy")
     return undefined
   }
 

@@ -153,6 +153,31 @@ suite("demo console in Chromium, real agent", () => {
     await screenshot(page, "file-dropped")
   })
 
+  it("file transfer turned off by the VM's policy: the page says so and a dropped file is refused with that reason", async () => {
+    const setPolicy = async (patch: object): Promise<void> => {
+      const token = await stack.worker.mint({ tenant: stack.tenant, vm: stack.vm, role: "operator" })
+      const r = await fetch(`${stack.url}/v1/vms/${stack.vm}/policy`, { method: "PUT", headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify(patch) })
+      expect(r.status).toBeLessThan(300)
+    }
+    await setPolicy({ fileTransfer: false })
+    try {
+      await page.waitForFunction(() => document.getElementById("agent-summary")!.textContent!.includes("File transfer disabled by policy."), undefined, { timeout: 60_000 })
+      const dataTransfer = await page.evaluateHandle(() => {
+        const dt = new DataTransfer()
+        dt.items.add(new File(["not allowed"], "blocked.txt", { type: "text/plain" }))
+        return dt
+      })
+      await page.dispatchEvent("#drop-zone", "drop", { dataTransfer })
+      await waitFor(page, "#transfers li", "attr", "failed", "data-status")
+      await waitFor(page, "#transfers li .state", "text", "failed: file transfer disabled by policy")
+      await page.waitForFunction(() => document.getElementById("alerts")!.textContent!.includes("blocked.txt: file transfer disabled by policy"), undefined, { timeout: 60_000 })
+      await screenshot(page, "file-transfer-disabled-by-policy")
+    } finally {
+      await setPolicy({ fileTransfer: true })
+    }
+    await page.waitForFunction(() => document.getElementById("agent-summary")!.textContent!.includes("File transfer on."), undefined, { timeout: 60_000 })
+  })
+
   it("a resolution change is answered by the agent and the page says so", async () => {
     await page.locator("#res-width").fill("1024")
     await page.locator("#res-height").fill("768")

@@ -245,7 +245,7 @@ function setUpFiles(session) {
       li.append(name, cancel, bar, state)
       $("transfers").prepend(li)
       rows.set(t.id, { li, bar, state, cancel })
-      log(`file ${t.name}: started`)
+      if (t.active) log(`file ${t.name}: started`)
       if (!t.active) update({ id: t.id, name: t.name, size: t.size, sent: 0, status: t.status, error: t.error }) // refused at once
     }
   }
