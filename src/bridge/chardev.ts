@@ -7,7 +7,9 @@ import { openSocket } from "./socket.ts"
 import type { Established } from "./supervise.ts"
 import type { VmCore } from "./vm-core.ts"
 
-const READ_SIZE = 64 * 1024
+// One read becomes one `data` frame: 256 KiB reads cut the frames (hence Durable Object events) per agent message
+// four-fold against 64 KiB (docs/benchmarks.md).
+const READ_SIZE = 256 * 1024
 
 export const chardevSession = (endpoint: Endpoint, core: VmCore) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.gen(function* () {

@@ -54,7 +54,7 @@ export const defaultLimits: Limits = {
   maxGuestMessageBytes: DEFAULT_MAX_GUEST_MESSAGE,
   guestBufferBytes: DEFAULT_MAX_GUEST_MESSAGE + 4 * MiB,
   linkBufferBytes: 1 * MiB,
-  frameBytes: 64 * 1024,
+  frameBytes: 256 * 1024,
 }
 
 export class ConfigError extends Error {

@@ -54,8 +54,10 @@ export const defaultLimits: Limits = {
   initialClientCredit: 256 * 1024,
   // Above FILE_XFER_DATA's 12 + 65536 and FILE_XFER_START's 4 + 16384: only CLIPBOARD is ever streamed.
   storeAndForwardBytes: 66 * 1024,
-  clientFragmentBytes: 64 * 1024,
-  bridgeWriteBytes: 16 * 2056,
+  // One client frame per bridge frame (256 KiB), and each 128 chunks of a client message one bridge write: the relay's
+  // per-frame cost, not its per-byte cost, bounds a session's throughput and its Durable Object message rate.
+  clientFragmentBytes: 256 * 1024,
+  bridgeWriteBytes: 128 * 2056,
   maxMonitors: MAX_MONITORS,
   guestWindow: 1024 * 1024,
   agentMaxMessage: 1024 * 1024 * 1024,
