@@ -14,7 +14,7 @@ import { agentReady, openClient, startBenchWorker, startBridge } from "./lib/sta
 import { alternate, longRuns, median, mibps, now, round } from "./lib/stats.ts"
 
 const MiB = 1024 * 1024
-const RUNTIME = "raw Miniflare/workerd (test/harness/worker.ts), vdrelay bridge process, SDK on Node 22"
+const RUNTIME = "raw Miniflare/workerd (test/harness/worker.ts), vdrelay bridge process, SDK on Node 22 with ws"
 
 /** 10 MiB of printable ASCII in 80-column lines: what a large text paste looks like. */
 const makeText = (bytes: number): string => {

@@ -15,7 +15,7 @@ import { startProbeRig } from "./lib/stack.ts"
 import { longRuns, now, round, sleep, summarize, type Summary } from "./lib/stats.ts"
 
 const MiB = 1024 * 1024
-const RUNTIME = "raw Miniflare/workerd (test/harness/worker.ts) + vdrelay bridge process + SDK on Node 22 ws"
+const RUNTIME = "raw Miniflare/workerd (test/harness/worker.ts) + vdrelay bridge process + SDK on Node 22 with ws"
 
 const mouseBody = (seq: number): Uint8Array => {
   const b = new Uint8Array(13)

@@ -3,7 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
-import { type Session, connect } from "../../src/client/index.ts"
+import WebSocket from "ws"
+import { type Session, type WebSocketConstructor, connect } from "../../src/client/index.ts"
 import type { ConnectOptions } from "../../src/client/types.ts"
 import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
 import { type LocalWorker, startWorker } from "../../test/harness/worker.ts"
@@ -65,6 +66,8 @@ export const openClient = (worker: LocalWorker, vm: string, opts: Partial<Connec
     token: () => worker.mint({ tenant: TENANT, vm, role: "controller", ttl: 3600 }),
     clientName: "vdrelay-bench",
     heartbeatMs: 0,
+    // Node's `ws` (a dependency already): undici's WebSocket halves the client's throughput, which is not the relay's.
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
     ...opts,
   })
 
