@@ -6,7 +6,7 @@ import type { Session, WebSocketConstructor } from "../src/client/index.ts"
 import { ClipboardType, MessageType } from "../src/protocol/constants.ts"
 import type { Emit } from "./run.ts"
 import { type ProbeAgent, u32At } from "./lib/probe-agent.ts"
-import { type LocalWorker, type ProbeRig, TENANT, startBenchWorker, startProbeRig, workerdRss } from "./lib/stack.ts"
+import { type BenchWorker, type ProbeRig, TENANT, startBenchWorker, startProbeRig, workerdRss } from "./lib/stack.ts"
 import { longRuns, now, round, sleep, summarize } from "./lib/stats.ts"
 
 /** A pointer in continuous motion at display rate: the heaviest steady load a console puts on its session. */
@@ -53,7 +53,7 @@ const mouseLoad = (pairs: ReadonlyArray<readonly [Session, ProbeAgent]>): Load =
   return load
 }
 
-const edgeCounters = async (worker: LocalWorker, vm: string): Promise<Record<string, number>> => {
+const edgeCounters = async (worker: BenchWorker, vm: string): Promise<Record<string, number>> => {
   const token = await worker.mint({ tenant: TENANT, vm, role: "operator" })
   const r = await fetch(`${worker.url}/v1/vms/${vm}/status`, { headers: { authorization: `Bearer ${token}` } })
   return ((await r.json()) as { edge: Record<string, number> }).edge
@@ -77,13 +77,13 @@ export default async (emit: Emit): Promise<void> => {
       rigs.push(await startProbeRig(n - total, { worker, prefix: `s${n}-`, client }))
       total = n
       await sleep(500)
-      const rssIdle = await workerdRss()
+      const rssIdle = await workerdRss(worker)
       const pairs = rigs.flatMap((r) => r.sessions.map((s, i) => [s, r.probes[i]!] as const))
       const load = mouseLoad(pairs)
       await sleep(WARM_MS)
       load.latencies.length = 0
       await sleep(n === 1 ? BASE_MS : STEP_MS)
-      const rssActive = await workerdRss()
+      const rssActive = await workerdRss(worker)
       load.stop()
       const l = summarize(load.latencies)
       baseP99 ??= l.p99
@@ -109,7 +109,7 @@ export default async (emit: Emit): Promise<void> => {
 }
 
 /** One busy session: pointer at 100 Hz plus a 10 MiB clipboard each way; Durable Object frames counted at the edge. */
-const busySession = async (emit: Emit, worker: LocalWorker): Promise<void> => {
+const busySession = async (emit: Emit, worker: BenchWorker): Promise<void> => {
   const rig = await startProbeRig(1, { worker, prefix: "busy", client })
   try {
     const [s, probe] = [rig.sessions[0]!, rig.probes[0]!]

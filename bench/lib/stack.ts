@@ -7,7 +7,9 @@ import WebSocket from "ws"
 import { type Session, type WebSocketConstructor, connect } from "../../src/client/index.ts"
 import type { ConnectOptions } from "../../src/client/types.ts"
 import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
-import { type LocalWorker, startWorker } from "../../test/harness/worker.ts"
+import { spawn } from "node:child_process"
+import { mintToken } from "../../src/auth/token.ts"
+import type { LocalWorker } from "../../test/harness/worker.ts"
 import { ProbeAgent } from "./probe-agent.ts"
 import { sleep } from "./stats.ts"
 
@@ -82,30 +84,47 @@ export const agentReady = async (s: Session, timeoutMs = 30_000): Promise<void> 
 
 export type { LocalWorker }
 
-/** The Worker in raw Miniflare with its console routed to stderr (warnings and errors only): stdout carries figures. */
-export const startBenchWorker = (): Promise<LocalWorker> =>
-  startWorker({
-    onLog: (l) => {
-      if (l.level === "warn" || l.level === "error") process.stderr.write(`[workerd ${l.level}] ${l.message}\n`)
-    },
-  })
+/** The worker's process, beside the LocalWorker that benchmarks use. */
+export interface BenchWorker extends LocalWorker {
+  readonly pid: number
+}
 
-/** The workerd process serving `worker` (a child of this process): its resident memory, bytes. */
-export const workerdRss = async (): Promise<number> => {
-  const { readdirSync, readFileSync } = await import("node:fs")
-  let total = 0
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid !== process.pid || !readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue
-      const status = readFileSync(`/proc/${pid}/status`, "utf8")
-      total += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
-    } catch {
-      // The process went away while we looked.
-    }
+/**
+ * The Worker in raw Miniflare, controlled from a child process: Miniflare and wrangler loaded here would make this
+ * process's heap ~130 MB, and every major GC (10 MiB messages cause one each) would charge the consoles measured here
+ * tens of milliseconds that a real console, with a small heap, never pays. Its console goes to stderr.
+ */
+export const startBenchWorker = async (): Promise<BenchWorker> => {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bench/lib/worker-child.ts")], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] })
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const kill = (): void => void child.kill("SIGKILL")
+  process.once("exit", kill)
+  const first = await new Promise<string>((resolve, reject) => {
+    let text = ""
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      text += d
+      const nl = text.indexOf("\n")
+      if (nl >= 0) resolve(text.slice(0, nl))
+    })
+    void exited.then(() => reject(new Error("the worker process exited before it listened")))
+  })
+  const info = JSON.parse(first) as { url: string; wsUrl: string; signingKey: string }
+  let stopped = false
+  return {
+    ...info,
+    pid: child.pid ?? -1,
+    mint: (claims) => mintToken(info.signingKey, { ttl: 300, ...claims }),
+    restart: () => Promise.reject(new Error("restart is not offered by the bench worker")),
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      child.stdin.end()
+      const timer = setTimeout(kill, 10_000)
+      await exited
+      clearTimeout(timer)
+      process.off("exit", kill)
+    },
   }
-  return total
 }
 
 export interface ProbeRig {
@@ -147,4 +166,22 @@ export const startProbeRig = async (
     throw e
   }
   return { worker, bridge, probes, sessions, stop }
+}
+
+/** The workerd process serving `worker` (a child of its worker process): its resident memory, bytes. */
+export const workerdRss = async (worker: BenchWorker): Promise<number> => {
+  const { readdirSync, readFileSync } = await import("node:fs")
+  let total = 0
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid !== worker.pid || !readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue
+      const status = readFileSync(`/proc/${pid}/status`, "utf8")
+      total += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return total
 }
