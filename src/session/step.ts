@@ -98,10 +98,10 @@ const acknowledge = (s: SessionState): number | null => {
   let ack: number | null = null
   if (k >= 0) {
     const p = a.safe[k]!
-    // Batched: at a catch-up that ends a message, otherwise every eighth of the window. Every ack is persisted first
+    // Batched: at a catch-up that ends a message, otherwise every quarter of the window. Every ack is persisted first
     // (a storage write the output gate waits for), so acking each catch-up inside a streamed message (one per
     // bridge frame) cost most of the relay's CPU on a 10 MiB agent message (docs/benchmarks.md).
-    if ((p.pos === a.pos && p.resume === null) || p.pos - a.acked >= s.limits.agentWindow / 8) {
+    if ((p.pos === a.pos && p.resume === null) || p.pos - a.acked >= s.limits.agentWindow / 4) {
       a.acked = p.pos
       a.ackedResume = p.resume
       a.safe.splice(0, k + 1)
