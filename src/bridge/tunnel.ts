@@ -120,6 +120,14 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
     const token = yield* readToken(vm.tokenFile)
     const inbox = new Inbox()
     const ws = yield* openWebSocket(vm.url, token, core, inbox, opts)
+    // Timers and listeners live until the session ends, however it ends (an async's canceler runs only on interrupt).
+    const timers: Array<NodeJS.Timeout> = []
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const t of timers) clearTimeout(t)
+        inbox.release()
+      }),
+    )
     return yield* Effect.async<never, BridgeError>((resume0) => {
       let ended = false
       const resume = (e: Effect.Effect<never, BridgeError>): void => {
@@ -148,21 +156,18 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
         if (code === CloseCode.Replaced) mark.established = false
         resume(Effect.fail(fail("TunnelClosed", `close ${code}${reason.length > 0 ? ` ${reason.toString("utf8")}` : ""}`)))
       }
-      const welcomeTimer = setTimeout(() => {
-        if (!core.tunnelSynced) protocolError(`no welcome within ${opts.welcomeTimeoutMs} ms`, CloseCode.Normal)
-      }, opts.welcomeTimeoutMs)
-      const pingTimer = setInterval(() => {
-        if (Date.now() - lastHeard > 2.5 * opts.pingIntervalMs) {
-          ws.terminate()
-          return resume(Effect.fail(fail("TunnelTimeout", `nothing heard for ${Date.now() - lastHeard} ms`)))
-        }
-        if (core.tunnelSynced) ws.send(encodeBridgeToRelay({ t: "ping", n: ++pings }))
-      }, opts.pingIntervalMs)
+      timers.push(
+        setTimeout(() => {
+          if (!core.tunnelSynced) protocolError(`no welcome within ${opts.welcomeTimeoutMs} ms`, CloseCode.Normal)
+        }, opts.welcomeTimeoutMs),
+        setInterval(() => {
+          if (Date.now() - lastHeard > 2.5 * opts.pingIntervalMs) {
+            ws.terminate()
+            return resume(Effect.fail(fail("TunnelTimeout", `nothing heard for ${Date.now() - lastHeard} ms`)))
+          }
+          if (core.tunnelSynced) ws.send(encodeBridgeToRelay({ t: "ping", n: ++pings }))
+        }, opts.pingIntervalMs),
+      )
       inbox.take(onMessage, onClose)
-      return Effect.sync(() => {
-        clearTimeout(welcomeTimer)
-        clearInterval(pingTimer)
-        inbox.release()
-      })
     })
   })

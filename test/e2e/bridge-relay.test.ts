@@ -84,7 +84,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   const bridgeEvents = (): Array<Record<string, unknown>> =>
     bridgeLog
       .split("\n")
-      .filter((l) => l.startsWith("{"))
+      .filter((l) => l.startsWith('{"ts"') && !l.includes('"test-step"'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
   const metricsUrl = (): string => `http://${bridgeEvents().find((e) => e.event === "metrics-listening")!.address as string}/metrics`
   const metric = async (name: string, labels = ""): Promise<number> => {
@@ -117,16 +117,23 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
 
   let round = 0
   /** A clipboard round trip both ways, then no sync error in the daemon's log since `mark`. */
+  const step = (what: string): void => {
+    if (process.env.VDRELAY_E2E_LOG !== undefined) bridgeLog += `{"ts":"${new Date().toISOString()}","test-step":"${what}"}\n`
+  }
   const roundTrip = async (mark: number): Promise<void> => {
     await healthy()
     round++
+    step(`round ${round}: healthy`)
     const fromGuest = `guest→console ${round} ${"é".repeat(round)}`
     const grabbed = client.next("clipboard-grab")
     await agent.setClipboard(fromGuest)
     await grabbed
+    step(`round ${round}: guest grab seen`)
     expect(await client.requestClipboardText()).toBe(fromGuest)
+    step(`round ${round}: guest text received`)
     const toGuest = `console→guest ${round} ✓`
     await offerToGuest(toGuest)
+    step(`round ${round}: console grab taken by the guest`)
     expect((await agent.getClipboard({ timeoutMs: 30_000 })).toString("utf8")).toBe(toGuest)
     expect(agent.syncErrors(mark)).toEqual([])
   }
@@ -166,16 +173,22 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   afterAll(async () => {
     const metricsText = await fetch(metricsUrl()).then((r) => r.text()).catch(() => "")
     if (process.env.VDRELAY_E2E_LOG !== undefined) await writeFile(process.env.VDRELAY_E2E_LOG, `${metricsText}\n${bridgeLog}\n--- notices\n${notices.join("\n")}\n--- daemon\n${agent?.logs.daemon.text}\n--- session\n${agent?.logs.session.text}`)
+    const t0 = Date.now()
+    const lap = (what: string): void => void process.stderr.write(`afterAll ${what} +${Date.now() - t0} ms\n`)
     await client?.close()
+    lap("client closed")
     if (bridge !== undefined && bridge.exitCode === null) {
       const exited = new Promise<number | null>((ok) => bridge.once("exit", (code) => ok(code)))
       bridge.kill("SIGTERM")
       expect(await exited).toBe(0)
     }
+    lap("bridge exited")
     await proxy?.close()
     await qmp?.close()
     await agent?.stop()
+    lap("agent stopped")
     await worker?.stop()
+    lap("worker stopped")
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
 
@@ -226,7 +239,9 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     if (pasted !== undefined) expect(pasted).toBe(text)
     await roundTrip(mark)
     if (!pasteEnded) await paste // the guest's xclip gives up on the lost data by itself
-    expect(pasted === undefined || pasted === text).toBe(true)
+    // Whole or nothing: the paste that waited for the lost message gets all of it, or something else (an empty answer,
+    // or the next owner's text once the round trip took the selection), never a part of it.
+    expect(pasted === undefined || pasted === text || !pasted.includes("host-big"), `pasted ${pasted?.length} bytes: ${pasted?.slice(0, 40)}`).toBe(true)
   })
 
   it("recovers from a worker (workerd) restart", async () => {
@@ -256,8 +271,13 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     const mark = agent.logs.daemon.mark()
     await healthy()
     const events = await metric("vdrelay_bridge_qmp_events_total")
+    const opens = agent.chardev.counters.guestConnections
     agent.closeGuest()
-    await waitMetric("vdrelay_bridge_qmp_events_total", events + 2, "close and open events")
+    // QEMU's rate limit may fold the close into the reopen (a level, not an edge): at least one event arrives.
+    await until(() => agent.chardev.counters.guestConnections > opens, "the daemon reopened its port")
+    const deadline = Date.now() + 60_000
+    while ((await metric("vdrelay_bridge_qmp_events_total")) === events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(await metric("vdrelay_bridge_qmp_events_total")).toBeGreaterThan(events)
     await roundTrip(mark)
   })
 })

@@ -83,13 +83,18 @@ describe("vdrelay bridge (process)", () => {
     const metrics = await (await fetch(`http://${address}/metrics`)).text()
     expect(metrics).toContain('vdrelay_bridge_tunnel_up{vm="vm1"} 1')
     expect(metrics).toContain("# TYPE vdrelay_bridge_agent_bytes_read_total counter")
+    // A tunnel that ended (its timers must not outlive it, or the process never exits) and a fresh one.
+    conn.ws.terminate()
+    const conn1 = await relay.conn(1)
+    conn1.send({ t: "welcome", v: 1, epoch: conn1.hello!.epoch, ack: 0, window: 1 << 20 })
+    await until(() => r.stderr.split('"tunnel-connected"').length === 3, "second tunnel up")
     const socket = chardev.current!
     let chardevEnded = false
     socket.on("close", () => (chardevEnded = true))
     r.child.kill("SIGTERM")
     await exited(r)
     expect(r.code).toBe(0)
-    expect(conn.closeCode).toBe(1001)
+    expect(conn1.closeCode).toBe(1001)
     await until(() => chardevEnded, "chardev socket closed")
     const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(lines.map((l) => l.event)).toEqual(expect.arrayContaining(["bridge-started", "chardev-connected", "tunnel-connected", "signal", "chardev-disconnected", "bridge-stopped"]))
