@@ -47,7 +47,7 @@ describe("agent stream", () => {
     writeAgent(chardev, b) // read into the retained tail while the tunnel is down
     const c1 = await relay.conn(1)
     expect(c1.hello).toMatchObject({ epoch, chardev: true, from: 100_000, bridge: "test-host" })
-    expect(c1.authorization).toBe("Bearer test-bridge-token")
+    expect(c1.authorization).toBe("Bearer token-for-vm1")
     expect(c1.of("data")).toHaveLength(0) // nothing before welcome
     c1.send({ t: "welcome", v: 1, epoch, ack: 100_000, window: 1 << 20 })
     const all = Buffer.concat([a, b])
@@ -132,5 +132,27 @@ describe("agent stream", () => {
       c0.send({ t: "ack", epoch, pos: acked })
     }
     expect(c0.agentBytes(0).equals(a)).toBe(true)
+  })
+
+  it("serves several VMs from one process, one tunnel each, with their own URL, token and stream", async () => {
+    const { dir, cleanup } = await tempDir()
+    const relay = await startFakeRelay()
+    const chardevs = [await startFakeChardev(join(dir, "a.sock")), await startFakeChardev(join(dir, "b.sock"))]
+    const bridge = await startBridge(dir, { edge: relay.url, vms: [{ id: "vm-a", chardev: chardevs[0]!.path }, { id: "vm-b", chardev: chardevs[1]!.path }] })
+    cleanups.push(cleanup, () => chardevs[0]!.close(), () => chardevs[1]!.close(), () => relay.close(), () => bridge.stop())
+    await relay.conn(1)
+    const byVm = (vm: string): RelayConn => relay.conns.find((c) => c.path === `/v1/vms/${vm}/agent`)!
+    for (const [i, vm] of ["vm-a", "vm-b"].entries()) {
+      const c = byVm(vm)
+      expect(c.authorization).toBe(`Bearer token-for-${vm}`)
+      c.send({ t: "welcome", v: 1, epoch: c.hello!.epoch, ack: 0, window: 1 << 20 })
+      await epochOn(c)
+      await until(() => chardevs[i]!.current !== undefined, "chardev connected")
+      chardevs[i]!.current!.write(bytes(1000 + i, 30 + i))
+    }
+    await until(() => byVm("vm-a").agentEnd === 1000 && byVm("vm-b").agentEnd === 1001, "both streams")
+    expect(byVm("vm-a").agentBytes(0).equals(bytes(1000, 30))).toBe(true)
+    expect(byVm("vm-b").agentBytes(0).equals(bytes(1001, 31))).toBe(true)
+    expect(bridge.metric("vdrelay_bridge_agent_bytes_read_total", { vm: "vm-b" })).toBe(1001)
   })
 })

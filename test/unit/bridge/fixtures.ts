@@ -35,6 +35,7 @@ export class RelayConn {
   constructor(
     readonly ws: WebSocket,
     readonly authorization: string | undefined,
+    readonly path: string,
   ) {
     ws.on("message", (data: Buffer) => {
       const d = decodeBridgeToRelay(data)
@@ -86,7 +87,7 @@ export const startFakeRelay = async (): Promise<FakeRelay> => {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
   await new Promise<void>((ok) => wss.once("listening", () => ok()))
   const conns: Array<RelayConn> = []
-  wss.on("connection", (ws, req) => conns.push(new RelayConn(ws, req.headers.authorization)))
+  wss.on("connection", (ws, req) => conns.push(new RelayConn(ws, req.headers.authorization, req.url ?? "")))
   const { port } = wss.address() as { port: number }
   return {
     url: `ws://127.0.0.1:${port}/v1/vms/{vm}/agent`,
@@ -158,8 +159,8 @@ export interface InProcessBridge {
 
 /** Runs the bridge in this process on a config object (the same JSON the CLI reads). */
 export const startBridge = async (dir: string, config: Record<string, unknown>): Promise<InProcessBridge> => {
-  const tokenFile = join(dir, "bridge.token")
-  await writeFile(tokenFile, "test-bridge-token\n")
+  const tokenFile = join(dir, "{vm}.token")
+  for (const vm of (config.vms as Array<{ id: string }> | undefined) ?? []) await writeFile(join(dir, `${vm.id}.token`), `token-for-${vm.id}\n`)
   const parsed = parseConfig(JSON.stringify({ tokenFile, bridge: "test-host", reconnect: { baseMs: 20, capMs: 200 }, ...config }), "host")
   const logs: Array<LogLine> = []
   const metrics = new Metrics()
