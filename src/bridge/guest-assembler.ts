@@ -66,6 +66,8 @@ export class GuestAssembler {
   recvPos = 0
   /** Guest-bound bytes held in memory (partial + complete, both ports). */
   held = 0
+  /** End of the last server-port (2) message written whole: its `wrote` may run ahead of `wrotePos` (link types). */
+  serverWritten = 0
   private readonly spans: Array<Span> = []
   private spanHead = 0
   private readonly ports = new Map<number, PortState>(PORTS.map((p) => [p, { partial: undefined, skipping: false, ready: [] }]))
@@ -195,7 +197,10 @@ export class GuestAssembler {
   /** The chardev took `batch`. */
   written(batch: GuestBatch): void {
     this.held -= batch.bytes.length
-    if (batch.last) this.settle(batch.message)
+    if (!batch.last) return
+    this.settle(batch.message)
+    const end = batch.message.spans[batch.message.spans.length - 1]?.end
+    if (batch.port === 2 && end !== undefined && end > this.serverWritten) this.serverWritten = end
   }
 
   /** Every message ending below this position is written whole or discarded; no unfinished message holds it back. */

@@ -25,6 +25,7 @@ export class GuestWriter {
   private assembler: GuestAssembler
   private writing = false
   private lastWrote = 0
+  private lastServer = 0
   private readonly labels: Record<string, string>
 
   constructor(
@@ -54,6 +55,7 @@ export class GuestWriter {
     this.assembler = this.newAssembler()
     this.writing = false
     this.lastWrote = 0
+    this.lastServer = 0
   }
 
   /** A hello announced `committed`: live acknowledgements continue above it. */
@@ -109,9 +111,13 @@ export class GuestWriter {
 
   sendWrote(): void {
     const pos = this.assembler.wrotePos
-    if (pos <= this.lastWrote) return
-    this.lastWrote = pos
-    this.host.sendIfSynced({ t: "wrote", epoch: this.host.epoch, pos })
+    const server = this.assembler.serverWritten
+    // A server-port message (MOUSE_STATE) written while a client-port message ahead of it still is: say so now.
+    const serverAhead = server > Math.max(pos, this.lastServer)
+    if (pos <= this.lastWrote && !serverAhead) return
+    this.lastWrote = Math.max(pos, this.lastWrote)
+    if (serverAhead) this.lastServer = server
+    this.host.sendIfSynced({ t: "wrote", epoch: this.host.epoch, pos: this.lastWrote, ...(serverAhead ? { server } : {}) })
     this.host.changed()
   }
 

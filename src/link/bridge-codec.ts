@@ -20,7 +20,10 @@ const bridgeReaders: FrameReaders<BridgeToRelay> = {
   data: (f) => ({ t: "data", epoch: f.uint("epoch"), pos: f.uint("pos"), bytes: f.bin("bytes", MAX_FRAME_DATA_BYTES) }),
   chardev: (f) => ({ t: "chardev", epoch: f.uint("epoch"), up: f.bool("up") }),
   port: (f) => ({ t: "port", epoch: f.uint("epoch"), open: f.bool("open") }),
-  wrote: (f) => ({ t: "wrote", epoch: f.uint("epoch"), pos: f.uint("pos") }),
+  wrote: (f) => {
+    const server = f.optional("server", (n) => f.uint(n))
+    return { t: "wrote", epoch: f.uint("epoch"), pos: f.uint("pos"), ...(server !== undefined ? { server } : {}) }
+  },
   ping: (f) => ({ t: "ping", n: f.uint("n") }),
 }
 

@@ -148,8 +148,13 @@ export type BridgeToRelay =
   | { readonly t: "chardev"; readonly epoch: number; readonly up: boolean }
   /** Guest port level from QMP VSERPORT_CHANGE / query-chardev. */
   | { readonly t: "port"; readonly epoch: number; readonly open: boolean }
-  /** Guest-bound bytes of `epoch` written whole to the chardev up to `pos` (acknowledgement; frees relay window). */
-  | { readonly t: "wrote"; readonly epoch: number; readonly pos: number }
+  /**
+   * Guest-bound bytes of `epoch` written whole to the chardev up to `pos` (acknowledgement; frees relay window).
+   * `server`, when present and above `pos`: every server-port (2) message ending at or below it is written whole too.
+   * Ports are interleaved in the chardev writes, so a MOUSE_STATE is written long before a big client-port message
+   * queued ahead of it, and `pos` cannot pass the mouse until that message is written.
+   */
+  | { readonly t: "wrote"; readonly epoch: number; readonly pos: number; readonly server?: number }
   | { readonly t: "ping"; readonly n: number }
 
 export type RelayToBridge =

@@ -8,7 +8,7 @@ import { log, metric, notice } from "./emit.ts"
 import { abandonAgentMessages } from "./agent-route.ts"
 import { feedAgent, newAgentStream, restartStream } from "./agent-stream.ts"
 import { agentCame, agentGone, discardGuestBound, syncAgentState } from "./agent-link.ts"
-import { guestWrote, streamAbort } from "./guest-out.ts"
+import { guestWrote, serverWrote, streamAbort } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
 import { answerAbsent } from "./seats.ts"
 
@@ -125,6 +125,8 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
     case "wrote":
       if (f.epoch !== s.epoch) return
       if (!Number.isSafeInteger(f.pos) || f.pos > s.guest.wpos) return closeBridge(s, `wrote ${f.pos} past ${s.guest.wpos}`, now)
+      if (f.server !== undefined && f.server > s.guest.wpos) return closeBridge(s, `wrote server ${f.server} past ${s.guest.wpos}`, now)
+      if (f.server !== undefined) serverWrote(s, f.server)
       return guestWrote(s, f.pos)
     case "chardev":
       if (f.up && f.epoch !== s.epoch) {

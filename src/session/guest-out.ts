@@ -99,6 +99,17 @@ export const returnCredit = (s: SessionState, c: ClientSide): void => {
   enqueue(s, c, { frame: { t: "credit", bytes }, bytes: 0 })
 }
 
+/**
+ * The bridge wrote every server-port message ending at or below `pos`, possibly before client-port bytes below it
+ * (ports interleave at the chardev): the MOUSE_STATE in flight is written, so the latest pending one may go.
+ */
+export const serverWrote = (s: SessionState, pos: number): void => {
+  const g = s.guest
+  if (g.mouseEnd === null || pos < g.mouseEnd) return
+  g.mouseEnd = null
+  if (g.mousePending !== null && writable(s)) sendMouse(s, g.mousePending)
+}
+
 /** The bridge wrote (or discarded, for aborted messages) everything below `pos`. */
 export const guestWrote = (s: SessionState, pos: number): void => {
   const g = s.guest
