@@ -29,8 +29,12 @@ interface GuestMessage {
   readonly parts: Array<Uint8Array>
   readonly spans: Array<Span>
   bytes: number
-  /** Set once writing started: from then on the message is finished, never dropped half-written (no torn message). */
+  /** Set once writing started. */
   cursor: PartCursor | undefined
+  /** Bytes the chardev took (batches acknowledged by `written`). */
+  written: number
+  /** Dropped while a batch of it was in flight: that batch's completion must not count it again. */
+  dropped: boolean
 }
 
 /** One write to the chardev: whole chunks of one message; `last` when it finishes the message. */
@@ -102,7 +106,7 @@ export class GuestAssembler {
       if (end) state.skipping = false
       return false
     }
-    const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined }
+    const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined, written: 0, dropped: false }
     state.partial = msg
     // Only a message's last piece holds `wrote` back: the relay counts a message written once `wrote` passes its end,
     // and bytes of a message still streaming must not hold back MOUSE_STATE or the sender's credit behind it.
@@ -149,18 +153,17 @@ export class GuestAssembler {
   }
 
   /**
-   * Drops everything not yet started (guest port closed), skipping the rest of any partial message; a message half
-   * written is kept so it is finished whole.
+   * Drops everything (guest port closed, chardev gone), skipping the rest of any partial message. A message half
+   * written goes too: the opener that read its head is gone (the guest kernel discards what it had not read), and its
+   * tail must not reach the next opener, whose parser would lose sync on it.
    */
-  discardUnstarted(reason: DiscardReason, detail: string): void {
+  discardAll(reason: DiscardReason, detail: string): void {
     for (const state of this.ports.values()) {
       if (state.partial !== undefined) {
         this.dropPartial(state, reason, detail)
         state.skipping = true
       }
-      const keep = state.ready[0]?.cursor !== undefined ? state.ready.splice(0, 1) : []
       for (const msg of state.ready.splice(0)) this.drop(msg, reason, detail)
-      state.ready.push(...keep)
     }
   }
 
@@ -196,6 +199,8 @@ export class GuestAssembler {
 
   /** The chardev took `batch`. */
   written(batch: GuestBatch): void {
+    if (batch.message.dropped) return
+    batch.message.written += batch.bytes.length
     this.held -= batch.bytes.length
     if (!batch.last) return
     this.settle(batch.message)
@@ -228,7 +233,8 @@ export class GuestAssembler {
   }
 
   private drop(msg: GuestMessage, reason: DiscardReason, detail: string): void {
-    this.held -= msg.bytes
+    this.held -= msg.bytes - msg.written
+    msg.dropped = true
     this.settle(msg)
     this.listener.discarded(msg.port, reason, msg.bytes, detail)
   }

@@ -51,7 +51,7 @@ export class GuestWriter {
 
   /** A new epoch (or none): positions restart at 0; what the old chardev connection had pending is dropped. */
   reset(cause: string | undefined): void {
-    if (cause !== undefined) this.assembler.discardUnstarted("chardev-lost", cause)
+    if (cause !== undefined) this.assembler.discardAll("chardev-lost", cause)
     this.assembler = this.newAssembler()
     this.writing = false
     this.lastWrote = 0
@@ -80,7 +80,7 @@ export class GuestWriter {
   }
 
   portClosed(cause: string): void {
-    this.assembler.discardUnstarted("port-closed", cause)
+    this.assembler.discardAll("port-closed", cause)
   }
 
   /** Writes the next batch unless one is in flight, the chardev is gone or the guest port is known closed. */
@@ -88,7 +88,7 @@ export class GuestWriter {
     const chardev = this.host.chardev
     if (chardev === undefined || this.writing) return
     if (this.host.port === "closed") {
-      this.assembler.discardUnstarted("port-closed", "guest port closed")
+      this.assembler.discardAll("port-closed", "guest port closed")
       this.sendWrote()
       return
     }

@@ -7,6 +7,7 @@ import type { QmpConfig } from "./config.ts"
 import { BridgeError, describeCause } from "./errors.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
+import { PortWatch } from "./port-watch.ts"
 import { openSocket } from "./socket.ts"
 import type { Established } from "./supervise.ts"
 import type { VmCore } from "./vm-core.ts"
@@ -122,6 +123,7 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     log.log("info", "qmp-connected", { device: cfg.device, chardev: label })
 
     // Coalesced queries: an event during a query makes exactly one more query after it (only the latest matters).
+    const watch = new PortWatch()
     let inFlight = false
     let again: string | undefined
     const query = (cause: string): void => {
@@ -130,13 +132,15 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
         return
       }
       inFlight = true
+      const seen = watch.take()
       // A monitor that stops answering must not hold agent bytes back: report the level unchanged after 2 s.
       const timer = setTimeout(() => core.portLevel(core.port, "query-chardev unanswered"), 2_000)
       qmp.command("query-chardev").then(
         (reply) => {
           clearTimeout(timer)
           inFlight = false
-          core.portLevel(frontendOpen(reply, label), cause)
+          const levels = watch.queried(frontendOpen(reply, label), core.port, seen)
+          for (const level of levels) core.portLevel(level, levels.length > 1 ? `${cause}: the port was closed and reopened` : cause)
           if (again !== undefined) {
             const next = again
             again = undefined
@@ -155,6 +159,7 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
       const data = e.data as Json | undefined
       if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return
       metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
+      watch.event(data.open === true, core.port)
       query("VSERPORT_CHANGE")
     }
     query("qmp connected")

@@ -115,6 +115,12 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     await agent.logs.session.waitFor(/received clipboard grab/, { from, timeoutMs: 30_000 })
   }
 
+  /**
+   * After the daemon (re)opened its port it drops guest grabs until a client announces itself (spec §11): wait for
+   * the console's announce to reach it ("New client connected") before the next round trip.
+   */
+  const daemonKnowsClient = (from: number): Promise<string> => agent.logs.daemon.waitFor(/New client connected/, { from, timeoutMs: 60_000 })
+
   let round = 0
   /** A clipboard round trip both ways, then no sync error in the daemon's log since `mark`. */
   const step = (what: string): void => {
@@ -255,6 +261,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     const mark = agent.logs.daemon.mark()
     await healthy()
     await agent.restartDaemon()
+    await daemonKnowsClient(mark)
     await roundTrip(mark)
   })
 
@@ -264,12 +271,15 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     const connects = bridgeEvents().filter((e) => e.event === "chardev-connected").length
     agent.dropHost()
     await until(() => bridgeEvents().filter((e) => e.event === "chardev-connected").length > connects, "the bridge reconnected the chardev")
+    await daemonKnowsClient(mark)
     await roundTrip(mark)
   })
 
   it("recovers when the guest closes and reopens its port (QMP VSERPORT_CHANGE)", async () => {
     const mark = agent.logs.daemon.mark()
     await healthy()
+    // The daemon may still be between two opens of its port (it retries while the chardev has no host): wait for one.
+    await agent.chardev.waitForGuest(agent.chardev.counters.guestConnections - 1, 60_000)
     const events = await metric("vdrelay_bridge_qmp_events_total")
     const opens = agent.chardev.counters.guestConnections
     agent.closeGuest()
@@ -278,6 +288,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     const deadline = Date.now() + 60_000
     while ((await metric("vdrelay_bridge_qmp_events_total")) === events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(await metric("vdrelay_bridge_qmp_events_total")).toBeGreaterThan(events)
+    await daemonKnowsClient(mark)
     await roundTrip(mark)
   })
 })

@@ -19,9 +19,9 @@ interface Rig {
   qmp: FakeQmp
 }
 
-const setup = async (open: boolean, qmpConfig: Record<string, unknown> = {}, rateLimitMs = 200): Promise<Rig> => {
+const setup = async (open: boolean, qmpConfig: Record<string, unknown> = {}, rateLimitMs = 200, chardevOpts = {}): Promise<Rig> => {
   const { dir, cleanup } = await tempDir()
-  const chardev = await startFakeChardev(join(dir, "vdagent.sock"))
+  const chardev = await startFakeChardev(join(dir, "vdagent.sock"), chardevOpts)
   const qmp = await startFakeQmp({ path: join(dir, "qmp.sock"), device: "vdport", chardev: "charvdagent", open, rateLimitMs })
   const relay = await startFakeRelay()
   const bridge = await startBridge(dir, {
@@ -66,16 +66,40 @@ describe("guest port gating (QMP)", () => {
     expect(rig.qmp.commands.slice(0, 3)).toEqual(["qmp_capabilities", "qom-get", "query-chardev"])
   })
 
-  it("treats VSERPORT_CHANGE as a level: a close+open collapsed by the rate limit never closes the port", async () => {
+  it("drops the rest of a message half written when the port closes: the next opener never gets a tail", async () => {
+    const rig = await setup(true, {}, 50, { pausedReads: true })
+    const { conn, epoch } = await welcomed(rig)
+    await until(() => conn.of("port").some((p) => p.open), "open, restated after the welcome")
+    const big = message(1, 4, bytes(4 << 20, 23))
+    let pos = sendWrites(conn, epoch, 0, 1, big, 65_536)
+    await until(() => rig.bridge.metric("vdrelay_bridge_guest_bytes_written_total") > 0, "writing started")
+    rig.qmp.setGuestOpen(false)
+    await until(() => rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "port-closed" }) === 1, "dropped")
+    rig.chardev.current!.resume()
+    await until(() => lastWrote(conn) === pos, "settled")
+    rig.qmp.setGuestOpen(true)
+    await until(() => toldLevel(conn) === "open", "open again")
+    const fresh = message(1, 6, bytes(8, 24))
+    pos = sendWrites(conn, epoch, pos, 1, fresh)
+    await until(() => lastWrote(conn) === pos, "fresh written")
+    const stream = rig.chardev.receivedBytes()
+    const head = stream.subarray(0, stream.length - fresh.length)
+    expect(head.length).toBeLessThan(big.length)
+    expect(head.equals(big.subarray(0, head.length))).toBe(true) // whole chunks of the old message, then nothing of it
+    expect(stream.subarray(head.length).equals(fresh)).toBe(true)
+  })
+
+  it("reports a close+open folded by the rate limit as a close then an open (the agent reopened), once", async () => {
     const rig = await setup(true)
     const { conn } = await welcomed(rig)
-    await until(() => toldLevel(conn) === "open", "open")
-    rig.qmp.setGuestOpen(false) // event false goes out at once...
-    rig.qmp.setGuestOpen(true) // ...the reopen is parked for the rate-limit window
+    await until(() => conn.of("port").some((p) => p.open), "open, restated after the welcome")
+    const before = conn.of("port").length
+    rig.qmp.setGuestOpen(false) // the close event goes out at once, its query already finds the port open again...
+    rig.qmp.setGuestOpen(true) // ...and the reopen's own event is parked for the rate-limit window
     await until(() => rig.bridge.metric("vdrelay_bridge_qmp_events_total") === 2, "both events seen")
     await until(() => rig.qmp.commands.filter((c) => c === "query-chardev").length === 3, "a query after each event")
-    expect(conn.of("port").every((p) => p.open)).toBe(true)
-    expect(rig.bridge.logs.some((l) => l.event === "guest-port" && l["port"] === "closed")).toBe(false)
+    expect(conn.of("port").slice(before).map((p) => p.open)).toEqual([false, true]) // the late open event adds nothing
+    expect(rig.bridge.logs.some((l) => l.event === "guest-port" && String(l["cause"]).includes("closed and reopened"))).toBe(true)
   })
 
   it("holds agent bytes from a port believed closed until QMP confirms it reopened, so 'open' reaches the relay first", async () => {
@@ -97,15 +121,17 @@ describe("guest port gating (QMP)", () => {
     void epoch
   })
 
-  it("ignores a stale event whose query says otherwise, and finds the chardev id from config without qom-get", async () => {
+  it("reads events of its own device only, treats an open event while open as a folded reopen, and skips qom-get when configured", async () => {
     const rig = await setup(true, { chardev: "charvdagent" })
     const { conn } = await welcomed(rig)
-    await until(() => toldLevel(conn) === "open", "open")
-    rig.qmp.emit("VSERPORT_CHANGE", { open: false, id: "vdport" })
+    await until(() => conn.of("port").some((p) => p.open), "open, restated after the welcome")
+    const before = conn.of("port").length
     rig.qmp.emit("VSERPORT_CHANGE", { open: false, id: "some-other-port" })
-    await until(() => rig.qmp.commands.filter((c) => c === "query-chardev").length === 2, "one query for our device only")
+    rig.qmp.emit("VSERPORT_CHANGE", { open: true, id: "vdport" }) // the close was folded into this event by QEMU
+    await until(() => conn.of("port").length === before + 2, "a close and an open")
+    expect(conn.of("port").slice(before).map((p) => p.open)).toEqual([false, true])
+    expect(rig.qmp.commands.filter((c) => c === "query-chardev")).toHaveLength(2)
     expect(rig.qmp.commands).not.toContain("qom-get")
-    expect(conn.of("port").some((p) => !p.open)).toBe(false)
   })
 
   it("falls back to 'unknown' (writes allowed) when QMP goes away, and re-reads the level when it returns", async () => {
