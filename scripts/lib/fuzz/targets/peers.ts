@@ -50,7 +50,11 @@ const guestRun = (input: Uint8Array, f: Features): void => {
       }
       pos = Math.max(pos, at + bytes.length)
     } else if (op === 3) g.abort(p.below(4))
-    else if (op === 4) (p.bool() ? g.discardPartials("tunnel-lost", "fuzz") : g.discardUnstarted("port-closed", "fuzz"))
+    else if (op === 4) {
+      // A port close drops every message, a half-written one included: what was written of it is gone with the opener.
+      if (p.bool()) g.discardPartials("tunnel-lost", "fuzz")
+      else (g.discardAll("port-closed", "fuzz"), partial.clear())
+    }
     else {
       for (let b = g.nextBatch(1 + p.u16()); b !== undefined; b = g.nextBatch(4096)) {
         out.push(b.bytes.slice())
