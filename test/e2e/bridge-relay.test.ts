@@ -1,7 +1,8 @@
 // End to end through the real bridge process: the real spice-vdagent (behind the emulated chardev, with a fake QMP
 // monitor that follows the guest port) ⇄ `vdrelay bridge` ⇄ the real Worker bundle in workerd ⇄ the client SDK.
 // Every fault is followed by recovery checks: the agent is back for the console, a clipboard round trip works both
-// ways, and the daemon logged no "lost sync"/"invalid message size" line.
+// ways, and the daemon logged no "lost sync"/"invalid message size" line. VDRELAY_E2E_LOG=FILE keeps the bridge's log,
+// its metrics and the agent's logs there (with the test's steps) for a failure's post-mortem.
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import net from "node:net"
@@ -179,22 +180,16 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   afterAll(async () => {
     const metricsText = await fetch(metricsUrl()).then((r) => r.text()).catch(() => "")
     if (process.env.VDRELAY_E2E_LOG !== undefined) await writeFile(process.env.VDRELAY_E2E_LOG, `${metricsText}\n${bridgeLog}\n--- notices\n${notices.join("\n")}\n--- daemon\n${agent?.logs.daemon.text}\n--- session\n${agent?.logs.session.text}`)
-    const t0 = Date.now()
-    const lap = (what: string): void => void process.stderr.write(`afterAll ${what} +${Date.now() - t0} ms\n`)
     await client?.close()
-    lap("client closed")
     if (bridge !== undefined && bridge.exitCode === null) {
       const exited = new Promise<number | null>((ok) => bridge.once("exit", (code) => ok(code)))
       bridge.kill("SIGTERM")
       expect(await exited).toBe(0)
     }
-    lap("bridge exited")
     await proxy?.close()
     await qmp?.close()
     await agent?.stop()
-    lap("agent stopped")
     await worker?.stop()
-    lap("worker stopped")
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
 
