@@ -1,0 +1,64 @@
+// What must hold after every fault (docs/reliability.md): the chain is healthy again, a clipboard round trip both ways
+// and a small file transfer succeed byte for byte, and the real agent's log shows no loss of sync.
+import { readFile } from "node:fs/promises"
+import { join } from "node:path"
+import type { Console, Rig } from "./rig.ts"
+import { until } from "./rig.ts"
+
+const withTimeout = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
+    )
+  })
+export { withTimeout }
+
+/** The console that holds control right now (a takeover may have moved it). */
+export const controller = (rig: Rig): Console => (rig.b.session.role === "controller" ? rig.b : rig.a)
+
+/** Tunnel synced, chardev and guest port open, both consoles open and the controller seeing the agent with its caps. */
+export const healthy = async (rig: Rig, timeoutMs = 90_000): Promise<void> => {
+  await until(async () => (await rig.metric("vdrelay_bridge_tunnel_up")) === 1, "bridge tunnel up", timeoutMs)
+  await until(async () => (await rig.metric("vdrelay_bridge_chardev_up")) === 1, "chardev up", timeoutMs)
+  await until(async () => (await rig.metric("vdrelay_bridge_port_open")) === 1, "guest port open", timeoutMs)
+  await until(() => rig.a.session.state === "open" && rig.b.session.state === "open", "both consoles open", timeoutMs)
+  await until(() => { const c = controller(rig).session; return c.role === "controller" && c.agent.connected && c.agent.caps !== null }, "the controller sees the agent", timeoutMs)
+}
+
+let serial = 0
+
+/** Guest → console clipboard, console → guest clipboard, and a small file into the agent's transfer folder. */
+export const roundTrip = async (rig: Rig): Promise<void> => {
+  serial++
+  const c = controller(rig)
+  const fromGuest = `chaos guest→console ${serial} ${"é".repeat(serial % 17)}`
+  let grabbed = c.session.next("clipboard-grab")
+  await withTimeout(rig.agent.setClipboard(fromGuest), 30_000, "xclip owning the guest clipboard")
+  // An empty answer means "not available" (spec §7): a grab still in flight from before can be answered that way while
+  // the guest's new owner settles; ask again on the next grab. Any other text is a failure at once.
+  for (let attempt = 1; ; attempt++) {
+    await withTimeout(grabbed, 30_000, "the console sees the guest's grab")
+    grabbed = c.session.next("clipboard-grab")
+    const got = await withTimeout(c.session.requestClipboardText(), 30_000, "guest→console clipboard")
+    if (got === fromGuest) break
+    if (got !== "" || attempt === 3) throw new Error(`guest→console clipboard: got ${got.length} chars, sent ${fromGuest.length}`)
+  }
+
+  const toGuest = `chaos console→guest ${serial} ✓`
+  const mark = rig.agent.logs.session.mark()
+  await withTimeout(c.session.setClipboardText(toGuest), 30_000, "the console's grab")
+  await rig.agent.logs.session.waitFor(/received clipboard grab/, { from: mark, timeoutMs: 30_000 })
+  const pasted = (await rig.agent.getClipboard({ timeoutMs: 30_000 })).toString("utf8")
+  if (pasted !== toGuest) throw new Error(`console→guest clipboard: the guest pasted ${pasted.length} chars, sent ${toGuest.length}`)
+
+  const name = `chaos-${serial}.bin`
+  const data = new Uint8Array(64 * 1024 + serial).map((_, i) => (i * 31 + serial) & 0xff)
+  await withTimeout(c.session.sendFile({ name, data }).done, 60_000, "a small file transfer")
+  const written = await readFile(join(rig.agent.xferDir, name))
+  if (!written.equals(Buffer.from(data))) throw new Error(`file transfer: ${written.length} bytes written, ${data.length} sent`)
+}
+
+/** Agent log lines that mean lost sync or a refused chunk since `mark` (the real-agent harness's patterns). */
+export const syncErrors = (rig: Rig, mark: number): string[] => rig.agent.syncErrors(mark)

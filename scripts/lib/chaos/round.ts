@@ -1,0 +1,123 @@
+// One chaos round: a large message starts in the fault's direction, the fault lands when a random share of it has
+// crossed the link under test, then the verdict: the message arrived whole or its loss was reported to the console
+// that sent or asked for it (never torn, never silently lost); the chain recovers (clipboard both ways + a small file);
+// and the real agent never lost sync.
+import type { Fault } from "./faults.ts"
+import { controller, healthy, roundTrip, syncErrors, withTimeout } from "./checks.ts"
+import type { Console, Rig } from "./rig.ts"
+import { until } from "./rig.ts"
+import type { CutProxy } from "./cut-proxy.ts"
+
+export type Outcome = "whole" | "reported" | "torn" | "silent" | "none"
+
+export interface RoundResult {
+  readonly fault: string
+  readonly survived: boolean
+  readonly outcome: Outcome
+  /** Share of the message that had crossed the link when the fault landed. */
+  readonly at: number
+  readonly problems: ReadonlyArray<string>
+  readonly ms: number
+  /** Log lines of every part during the round, kept for failed rounds (the post-mortem). */
+  readonly logs?: string
+}
+
+type Settled<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly error: string }
+const settle = <A>(p: Promise<A>): Promise<Settled<A>> => p.then((value) => ({ ok: true as const, value }), (e: unknown) => ({ ok: false as const, error: e instanceof Error ? e.message : String(e) }))
+
+/** The counter that shows the message crossing the link the fault hits. */
+const gauge = (rig: Rig, fault: Fault, c: Console): { proxy: CutProxy; dir: "up" | "down" } => {
+  const g2c = fault.during === "guest→console"
+  if (fault.name.startsWith("controller-") || fault.name.startsWith("client-")) return { proxy: c.proxy, dir: g2c ? "down" : "up" }
+  return { proxy: rig.bridgeProxy, dir: g2c ? "up" : "down" }
+}
+
+const bigText = (bytes: number, tag: string): string => `${tag}|${"0123456789abcdef".repeat(Math.ceil(bytes / 16))}`.slice(0, bytes)
+
+/** A round that has not finished after this long is a failure in itself (something hung). */
+const ROUND_TIMEOUT_MS = 240_000
+
+export const runRound = async (rig: Rig, fault: Fault, share: number, bytes: number): Promise<RoundResult> => {
+  const t0 = performance.now()
+  const marks = { bridge: rig.bridge.log.lines.length, daemon: rig.agent.logs.daemon.mark(), session: rig.agent.logs.session.mark(), a: rig.a.reports.length, b: rig.b.reports.length }
+  const stage = { now: "start" }
+  const r = await withTimeout(roundBody(rig, fault, share, bytes, stage), ROUND_TIMEOUT_MS, `round ${fault.name}`).catch(
+    (err: unknown): RoundResult => ({ fault: fault.name, survived: false, outcome: "none", at: 0, problems: [`hung at "${stage.now}": ${err instanceof Error ? err.message : String(err)}`], ms: performance.now() - t0 }),
+  )
+  if (r.survived) return r
+  const logs = [
+    `--- bridge\n${rig.bridge.log.lines.slice(marks.bridge).join("\n")}`,
+    `--- console a\n${rig.a.reports.slice(marks.a).join("\n")}`,
+    `--- console b\n${rig.b.reports.slice(marks.b).join("\n")}`,
+    `--- daemon\n${rig.agent.logs.daemon.lines.slice(marks.daemon).join("\n")}`,
+    `--- session agent\n${rig.agent.logs.session.lines.slice(marks.session).join("\n")}`,
+  ].join("\n")
+  return { ...r, logs }
+}
+
+const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, stage: { now: string }): Promise<RoundResult> => {
+  const t0 = performance.now()
+  const problems: string[] = []
+  const mark = rig.agent.logs.daemon.mark()
+  let outcome: Outcome = "none"
+  let at = 0
+  try {
+    stage.now = "healthy before"
+    await healthy(rig)
+    const c = controller(rig)
+    const reports = c.reports.length
+    const text = bigText(bytes, `${fault.name}-${Date.now()}`)
+    stage.now = "transfer setup"
+    if (fault.during === undefined) await withTimeout(fault.inject(rig), 60_000, "the fault")
+    else {
+      const { proxy, dir } = gauge(rig, fault, c)
+      let transfer: Promise<Settled<string>>
+      if (fault.during === "guest→console") {
+        const grabbed = c.session.next("clipboard-grab")
+        await withTimeout(rig.agent.setClipboard(text), 30_000, "xclip owning the guest clipboard")
+        await withTimeout(grabbed, 30_000, "the guest's grab")
+        const start = proxy[dir]
+        const reached = proxy.when(dir, start + share * bytes)
+        transfer = settle(c.session.requestClipboardText())
+        await withTimeout(reached, 60_000, "the message crossing the link")
+        at = Math.min(1, (proxy[dir] - start) / bytes)
+      } else {
+        const logMark = rig.agent.logs.session.mark()
+        await withTimeout(c.session.setClipboardText(text), 30_000, "the console's grab")
+        await rig.agent.logs.session.waitFor(/received clipboard grab/, { from: logMark, timeoutMs: 30_000 })
+        const start = proxy[dir]
+        const reached = proxy.when(dir, start + share * bytes)
+        transfer = settle(rig.agent.getClipboard({ timeoutMs: 60_000 }).then((b) => b.toString("utf8")))
+        await withTimeout(reached, 60_000, "the message crossing the link")
+        at = Math.min(1, (proxy[dir] - start) / bytes)
+      }
+      stage.now = "fault"
+      await withTimeout(fault.inject(rig), 60_000, "the fault")
+      stage.now = "transfer outcome"
+      const r = await withTimeout(transfer, 120_000, "the interrupted transfer's outcome")
+      const told = c.reports.length > reports
+      if (r.ok && r.value === text) outcome = "whole"
+      else if (r.ok && r.value.length > 0) outcome = "torn"
+      else outcome = told || (fault.during === "guest→console" && !r.ok) ? "reported" : "silent"
+      if (outcome === "torn") problems.push(`${fault.during}: ${r.ok ? r.value.length : 0} chars arrived of ${text.length}`)
+      if (outcome === "silent") problems.push(`${fault.during}: lost and the console was not told (${r.ok ? "empty paste" : r.error})`)
+    }
+    stage.now = "healthy after"
+    await healthy(rig)
+    // A takeover moved control: give it back so that the next round starts from the same seats.
+    if (rig.a.session.role !== "controller") {
+      stage.now = "control back to A"
+      await withTimeout(rig.a.session.takeControl(), 30_000, "console A taking control back")
+      await until(() => rig.a.session.role === "controller", "console A back in control", 30_000)
+      await healthy(rig)
+    }
+    stage.now = "round trip"
+    await roundTrip(rig)
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err))
+  }
+  const sync = syncErrors(rig, mark)
+  problems.push(...sync.map((l) => `agent log: ${l}`))
+  const survived = problems.length === 0 && outcome !== "torn" && outcome !== "silent"
+  return { fault: fault.name, survived, outcome, at, problems, ms: performance.now() - t0 }
+}
