@@ -11,6 +11,7 @@ import { abandonAgentMessages, editedCaps, sendAnnounceTo } from "./agent-route.
 import { streamAbort, writable, writeWhole } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
 import { answerAbsent } from "./seats.ts"
+import { discardHeld } from "./hold.ts"
 
 /** Caps the relay announces for itself when no controller is there (what spice-gtk announces). */
 export const RELAY_DEFAULT_CAPS: ReadonlyArray<number> = buildCaps([
@@ -39,7 +40,8 @@ export const syncAgentState = (s: SessionState, force = false): void => {
 
 /**
  * Guest-bound work that can no longer reach the agent it was meant for: the half-streamed message is aborted and
- * every message not yet confirmed written is reported to its sender; inbound messages being stored are dropped too.
+ * every message not yet confirmed written (or held while the tunnel was down) is reported to its sender; inbound
+ * messages being stored are dropped too.
  */
 export const discardGuestBound = (s: SessionState, code: NoticeCode, detail: string): void => {
   const g = s.guest
@@ -51,6 +53,7 @@ export const discardGuestBound = (s: SessionState, code: NoticeCode, detail: str
     else if (f.client !== null) answerAbsent(s, f.client, f.id, code)
   }
   g.inflight = []
+  discardHeld(s, code, detail)
   // The agent these transfers were open on is gone (or reset).
   for (const c of s.clients.values()) c.xfers.clear()
   g.mouseEnd = null

@@ -3,7 +3,7 @@
 import type { BridgeToRelay } from "../link/types.ts"
 import { LINK_VERSION } from "../link/types.ts"
 import type { SessionState } from "./state.ts"
-import type { LeaveCause, SessionEvent } from "./types.ts"
+import type { ClientId, LeaveCause, SessionEvent } from "./types.ts"
 import { log, metric, notice } from "./emit.ts"
 import { abandonAgentMessages } from "./agent-route.ts"
 import { feedAgent, newAgentStream, restartStream } from "./agent-stream.ts"
@@ -11,6 +11,7 @@ import { agentCame, agentGone, discardGuestBound, syncAgentState } from "./agent
 import { guestWrote, serverWrote, streamAbort } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
 import { answerAbsent } from "./seats.ts"
+import { flushHeld } from "./hold.ts"
 
 type Hello = Extract<BridgeToRelay, { t: "hello" }>
 
@@ -39,18 +40,25 @@ export const bridgeAttached = (s: SessionState, e: Extract<SessionEvent, { _tag:
   else newEpoch(s, h)
 }
 
-/** Same chardev connection: whole messages the bridge confirms are acked, the rest reported; agent bytes resume. */
+/**
+ * Same chardev connection: whole messages the bridge confirms are acked, the rest reported; agent bytes resume; what
+ * was held while the tunnel was down is written.
+ */
 const resume = (s: SessionState, h: Hello): void => {
   const g = s.guest
-  if (h.wrote > g.wpos) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
+  // After a restart that lost the bridge link the relay does not know its positions: the hello's are the truth.
+  if (h.wrote > g.wpos && g.known) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
   guestWrote(s, Math.min(h.wrote, g.wpos))
+  const lost = new Set<ClientId>()
   for (const f of g.inflight) {
+    if (f.client !== null) lost.add(f.client)
     const c = f.client === null ? undefined : s.clients.get(f.client)
     if (c !== undefined) notice(s, c, "resend", "the bridge tunnel dropped before this message was written", f.id)
     else if (f.client !== null) answerAbsent(s, f.client, f.id, "resend")
   }
   g.inflight = []
   g.wpos = g.wrote = h.wrote
+  g.known = true
   g.mouseEnd = null
   s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow } })
   s.rewindTo = null
@@ -60,7 +68,10 @@ const resume = (s: SessionState, h: Hello): void => {
   s.port = h.port
   if (!h.chardev) agentGone(s, "chardev", false)
   else if (h.port === "closed") agentGone(s, "port-closed", false)
-  else agentCame(s, !was)
+  else {
+    agentCame(s, !was)
+    flushHeld(s, lost)
+  }
 }
 
 /** A new chardev connection (or the first): everything of the old agent is reset, the new one is asked for its caps. */
@@ -72,6 +83,9 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   s.stream = newAgentStream(s.limits, h.from, h.from === 0 ? "parse" : "scan")
   s.rewindTo = null
   s.guest.wpos = s.guest.wrote = h.wrote
+  s.guest.known = true
+  // The attachment must name the new epoch even if nothing is written in this step.
+  if (s.bridge !== null) s.bridge.dirty = true
   s.rawCaps = null
   s.capsSeen = false
   s.chardev = h.chardev
@@ -142,6 +156,7 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
       if (f.epoch !== s.epoch) return
       const open = f.open ? "open" : "closed"
       if (open === s.port) return
+      const was = s.port
       s.port = open
       s.bridge.dirty = true
       if (!f.open) {
@@ -150,8 +165,11 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
         abandonAgentMessages(s, "dropped-by-disconnect", true)
         return restartStream(s, s.stream.pos, "scan")
       }
-      // The opener announces itself (request=1): no announce from the relay, which would release its clipboard twice.
-      return agentCame(s, false)
+      // A reopened port: spice-vdagentd announces itself on a fresh start, but not after reopening its port on an error
+      // (spec §6), so the relay asks, as on a new epoch. Not when the opener's own announce already arrived (its bytes
+      // can precede the QMP event by ~1 s, spec §12), nor on unknown → open (the relay asked when the epoch began):
+      // each request makes the agent release the guest clipboard.
+      return agentCame(s, was === "closed" && !s.capsSeen)
     }
   }
 }

@@ -6,11 +6,13 @@ import { Cap, FileXferResult, MessageType, Port } from "../protocol/constants.ts
 import { hasCap } from "../protocol/caps.ts"
 import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
 import { decodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
+import { chunkedSize } from "../protocol/chunker.ts"
 import { u32At } from "../protocol/wire.ts"
 import type { Answer, ClientSide, SessionState } from "./state.ts"
 import { enqueue, flush as flushOf } from "./client-queue.ts"
 import { metric, notice } from "./emit.ts"
-import { agentTakesMouse, returnCredit, sendMouse, streamAbort, streamPush, streamStart, writable, writeWhole } from "./guest-out.ts"
+import { agentTakesMouse, reachable, returnCredit, sendMouse, streamAbort, streamPush, streamStart, writeWhole } from "./guest-out.ts"
+import { fitsHeld } from "./hold.ts"
 import { checkHeader, checkPayload, STREAMED_TYPE, type Refusal } from "./validate.ts"
 import { remember, xferEnded, xferStarted } from "./seats.ts"
 import { allocSeq } from "./agent-route.ts"
@@ -51,7 +53,7 @@ const refuseFileXfer = (s: SessionState, c: ClientSide, start: Uint8Array): void
 
 const refusal = (s: SessionState, c: ClientSide, f: Frame<"msg">): { code: NoticeCode; detail: string } | undefined => {
   if (c.role !== "controller") return { code: "dropped-by-role", detail: "viewers cannot send to the agent" }
-  if (!writable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }
+  if (!reachable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }
   return checkHeader(f.type, f.size, s.policy, s.limits, s.rawCaps)
 }
 
@@ -131,11 +133,18 @@ const spend = (s: SessionState, c: ClientSide, n: number): boolean => {
   return false
 }
 
+/** Streams bytes to the bridge; while the tunnel is down they are held, their credit withheld (hold.ts). */
 const forward = (s: SessionState, c: ClientSide, data: Uint8Array): void => {
-  streamPush(s, data)
+  if (s.bridge === null && s.guest.stream !== null && !fitsHeld(s, s.guest.stream.chunker.outputSizeFor(data.length))) {
+    c.creditFree += data.length
+    return dropInbound(s, c, "agent-not-connected", FULL)
+  }
+  if (!streamPush(s, data)) return
   c.creditFree += data.length
   returnCredit(s, c)
 }
+
+const FULL = "the bridge tunnel is reconnecting and the relay holds all it can until it is back"
 
 const complete = (s: SessionState, c: ClientSide): void => {
   const m = c.inMsg!
@@ -143,19 +152,24 @@ const complete = (s: SessionState, c: ClientSide): void => {
   c.dirty = true
   if (m.dup !== undefined) return answerAgain(s, c, m.id, m.type, m.dup)
   if (m.mode !== "store") return
-  c.creditFree += m.size
-  const bad = writable(s) ? checkPayload(m.type, m.buf, s.rawCaps, s.limits) ?? cancelledXfer(c, m.type, m.buf) : { code: "agent-not-connected" as const, detail: "no agent is connected" }
-  if (bad !== undefined) notice(s, c, bad.code, bad.detail, m.id, m.type)
-  else {
-    if (m.type === MessageType.AnnounceCapabilities) {
-      const a = decodeAnnounceCapabilities(m.buf)
-      if (a._tag === "Ok") c.caps = a.value.caps
-    }
-    trackXfer(s, c, m.type, m.buf)
-    writeWhole(s, Port.Client, m.type, m.buf, { client: c.id, id: m.id })
-    remember(s, c.answered, m.id, "pending")
+  const bad = !reachable(s)
+    ? { code: "agent-not-connected" as const, detail: "no agent is connected" }
+    : checkPayload(m.type, m.buf, s.rawCaps, s.limits) ??
+      cancelledXfer(c, m.type, m.buf) ??
+      (s.bridge === null && !fitsHeld(s, chunkedSize(m.size)) ? { code: "agent-not-connected" as const, detail: FULL } : undefined)
+  if (bad !== undefined) {
+    notice(s, c, bad.code, bad.detail, m.id, m.type)
+    c.creditFree += m.size
+    return returnCredit(s, c)
   }
-  returnCredit(s, c)
+  if (m.type === MessageType.AnnounceCapabilities) {
+    const a = decodeAnnounceCapabilities(m.buf)
+    if (a._tag === "Ok") c.caps = a.value.caps
+  }
+  trackXfer(s, c, m.type, m.buf)
+  remember(s, c.answered, m.id, "pending")
+  // Its credit comes back once it is handed to the bridge (at once, or when a held message is written).
+  writeWhole(s, Port.Client, m.type, m.buf, { client: c.id, id: m.id }, m.size)
 }
 
 /** Data or status for a transfer the relay cancelled while this console was away: the agent no longer has it. */
@@ -188,7 +202,7 @@ const onMouse = (s: SessionState, c: ClientSide, f: Frame<"mouse">): void => {
       ? ["dropped-by-role", "viewers cannot move the pointer"]
       : !isU32(f.x) || !isU32(f.y) || !isU32(f.buttons) || !Number.isInteger(f.display) || f.display < 0 || f.display > 255
         ? ["invalid-message", "mouse fields out of range"]
-        : !writable(s)
+        : !reachable(s)
           ? ["agent-not-connected", "no agent is connected"]
           : !agentTakesMouse(s)
             ? ["dropped-by-policy", "the agent did not announce MOUSE_STATE"]
@@ -214,6 +228,7 @@ export const onClientFrame = (s: SessionState, c: ClientSide, f: ClientToRelay):
     case "credit":
       if (!Number.isInteger(f.bytes) || f.bytes <= 0 || f.bytes > 2 ** 31) return broken(s, c, `credit of ${f.bytes} bytes`)
       c.credit = Math.min(c.credit + f.bytes, 2 ** 31)
+      c.dirty = true // the attachment keeps the credit, so a restart neither stalls nor overruns this client
       return flushOf(s, c)
     case "control": return takeControl(s, c)
     case "ping": return enqueue(s, c, { frame: { t: "pong", n: f.n }, bytes: 0 })

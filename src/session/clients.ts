@@ -14,6 +14,7 @@ import { allocSeq, recheckRecipients, editedCaps } from "./agent-route.ts"
 import { streamAbort } from "./guest-out.ts"
 import { dropInbound } from "./client-in.ts"
 import { controllerReleased, expireSeats, holdControl, keepSeat, releaseHeld, takeSeat } from "./seats.ts"
+import { rebindHeld } from "./hold.ts"
 
 const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string): ClientSide => ({
   id,
@@ -105,6 +106,7 @@ const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<Sessi
   // A client cannot claim seqs never handed out (a lower floor than its claim only risks a duplicate it skips itself).
   if (typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq)) c.floorSeq = Math.min(h.lastSeq, s.nextSeq - 1)
   s.guest.inflight = s.guest.inflight.map((f) => (f.client === seat.client ? { ...f, client: c.id } : f))
+  rebindHeld(s, seat.client, c.id)
   if (seat.control && s.controller === null && c.maxRole === "controller" && h.role === "controller") {
     seat.control = false
     s.controller = c.id

@@ -9,9 +9,16 @@ import type { ClientSide, Mouse, SessionState } from "./state.ts"
 import type { ClientId } from "./types.ts"
 import { enqueue, present } from "./client-queue.ts"
 import { answerAbsent, remember } from "./seats.ts"
+import { dropHeldStream, hold } from "./hold.ts"
 
 /** Whether guest-bound bytes can be handed to the bridge now. */
 export const writable = (s: SessionState): boolean => s.bridge !== null && s.chardev && s.port !== "closed"
+
+/**
+ * Whether guest-bound messages are accepted: written now, or held while the tunnel is down within its grace (the
+ * agent is still "connected" for clients, and the bridge is expected back: hold.ts).
+ */
+export const reachable = (s: SessionState): boolean => (s.bridge !== null || s.graceUntil !== null) && s.chardev && s.port !== "closed"
 
 const FULL_CHUNK = 2056
 
@@ -28,47 +35,78 @@ const emitWrites = (s: SessionState, port: number, bytes: Uint8Array, end: boole
   s.bridge!.dirty = true
 }
 
-/** Writes one whole message; a client's message is acknowledged to it once `wrote` passes its end. */
-export const writeWhole = (s: SessionState, port: number, type: number, payload: Uint8Array, from: { client: ClientId; id: number } | null): void => {
-  emitWrites(s, port, encodeChunkedMessage(port, type, payload), true)
-  s.guest.inflight.push({ end: s.guest.wpos, client: from?.client ?? null, id: from?.id ?? -1 })
+/** Bytes written now when the bridge is there (a whole message's end settles in `inflight`), else held (hold.ts). */
+export const writeOut = (
+  s: SessionState,
+  port: number,
+  bytes: Uint8Array,
+  end: boolean,
+  from: ClientId | null,
+  settle: { client: ClientId | null; id: number } | null,
+  credit: number,
+): void => {
+  if (s.bridge === null) return hold(s, { port, bytes, end, from, settle, credit })
+  emitWrites(s, port, bytes, end)
+  if (settle !== null) s.guest.inflight.push({ end: s.guest.wpos, client: settle.client, id: settle.id })
+  const c = from === null || credit === 0 ? undefined : s.clients.get(from)
+  if (c !== undefined) {
+    c.creditFree += credit
+    returnCredit(s, c)
+  }
 }
+
+/**
+ * Writes one whole message; a client's message is acknowledged to it once `wrote` passes its end. `credit`: the
+ * sender's credit for it, given back once it is written (or dropped).
+ */
+export const writeWhole = (s: SessionState, port: number, type: number, payload: Uint8Array, from: { client: ClientId; id: number } | null, credit = 0): void =>
+  writeOut(s, port, encodeChunkedMessage(port, type, payload), true, from?.client ?? null, { client: from?.client ?? null, id: from?.id ?? -1 }, credit)
 
 export const streamStart = (s: SessionState, client: ClientId, id: number, type: number, size: number): void => {
-  s.guest.stream = { client, id, chunker: new MessageChunker(Port.Client, type, size), start: s.guest.wpos }
-  s.bridge!.dirty = true
+  s.guest.stream = { client, id, chunker: new MessageChunker(Port.Client, type, size), start: s.guest.wpos, heldCredit: 0 }
+  if (s.bridge !== null) s.bridge.dirty = true
 }
 
-export const streamPush = (s: SessionState, bytes: Uint8Array): void => {
+/**
+ * Streams client bytes of the open port-1 message. Returns whether their credit may be given back now; while the
+ * tunnel is down it is withheld (so the sender waits) until they are written or dropped.
+ */
+export const streamPush = (s: SessionState, bytes: Uint8Array): boolean => {
   const st = s.guest.stream
-  if (st === null) return
+  if (st === null) return true
   const out = st.chunker.push(bytes)
-  if (out.length > 0 || st.chunker.done) emitWrites(s, Port.Client, out, st.chunker.done)
-  if (st.chunker.done) {
-    s.guest.inflight.push({ end: s.guest.wpos, client: st.client, id: st.id })
+  const done = st.chunker.done
+  const now = s.bridge !== null
+  if (!now) st.heldCredit += bytes.length
+  const credit = done && !now ? st.heldCredit : 0
+  if (out.length > 0 || done) writeOut(s, Port.Client, out, done, st.client, done ? { client: st.client, id: st.id } : null, credit)
+  if (done) {
     answered(s, st.client, st.id, "pending")
     s.guest.stream = null
   }
+  return now
 }
 
 /** Tells the bridge to discard the half-sent port-1 message (it writes only whole messages to the chardev). */
 export const streamAbort = (s: SessionState): void => {
-  if (s.guest.stream === null) return
+  const st = s.guest.stream
+  if (st === null) return
   s.guest.stream = null
   if (s.bridge !== null) {
     s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: s.guest.wpos, port: Port.Client } })
     s.bridge.dirty = true
-  }
+  } else dropHeldStream(s, st)
 }
 
 export const sendClientDisconnected = (s: SessionState): void => {
-  if (writable(s)) writeWhole(s, Port.Server, MessageType.ClientDisconnected, new Uint8Array(0), null)
+  if (reachable(s)) writeWhole(s, Port.Server, MessageType.ClientDisconnected, new Uint8Array(0), null)
 }
 
 /** MOUSE_STATE on the server port, only when the agent announced the cap; one in flight, the latest pending. */
 export const sendMouse = (s: SessionState, m: Mouse): void => {
   const g = s.guest
-  if (g.mouseEnd !== null && g.wrote < g.mouseEnd) {
+  // While the tunnel is down the latest pointer waits (hold.ts sends it when the bridge is back).
+  if (s.bridge === null || (g.mouseEnd !== null && g.wrote < g.mouseEnd)) {
     g.mousePending = m
     return
   }
@@ -141,9 +179,11 @@ export const settleInflight = (s: SessionState): void => {
   if (k > 0) g.inflight.splice(0, k)
 }
 
-/** Ids of a client's messages in flight (for its attachment). */
-export const inflightOf = (s: SessionState, client: ClientId): number[] =>
-  s.guest.inflight.filter((f) => f.client === client).map((f) => f.id)
+/** Ids of a client's messages in flight or held (for its attachment). */
+export const inflightOf = (s: SessionState, client: ClientId): number[] => [
+  ...s.guest.inflight.filter((f) => f.client === client).map((f) => f.id),
+  ...s.guest.held.flatMap((h) => (h.settle !== null && h.settle.client === client ? [h.settle.id] : [])),
+]
 
 /** Records the answer to a client's message, whether its link is there or its seat waits for a resume. */
 export const answered = (s: SessionState, client: ClientId, id: number, a: "pending" | "ack"): void => {

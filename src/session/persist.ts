@@ -54,6 +54,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   lastEpoch: c.lastEpoch,
   lastPos: c.lastPos,
   partialSeq: c.partialSeq,
+  credit: c.credit,
   ...(c.token === "" ? {} : { resumeToken: c.token }),
 })
 

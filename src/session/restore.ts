@@ -35,7 +35,7 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
     rawCaps: null,
     capsSeen: false,
     stream: newAgentStream(limits, 0, "parse"),
-    guest: { wpos: 0, wrote: 0, stream: null, inflight: [], mouseEnd: null, mousePending: null },
+    guest: { wpos: 0, wrote: 0, known: true, stream: null, inflight: [], held: [], heldBytes: 0, mouseEnd: null, mousePending: null },
     nextSeq: 1,
     seqLease: 1,
     clients: new Map(),
@@ -55,8 +55,8 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   items: [],
   head: 0,
   queued: 0,
-  // Unknown after a restart: the client's grants are not kept (documented: a restart may overdraw by this much).
-  credit: s.limits.initialClientCredit,
+  // What it had granted and the relay had not used (attachments written before it was kept: the initial credit).
+  credit: validCredit(a.credit) ?? s.limits.initialClientCredit,
   lastEpoch: a.lastEpoch,
   lastPos: a.lastPos,
   partialSeq: a.partialSeq,
@@ -71,6 +71,9 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   xfers: new Set(),
   cancelled: new Set(),
 })
+
+const validCredit = (n: unknown): number | undefined =>
+  typeof n === "number" && Number.isSafeInteger(n) && Math.abs(n) <= 2 ** 31 ? n : undefined
 
 export const restoreSession = (
   persisted: PersistedState,
@@ -109,7 +112,7 @@ export const restoreSession = (
     if (b.partialOut !== null) s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: b.wpos, port: Port.Client } })
     s.out.push({ _tag: "SendToBridge", frame: { t: "rewind", epoch: s.epoch, pos: s.stream.acked } })
     s.rewindTo = s.stream.acked
-  }
+  } else s.guest.known = false // storage does not keep guest positions: the bridge's next hello tells them
   const lostHead = persisted.agentResume?._tag === "Mid" && persisted.agentResume.ports.some((p) => p.port === Port.Client)
   for (const a of links.clients) {
     const c = s.clients.get(a.client)!

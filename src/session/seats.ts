@@ -7,7 +7,7 @@ import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
 import type { Answer, ClientSide, Seat, SessionState } from "./state.ts"
 import type { ClientId, LeaveCause, PersistedSeat } from "./types.ts"
 import { metric } from "./emit.ts"
-import { sendClientDisconnected, writable, writeWhole } from "./guest-out.ts"
+import { reachable, sendClientDisconnected, writeWhole } from "./guest-out.ts"
 
 /** Causes that look like a blip (the console did not mean to leave): its seat stays resumable. */
 const RESUMABLE: ReadonlySet<LeaveCause> = new Set<LeaveCause>(["error", "evicted", "slow-consumer"])
@@ -81,7 +81,7 @@ export const holdControl = (s: SessionState, c: ClientSide, seat: Seat): void =>
   s.guest.mousePending = null
   for (const id of c.xfers) {
     seat.cancelled.add(id)
-    if (!writable(s)) continue
+    if (!reachable(s)) continue
     const enc = encodeFileXferStatus({ _tag: "FileXferStatus", id, result: FileXferResult.Cancelled }, false)
     if (enc._tag === "Ok") writeWhole(s, Port.Client, MessageType.FileXferStatus, enc.value, null)
   }

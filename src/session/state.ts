@@ -104,13 +104,41 @@ export interface Mouse {
   readonly display: number
 }
 
+/**
+ * Guest-bound bytes held while the bridge tunnel is down within its grace (hold.ts): written in order when it comes
+ * back, reported `dropped-by-disconnect` if it does not.
+ */
+export interface HeldWrite {
+  readonly port: number
+  readonly bytes: Uint8Array
+  readonly end: boolean
+  /** The client whose message these bytes belong to; null for the relay's own messages. */
+  readonly from: ClientId | null
+  /** On the last bytes of a whole message: what `inflight` gets once they are written (id -1: the relay's own). */
+  readonly settle: { readonly client: ClientId | null; readonly id: number } | null
+  /** Client→relay credit withheld for these bytes (given back when they are written or dropped). */
+  readonly credit: number
+}
+
 /** The guest-bound side of the bridge link (guest-out.ts). */
 export interface GuestOut {
   wpos: number
   wrote: number
-  /** The port-1 message being streamed, if any (only one at a time: the agent reassembles per port). */
-  stream: { readonly client: ClientId; readonly id: number; readonly chunker: MessageChunker; readonly start: number } | null
+  /**
+   * Whether `wpos`/`wrote` are this epoch's real positions. False after a restart that lost the bridge link (storage
+   * does not keep them): the next hello's `wrote` is then taken as it is.
+   */
+  known: boolean
+  /**
+   * The port-1 message being streamed, if any (only one at a time: the agent reassembles per port). `heldCredit`:
+   * bytes of it pushed while held whose credit is withheld (hold.ts).
+   */
+  stream: { readonly client: ClientId; readonly id: number; readonly chunker: MessageChunker; readonly start: number; heldCredit: number } | null
   inflight: InFlight[]
+  /** Held while the tunnel is down within its grace, in order (hold.ts); empty while a bridge is attached. */
+  held: HeldWrite[]
+  /** Bytes of clients' messages in `held` (bounded by hold.ts heldCap; the relay's own few are not counted). */
+  heldBytes: number
   mouseEnd: number | null
   mousePending: Mouse | null
 }

@@ -149,6 +149,11 @@ export interface ClientLinkAttachment {
   readonly partialSeq: number | null
   /** The seat's resume token (ClientJoined.resumeToken); absent in attachments written before resume existed. */
   readonly resumeToken?: string
+  /**
+   * Relay→client credit the client granted and the relay has not used yet (may be slightly negative: one fragment of
+   * overdraw), so a restart neither stalls nor overruns the client. Absent in older attachments (initial credit then).
+   */
+  readonly credit?: number
 }
 
 /** Attachment of the bridge WebSocket. */

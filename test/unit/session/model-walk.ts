@@ -209,6 +209,8 @@ export const walk = (seed: number, steps: number): WalkResult => {
   sim.attachBridge()
   for (i = 0; i < steps && failures.length === 0; i++) {
     const persistedBefore = sim.persisted
+    const heldDisconnects = heldCD(sim)
+    sim.commands = [] // an action that steps nothing is checked against no commands, not the previous step's
     try {
       act()
     } catch (e) {
@@ -216,7 +218,7 @@ export const walk = (seed: number, steps: number): WalkResult => {
       break
     }
     for (const id of live()) if (sim.state.controller === id) everController.add(id)
-    check(sim, failures.length === 0 ? fail : () => {}, persistedBefore)
+    check(sim, failures.length === 0 ? fail : () => {}, persistedBefore, heldDisconnects)
   }
   // Quiesce: the bridge back, time past every grace period, everything written; then every whole message of a client
   // still connected has been answered exactly once (ack or notice): nothing silently dropped.
@@ -251,8 +253,13 @@ export const walk = (seed: number, steps: number): WalkResult => {
   return { steps: i, failures, sim, resumes }
 }
 
+const isCD = (port: number, data: Uint8Array): boolean => port === 2 && data.length === 28 && data[12] === MessageType.ClientDisconnected
+
+/** CLIENT_DISCONNECTED messages held while the tunnel is down (decided earlier, written when it is back). */
+const heldCD = (sim: Sim): number => sim.state.guest.held.filter((w) => isCD(w.port, w.bytes)).length
+
 /** Invariants checked after every step. */
-const check = (sim: Sim, fail: (s: string) => void, persistedBefore: Sim["persisted"]): void => {
+const check = (sim: Sim, fail: (s: string) => void, persistedBefore: Sim["persisted"], heldBefore: number): void => {
   for (const t of sim.tornAnywhere()) fail(t)
   sim.violations.length = 0
   const s = sim.state
@@ -273,8 +280,20 @@ const check = (sim: Sim, fail: (s: string) => void, persistedBefore: Sim["persis
   const tokens = [...s.clients.values()].map((c) => c.token).filter((t) => t !== "")
   if (new Set(tokens).size !== tokens.length || tokens.some((t) => s.seats.has(t))) fail(`a resume token is shared: ${tokens.join(",")}`)
   if (s.seats.size > 32) fail(`${s.seats.size} seats kept`)
-  if (holding.length > 0 && sim.commands.some((c) => c._tag === "SendToBridge" && c.frame.t === "write" && c.frame.port === 2 && c.frame.data.length === 28 && c.frame.data[12] === MessageType.ClientDisconnected))
-    fail("CLIENT_DISCONNECTED written while a seat holds control")
+  const cdNow = sim.commands.filter((c) => c._tag === "SendToBridge" && c.frame.t === "write" && isCD(c.frame.port, c.frame.data)).length + heldCD(sim)
+  if (holding.length > 0 && cdNow > heldBefore) fail("CLIENT_DISCONNECTED written (or held) while a seat holds control")
+  // Held guest-bound bytes: only while the tunnel is down, within their cap (the controller's credit + one message).
+  if (s.bridge !== null && s.guest.held.length > 0) fail(`${s.guest.held.length} writes held while a bridge is attached`)
+  const clientHeld = s.guest.held.reduce((n, w) => n + (w.from === null ? 0 : w.bytes.length), 0)
+  if (clientHeld !== s.guest.heldBytes || clientHeld > LIMITS.clientCredit + LIMITS.storeAndForwardBytes) fail(`${clientHeld} bytes of client messages held (counted ${s.guest.heldBytes})`)
+  // Attachments agree with the state after every step (a restart rebuilds from them).
+  const ba = sim.attachments.get("bridge")
+  if (s.bridge !== null && sim.bridge.connected && (ba?.kind !== "bridge" || ba.epoch !== s.epoch || ba.wpos !== s.guest.wpos || ba.wrote !== s.guest.wrote))
+    fail(`bridge attachment ${JSON.stringify(ba && { ...ba, kind: ba.kind })} behind epoch ${s.epoch} wpos ${s.guest.wpos} wrote ${s.guest.wrote}`)
+  for (const c of s.clients.values()) {
+    const a = sim.attachments.get(c.id)
+    if (a?.kind === "client" && a.credit !== c.credit) fail(`${c.id} attachment credit ${a.credit}, state ${c.credit}`)
+  }
   if (s.stream.pos - s.stream.acked > LIMITS.agentWindow * 1.125 + 1) fail(`agent bytes unacked ${s.stream.pos - s.stream.acked}`)
   if (s.stream.tail.length > 27) fail(`resync tail ${s.stream.tail.length}`)
   if (s.guest.inflight.length > 10_000) fail(`inflight ${s.guest.inflight.length}`)
