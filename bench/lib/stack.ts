@@ -33,6 +33,9 @@ export interface BridgeProcess {
   stop(): Promise<void>
 }
 
+/** Extra node flags for bridge processes, e.g. BENCH_BRIDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" to profile them. */
+const bridgeNodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")
+
 /** Spawns `vdrelay bridge` for `vms`, each with its own bridge token, tunnelling to `worker` (or `edgeBase`). */
 export const startBridge = async (
   worker: LocalWorker,
@@ -50,7 +53,7 @@ export const startBridge = async (
     vms: vms.map((v) => ({ id: v.id, chardev: v.chardev })),
   }
   writeFileSync(join(dir, "bridge.json"), JSON.stringify(config))
-  const managed = spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", opts.logLevel ?? "warn"])
+  const managed = spawnGroup("bridge", process.execPath, [...bridgeNodeArgs, join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", opts.logLevel ?? "warn"])
   return {
     pid: managed.pid,
     managed,

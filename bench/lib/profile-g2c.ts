@@ -1,0 +1,72 @@
+// Profiling aid for figure 2 (not a benchmark): repeats the 10 MiB guest → client clipboard through the whole relay and
+// reports the CPU each process spent per transfer (SDK = this process, bridge, workerd), from /proc. Run it with
+// `node --import tsx bench/lib/profile-g2c.ts [runs]`; add NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" for V8 profiles
+// of this process and the bridge (written when each exits).
+import { randomBytes } from "node:crypto"
+import { readdirSync, readFileSync } from "node:fs"
+import { startRealAgent } from "../../test/harness/real-agent.ts"
+import { agentReady, openClient, startBenchWorker, startBridge } from "./stack.ts"
+import { median, now } from "./stats.ts"
+
+const MiB = 1024 * 1024
+const TICK_MS = 10 // USER_HZ = 100 on Linux
+
+const cpuOf = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(f[11]) + Number(f[12])) * TICK_MS
+}
+const workerdPid = (parent: number): number => {
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+      if (ppid === parent && readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) return Number(pid)
+    } catch {
+      // gone
+    }
+  }
+  throw new Error("no workerd process")
+}
+
+const runs = Number(process.argv[2] ?? 8)
+const agent = await startRealAgent()
+const worker = await startBenchWorker()
+const bridge = await startBridge(worker, [{ id: "prof", chardev: agent.hostSocketPath }])
+const s = await openClient(worker, "prof")
+try {
+  await agentReady(s)
+  const r = randomBytes(10 * MiB)
+  let text = ""
+  for (let i = 0; i < r.length; i += 65536) text += r.subarray(i, i + 65536).toString("base64").slice(0, 65536)
+  text = text.slice(0, 10 * MiB)
+  const wd = workerdPid(worker.pid)
+  const times: number[] = []
+  const cpu = { sdk: [] as number[], bridge: [] as number[], workerd: [] as number[] }
+  for (let i = 0; i < runs; i++) {
+    const grab = s.next("clipboard-grab")
+    await agent.setClipboard(text)
+    await grab
+    const c0 = process.cpuUsage()
+    const b0 = cpuOf(bridge.pid)
+    const w0 = cpuOf(wd)
+    const t0 = now()
+    const got = await s.requestClipboardText()
+    const ms = now() - t0
+    const c1 = process.cpuUsage(c0)
+    if (got !== text) throw new Error("mismatch")
+    if (i === 0) continue // warm-up
+    times.push(ms)
+    cpu.sdk.push((c1.user + c1.system) / 1000)
+    cpu.bridge.push(cpuOf(bridge.pid) - b0)
+    cpu.workerd.push(cpuOf(wd) - w0)
+  }
+  // CPU as the mean over all runs: /proc counts in 10 ms ticks, too coarse for one run.
+  const mean = (a: number[]) => Math.round(a.reduce((x, y) => x + y, 0) / a.length)
+  console.log(JSON.stringify({ runs: runs - 1, ms: Math.round(median(times)), all: times.map(Math.round), cpu: { sdk: mean(cpu.sdk), bridge: mean(cpu.bridge), workerd: mean(cpu.workerd) } }))
+} finally {
+  await s.close().catch(() => {})
+  await bridge.stop()
+  await worker.stop()
+  await agent.stop()
+}
