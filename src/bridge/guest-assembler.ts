@@ -1,6 +1,7 @@
 // Guest-bound side of one epoch: the relay's chunked `write` pieces buffered per port until a message is complete,
 // complete messages handed to the chardev writer in chunk-aligned batches that alternate between ports, and the
 // `wrote` position: every message that ends below it was written whole or deliberately discarded.
+import { concatBytes } from "../protocol/bytes.ts"
 import { checkChunking, PartCursor } from "./part-cursor.ts"
 
 export type DiscardReason =
@@ -192,7 +193,7 @@ export class GuestAssembler {
       }
       const last = msg.cursor.remaining === 0
       if (last) this.ports.get(port)!.ready.shift()
-      return { port, bytes: concat(views, n), message: msg, last }
+      return { port, bytes: views.length === 1 ? views[0]! : concatBytes(views), message: msg, last }
     }
     return undefined
   }
@@ -238,15 +239,4 @@ export class GuestAssembler {
     this.settle(msg)
     this.listener.discarded(msg.port, reason, msg.bytes, detail)
   }
-}
-
-const concat = (views: ReadonlyArray<Uint8Array>, n: number): Uint8Array => {
-  if (views.length === 1) return views[0]!
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const v of views) {
-    out.set(v, at)
-    at += v.length
-  }
-  return out
 }

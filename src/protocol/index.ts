@@ -1,4 +1,5 @@
 // The vdagent protocol library's public API: framing, assembly, resynchronisation, payload codecs and size rules.
+export * from "./bytes.ts"
 export * from "./constants.ts"
 export * from "./decoded.ts"
 export * from "./header.ts"

@@ -1,6 +1,7 @@
 // The agent byte stream from the bridge: positions (duplicates skipped, gaps resynchronised), the StreamParser, a
 // chunk tracker beside it so that a mid-message position can be persisted exactly (AgentResume), garbage →
 // resynchronisation by scanning for the next plausible header, and the candidate acknowledgement points.
+import { concatBytes } from "../protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE } from "../protocol/constants.ts"
 import { encodeChunkHeader, encodeMessageHeader } from "../protocol/header.ts"
 import { findResync } from "../protocol/resync.ts"
@@ -102,7 +103,7 @@ export const feedAgent = (s: SessionState, bytes: Uint8Array): void => {
   const sink = agentSink(s)
   while (rest.length > 0) {
     if (a.mode === "scan") {
-      const combined = a.tail.length === 0 ? rest : concat(a.tail, rest)
+      const combined = a.tail.length === 0 ? rest : concatBytes([a.tail, rest])
       const start = a.pos - a.tail.length
       const r = findResync(combined, 0, parserOptions(s.limits))
       if (r._tag === "Need") {
@@ -137,13 +138,6 @@ export const feedAgent = (s: SessionState, bytes: Uint8Array): void => {
   addSafePoint(a)
 }
 
-const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a, 0)
-  out.set(b, a.length)
-  return out
-}
-
 /**
  * Rebuilds the parser at a persisted mid-message position by pushing a synthetic prefix that puts it in the same
  * state: one header per port with a message in progress (its remaining size), the current chunk last. The messages
@@ -166,7 +160,7 @@ export const resumeStream = (s: SessionState, pos: number, resume: AgentResume |
   }
   if (resume.chunk !== null && !resume.ports.some((p) => p.port === chunkPort))
     parts.push(encodeChunkHeader({ port: resume.chunk.port, size: resume.chunk.left }))
-  const prefix = concatAll(parts)
+  const prefix = concatBytes(parts)
   a.resuming = true
   a.parser.push(prefix, agentSink(s))
   a.resuming = false
@@ -174,14 +168,4 @@ export const resumeStream = (s: SessionState, pos: number, resume: AgentResume |
   if (a.parser.error !== undefined) return restartStream(s, pos, "scan")
   a.chunkPort = resume.chunk?.port ?? 0
   a.chunkLeft = resume.chunk?.left ?? 0
-}
-
-const concatAll = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
 }

@@ -1,6 +1,7 @@
 // The host end of the emulated chardev for tests and the golden capture: sends chunked messages to the real agent and
 // reassembles what it answers with src/protocol's StreamParser, keeping each message's raw wire bytes as captured.
 import { connect, type Socket } from "node:net"
+import { concatBytes } from "../../src/protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MessageType, Port, messageTypeName } from "../../src/protocol/constants.ts"
 import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import type { MessageHeader } from "../../src/protocol/header.ts"
@@ -15,16 +16,6 @@ export interface AgentMessage {
   readonly raw: Uint8Array
   /** Milliseconds since the peer connected. */
   readonly at: number
-}
-
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
 }
 
 export class HostPeer {
@@ -124,7 +115,7 @@ export class HostPeer {
   }
 
   private onData(b: Uint8Array): void {
-    let buf = this.pending.length === 0 ? b : concat([this.pending, b])
+    let buf = this.pending.length === 0 ? b : concatBytes([this.pending, b])
     // Split into whole chunks first, so that each message keeps the exact bytes it arrived in.
     while (buf.length >= CHUNK_HEADER_SIZE) {
       const v = new DataView(buf.buffer, buf.byteOffset, CHUNK_HEADER_SIZE)
@@ -148,13 +139,13 @@ export class HostPeer {
     end: (port: number): void => {
       const m = this.bodyByPort.get(port)
       this.bodyByPort.delete(port)
-      if (m !== undefined) this.deliver(port, m.header, concat(m.parts))
+      if (m !== undefined) this.deliver(port, m.header, concatBytes(m.parts))
     },
     error: (e: { detail: string }): void => this.fail(new Error(`host peer: agent stream invalid: ${e.detail}`)),
   }
 
   private deliver(port: number, header: MessageHeader, body: Uint8Array): void {
-    const raw = concat(this.rawByPort.get(port) ?? [])
+    const raw = concatBytes(this.rawByPort.get(port) ?? [])
     this.rawByPort.delete(port)
     const m: AgentMessage = { port, type: header.type, header, body, raw, at: Date.now() - this.t0 }
     this.received.push(m)

@@ -1,6 +1,7 @@
 // A fake host bridge speaking the bridge link over any transport (workerd WebSocket or Node `ws`): it keeps agent
 // bytes until acknowledged and replays them on welcome/rewind, and assembles guest-bound `write` frames the way the
 // real bridge must (whole messages only, `abort` drops a partial one), recording every message the "guest" receives.
+import { concatBytes } from "../../src/protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE } from "../../src/protocol/constants.ts"
 import { LINK_VERSION, type BridgeToRelay, type RelayToBridge } from "../../src/link/types.ts"
 
@@ -109,8 +110,7 @@ export class FakeBridge {
         this.partial.set(f.port, parts)
         if (!f.end) return
         this.partial.delete(f.port)
-        const whole = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-        parts.reduce((at, p) => (whole.set(p, at), at + p.length), 0)
+        const whole = concatBytes(parts)
         this.guest.push(...unchunk(f.port, whole))
         this.wrote = f.pos + f.data.length
         return this.send({ t: "wrote", epoch: this.epoch, pos: this.wrote })

@@ -5,6 +5,7 @@ import { mintToken, type MintRequest } from "../../src/auth/token.ts"
 import { decodeRelayToBridge, encodeBridgeToRelay } from "../../src/link/bridge-codec.ts"
 import { decodeRelayToClient, encodeClientToRelay } from "../../src/link/client-codec.ts"
 import type { BridgeToRelay, ClientToRelay, RelayToBridge, RelayToClient } from "../../src/link/types.ts"
+import { concatBytes } from "../../src/protocol/bytes.ts"
 
 export const KEY = env.VDRELAY_SIGNING_KEY!
 export const ORIGIN = "https://relay.test"
@@ -88,8 +89,7 @@ export const receiveMessage = async (peer: ClientPeer): Promise<AgentMessage> =>
     parts.push(f.data)
     end = f.end
   }
-  const data = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  parts.reduce((at, p) => (data.set(p, at), at + p.length), 0)
+  const data = concatBytes(parts)
   if (data.length !== first.size) throw new Error(`message ${first.seq}: ${data.length} bytes, size said ${first.size}`)
   return { seq: first.seq, type: first.type, data }
 }

@@ -2,7 +2,7 @@
 // streams of them framed as the agent or the relay would frame them, plus the golden vectors as seeds.
 import { encodeChunkHeader, encodeMessageHeader } from "../../../src/protocol/header.ts"
 import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
-import { encodeMessage, messageTypeOf } from "../../../src/protocol/index.ts"
+import { concatBytes, encodeMessage, messageTypeOf } from "../../../src/protocol/index.ts"
 import type { AgentMessage, CodecOptions } from "../../../src/protocol/messages.ts"
 import { loadGoldenVectors } from "../../../test/golden/load.ts"
 import { INTERESTING_U32 } from "./mutate.ts"
@@ -67,15 +67,8 @@ export const randomPayload = (r: Rng, o: CodecOptions, maxData?: number): { type
   }
 }
 
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+/** The fuzzers' name for src/protocol's concatBytes. */
+export const concat = concatBytes
 
 /** A whole message as one chunk (how the agent sends), or chunked ≤ `maxData` (how hosts send). */
 export const frameMessage = (port: number, type: number, payload: Uint8Array, maxData?: number): Uint8Array => {

@@ -4,6 +4,7 @@
 import { WebSocketServer, type WebSocket } from "ws"
 import { decodeClientToRelay, encodeRelayToClient } from "../../../src/link/client-codec.ts"
 import { defaultPolicy, LINK_VERSION, type ClientToRelay, type RelayToClient } from "../../../src/link/types.ts"
+import { concatBytes } from "../../../src/protocol/bytes.ts"
 
 export interface WholeMessage {
   readonly id: number
@@ -174,10 +175,7 @@ export class FakeLink {
     if (!end) return
     this.partial.delete(id)
     if (p.fill !== p.size) this.violations.push(`message ${id} ended at ${p.fill} of ${p.size}`)
-    const payload = new Uint8Array(p.fill)
-    let at = 0
-    for (const part of p.parts) (payload.set(part, at), (at += part.length))
-    this.messages.push({ id, type: p.type, payload })
+    this.messages.push({ id, type: p.type, payload: concatBytes(p.parts) })
     if (this.autoAck) this.send({ t: "ack", id })
   }
 }

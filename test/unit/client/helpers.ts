@@ -1,6 +1,7 @@
 // Shared set-up for the SDK tests: a fake relay and a session connected to it through a real WebSocket.
 import { connect, type ConnectOptions, type Session } from "../../../src/client/index.ts"
 import type { RelayToClient } from "../../../src/link/types.ts"
+import { concatBytes } from "../../../src/protocol/bytes.ts"
 import { type FakeLink, FakeRelay } from "./fake-relay.ts"
 
 export interface Opened {
@@ -46,9 +47,4 @@ export const u32 = (...words: number[]): Uint8Array => {
   return out
 }
 
-export const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) (out.set(p, at), (at += p.length))
-  return out
-}
+export const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts)

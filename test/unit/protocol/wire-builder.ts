@@ -1,18 +1,11 @@
 // Test helper: lay messages out as VDIChunk streams with arbitrary chunking and port interleaving, and cut the
 // result into transport pieces, remembering which messages are complete after which byte.
 import fc from "fast-check"
-import { encodeChunkHeader, encodeMessageHeader } from "../../../src/protocol/index.ts"
+import { concatBytes, encodeChunkHeader, encodeMessageHeader } from "../../../src/protocol/index.ts"
 import { type RawMessage, rawMessageArb } from "./arbitraries.ts"
 
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+/** The tests' name for src/protocol's concatBytes. */
+export const concat = concatBytes
 
 export const messageBytes = (m: RawMessage): Uint8Array => {
   const out = new Uint8Array(20 + m.payload.length)

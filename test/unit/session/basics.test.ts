@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { Cap, MessageType } from "../../../src/protocol/constants.ts"
 import { buildCaps, hasCap } from "../../../src/protocol/caps.ts"
 import { decodeAnnounceCapabilities } from "../../../src/protocol/codec-misc.ts"
-import { Sim, announce, bytes, same, u32le } from "./sim.ts"
+import { Sim, announce, bytes, concat, same, u32le } from "./sim.ts"
 
 const AGENT_CAPS = [0x00038de7]
 
@@ -43,7 +43,7 @@ describe("session basics", () => {
     sim.pump()
     const c = sim.join("c1")
     const payload = u32le(1, 2 | 0, 1024, 768, 32, 0, 0)
-    const mc = concat3(u32le(1, 0), u32le(768, 1024, 32, 0, 0))
+    const mc = concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)])
     const id = sim.send("c1", MessageType.MonitorsConfig, mc, { frag: 7 })
     expect(payload.length).toBeGreaterThan(0)
     const got = sim.agentGot(MessageType.MonitorsConfig)
@@ -72,11 +72,4 @@ describe("session basics", () => {
     expect(sim.tornAnywhere()).toEqual([])
   })
 })
-
-const concat3 = (a: Uint8Array, b: Uint8Array): Uint8Array => {
-  const o = new Uint8Array(a.length + b.length)
-  o.set(a)
-  o.set(b, a.length)
-  return o
-}
 void buildCaps

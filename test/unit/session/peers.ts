@@ -1,5 +1,6 @@
 // The peers of the session actor, modelled for tests: a bridge that buffers guest-bound writes per port and "writes"
 // only whole messages to a modelled chardev (parsed like the agent would), and clients that reassemble msg/more by seq.
+import { concatBytes } from "../../../src/protocol/bytes.ts"
 import { StreamParser } from "../../../src/protocol/stream-parser.ts"
 import { encodeChunkHeader, encodeMessageHeader } from "../../../src/protocol/header.ts"
 import type { RelayToClient, Role } from "../../../src/link/types.ts"
@@ -10,15 +11,8 @@ export interface Msg {
   readonly payload: Uint8Array
 }
 
-export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
-}
+/** The tests' name for src/protocol's concatBytes. */
+export const concat = concatBytes
 
 /** One message as the real agent writes it: a single chunk of any size (spec §11). */
 export const agentChunk = (port: number, type: number, payload: Uint8Array): Uint8Array =>

@@ -2,6 +2,7 @@
 // must encode and decode (what the adapter sends), clients and the guest only ever see whole messages (ClientView,
 // GuestView), attachments and persisted state stay small, memory held by the actor stays under its budget, and a
 // simulated eviction rebuilds the actor from the last Persist and attachments exactly as the adapter does.
+import { concatBytes } from "../../../../src/protocol/bytes.ts"
 import { decodeBridgeToRelay, decodeRelayToBridge, encodeBridgeToRelay, encodeRelayToBridge } from "../../../../src/link/bridge-codec.ts"
 import { decodeClientToRelay, decodeRelayToClient, encodeClientToRelay, encodeRelayToClient } from "../../../../src/link/client-codec.ts"
 import { defaultPolicy, type BridgeToRelay, type ClientToRelay, type Policy, type RelayToBridge, type RelayToClient, type Role } from "../../../../src/link/types.ts"
@@ -216,7 +217,7 @@ export class SessionWorld {
   /** The bridge re-sends its retained agent bytes from `pos` (after welcome or rewind), as one data frame. */
   private replayFrom(pos: number): void {
     if (pos >= this.agentPos) return
-    const all = concatAll(this.agentBytes)
+    const all = concatBytes(this.agentBytes)
     this.feed({ _tag: "BridgeFrameReceived", now: this.now, frame: { t: "data", epoch: this.epoch, pos, bytes: all.slice(pos) } })
   }
 
@@ -396,14 +397,4 @@ const roundTripBridge = (f: RelayToBridge): RelayToBridge => {
   const d = decodeRelayToBridge(encodeRelayToBridge(f))
   check(d._tag === "Ok", `the actor sent a bridge frame that does not decode: ${d._tag === "Invalid" ? d.detail : ""}`)
   return d._tag === "Ok" ? d.value : f
-}
-
-const concatAll = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
 }
