@@ -5,11 +5,11 @@
 // its metrics and the agent's logs there (with the test's steps) for a failure's post-mortem.
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
-import net from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { connect, type Session } from "../../src/client/index.ts"
+import { CutProxy } from "../../scripts/lib/chaos/cut-proxy.ts"
 import { startFakeQmp, type FakeQmp } from "../harness/fake-qmp.ts"
 import { type RealAgent, realAgentAvailable, startRealAgent } from "../harness/real-agent.ts"
 import { type LocalWorker, startWorker } from "../harness/worker.ts"
@@ -27,46 +27,6 @@ const until = async (pred: () => boolean, what: string, timeoutMs = 60_000): Pro
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-/** A TCP forwarder between the bridge and workerd whose connections can be cut: a network blip on the tunnel. */
-class CutProxy {
-  private readonly pairs = new Set<[net.Socket, net.Socket]>()
-  /** Bytes forwarded bridge → worker and worker → bridge, since start. */
-  up = 0
-  down = 0
-  private constructor(readonly server: net.Server) {}
-
-  static async start(targetPort: number): Promise<CutProxy> {
-    const server = net.createServer()
-    const proxy = new CutProxy(server)
-    server.on("connection", (a) => {
-      const b = net.connect(targetPort, "127.0.0.1")
-      const pair: [net.Socket, net.Socket] = [a, b]
-      proxy.pairs.add(pair)
-      a.on("data", (d: Buffer) => ((proxy.up += d.length), b.write(d)))
-      b.on("data", (d: Buffer) => ((proxy.down += d.length), a.write(d)))
-      const end = (): void => {
-        a.destroy()
-        b.destroy()
-        proxy.pairs.delete(pair)
-      }
-      a.on("close", end).on("error", end)
-      b.on("close", end).on("error", end)
-    })
-    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", () => ok()))
-    return proxy
-  }
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port
-  }
-  cut(): void {
-    for (const [a, b] of this.pairs) (a.destroy(), b.destroy())
-  }
-  close(): Promise<void> {
-    this.cut()
-    return new Promise((ok) => this.server.close(() => ok()))
   }
 }
 
