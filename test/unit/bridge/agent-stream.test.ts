@@ -1,14 +1,10 @@
 // Agent → relay through the real bridge: resume replays exactly the unacknowledged tail, rewind, the retention bound
 // and the relay's window stop chardev reads (the guest blocks), and a resume the bridge cannot honour restarts the epoch.
 import { join } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
-import { bytes, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { describe, expect, it } from "vitest"
+import { bytes, cleanupAfterEach, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
 
-let cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups = []
-})
+const cleanups = cleanupAfterEach()
 
 const setup = async (config: Record<string, unknown> = {}): Promise<{ chardev: FakeChardev; relay: FakeRelay; bridge: InProcessBridge }> => {
   const { dir, cleanup } = await tempDir()

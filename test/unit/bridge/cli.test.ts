@@ -3,8 +3,8 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
-import { startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { describe, expect, it } from "vitest"
+import { cleanupAfterEach, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
 
 const BIN = resolve(import.meta.dirname, "../../../bin/vdrelay.mjs")
 const TOKEN = "secret-token-value-that-must-not-be-logged"
@@ -29,11 +29,7 @@ const run = (args: Array<string>): Run => {
   return r
 }
 
-let cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups = []
-})
+const cleanups = cleanupAfterEach()
 
 const exited = (r: Run): Promise<void> => until(() => r.code !== undefined, "the bridge process to exit", 30_000)
 

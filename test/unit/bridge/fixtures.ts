@@ -5,6 +5,7 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Fiber } from "effect"
+import { afterEach } from "vitest"
 import { WebSocketServer, type WebSocket } from "ws"
 import { runBridge } from "../../../src/bridge/bridge.ts"
 import { parseConfig } from "../../../src/bridge/config.ts"
@@ -19,6 +20,16 @@ export const until = async (pred: () => boolean, what: string, timeoutMs = 20_00
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))
   }
+}
+
+/** A list the calling test file pushes its teardowns to; after each test they run newest first and the list empties. */
+export const cleanupAfterEach = (): Array<() => Promise<void>> => {
+  const cleanups: Array<() => Promise<void>> = []
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c()
+    cleanups.length = 0
+  })
+  return cleanups
 }
 
 export const tempDir = async (): Promise<{ dir: string; cleanup: () => Promise<void> }> => {

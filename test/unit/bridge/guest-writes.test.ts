@@ -1,15 +1,11 @@
 // Relay → guest through the real bridge: only whole messages reach the chardev (tunnel drop mid message, abort, caps,
 // bad chunking, chardev loss), the two ports interleave at chunk boundaries, and `wrote` acknowledges what was written.
 import { join } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
-import { bytes, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { describe, expect, it } from "vitest"
+import { bytes, cleanupAfterEach, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
 import { message, mouseState, portStream, sendWrites, walkChunks } from "./guest.ts"
 
-let cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups = []
-})
+const cleanups = cleanupAfterEach()
 
 interface Rig {
   chardev: FakeChardev

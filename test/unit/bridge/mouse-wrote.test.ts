@@ -1,15 +1,11 @@
 // `wrote.server`: a MOUSE_STATE the bridge writes while a big port-1 message ahead of it is still being written is
 // confirmed at once (the relay's one-in-flight mouse token), and `pos` still waits for the big message.
 import { join } from "node:path"
-import { afterEach, expect, it } from "vitest"
-import { bytes, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { expect, it } from "vitest"
+import { bytes, cleanupAfterEach, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
 import { message, mouseState, portStream, sendWrites } from "./guest.ts"
 
-let cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups = []
-})
+const cleanups = cleanupAfterEach()
 
 it("confirms a MOUSE_STATE on the server port before the 10 MiB port-1 message written around it", async () => {
   const { dir, cleanup } = await tempDir()

@@ -1,16 +1,12 @@
 // Guest port gating through QMP (fake QEMU monitor): query-chardev's frontend-open is the truth, VSERPORT_CHANGE only
 // triggers a query; no writes while the port is known closed; `port` frames tell the relay the level.
 import { join } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { startFakeQmp, type FakeQmp } from "../../harness/fake-qmp.ts"
-import { bytes, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
+import { bytes, cleanupAfterEach, type FakeChardev, type FakeRelay, type InProcessBridge, type RelayConn, startBridge, startFakeChardev, startFakeRelay, tempDir, until } from "./fixtures.ts"
 import { message, sendWrites } from "./guest.ts"
 
-let cleanups: Array<() => Promise<void>> = []
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c()
-  cleanups = []
-})
+const cleanups = cleanupAfterEach()
 
 interface Rig {
   chardev: FakeChardev
