@@ -4,15 +4,8 @@ import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { Console, Rig } from "./rig.ts"
 import { until } from "./rig.ts"
+import { withTimeout } from "../with-timeout.ts"
 
-const withTimeout = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
-    )
-  })
 export { withTimeout }
 
 /** The console that holds control right now (a takeover may have moved it). */

@@ -2,6 +2,7 @@
 // each round makes — console→guest clipboard, guest→console clipboard, pointer moves — each checked byte for byte.
 import { connect, type Session } from "../../../src/client/index.ts"
 import type { SimEvent } from "../agent-sim.ts"
+import { withTimeout } from "../with-timeout.ts"
 import { FakeVm } from "./fake-vm.ts"
 
 export interface PairOutcome {
@@ -13,15 +14,6 @@ export interface PairOutcome {
   lost: number
   readonly problems: string[]
 }
-
-const withTimeout = <A>(p: Promise<A>, ms: number, what: string): Promise<A> =>
-  new Promise<A>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e: unknown) => (clearTimeout(t), reject(e instanceof Error ? e : new Error(String(e)))),
-    )
-  })
 
 export class VmPair {
   readonly out: PairOutcome = { ok: 0, torn: 0, lost: 0, problems: [] }
