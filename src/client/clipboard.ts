@@ -64,6 +64,15 @@ export class Clipboard {
     this.pending.clear()
   }
 
+  /**
+   * The link dropped: an answer half received is aborted and one sent during the gap is not replayed (docs/protocol.md,
+   * client link §5), so waiting requests fail now rather than hang; ownership and serials live on with the seat.
+   */
+  interrupted(err: ClientError): void {
+    for (const list of this.pending.values()) for (const p of list) p.reject(err)
+    this.pending.clear()
+  }
+
   /** Offers `items` to the guest: CLIPBOARD_GRAB now, the data when the guest asks for it. */
   async grab(selection: number, items: ReadonlyArray<ClipboardItem>): Promise<void> {
     this.check(selection)

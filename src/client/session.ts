@@ -61,7 +61,10 @@ export class Session extends Emitter<SessionEvents> {
     this.link = new Link(opts, Ctor, {
       hello: () => this.hello(),
       frame: (bytes) => this.receive(bytes),
-      down: () => this.outbox.linkClosed(),
+      down: () => {
+        this.outbox.linkClosed()
+        this.peer.clipboard.interrupted(new ClientError("interrupted", "the link dropped while waiting for the guest's clipboard"))
+      },
       state: (s) => this.setState(s),
       close: (info) => this.emit("close", info),
       ended: (err) => this.ended(err),
