@@ -8,7 +8,12 @@ import type { Console, Rig } from "./rig.ts"
 import { until } from "./rig.ts"
 import type { CutProxy } from "./cut-proxy.ts"
 
-export type Outcome = "whole" | "reported" | "torn" | "silent" | "none"
+/**
+ * whole: the message arrived whole where it is consumed; delivered: it reached the guest agent whole, which had
+ * already dropped the paste waiting for it (its port reopened: the guest's own reset, as under QEMU); reported: it was
+ * lost and the console that sent or asked for it was told; torn / silent: failures.
+ */
+export type Outcome = "whole" | "delivered" | "reported" | "torn" | "silent" | "none"
 
 export interface RoundResult {
   readonly fault: string
@@ -34,6 +39,21 @@ const gauge = (rig: Rig, fault: Fault, c: Console): { proxy: CutProxy; dir: "up"
 
 const bigText = (bytes: number, tag: string): string => `${tag}|${"0123456789abcdef".repeat(Math.ceil(bytes / 16))}`.slice(0, bytes)
 
+/**
+ * QEMU rate-limits VSERPORT_CHANGE to one per second per port and holds back the latest (spec §12): a port reopen is
+ * reported up to a second late, and the relay resets the agent session when it hears it. Recovery is judged once the
+ * bridge has seen no port event for longer than that window.
+ */
+const quiet = async (rig: Rig): Promise<void> => {
+  let last = await rig.metric("vdrelay_bridge_qmp_events_total")
+  let since = Date.now()
+  await until(async () => {
+    const now = await rig.metric("vdrelay_bridge_qmp_events_total")
+    if (now !== last) [last, since] = [now, Date.now()]
+    return Date.now() - since > 1500
+  }, "the guest port's events to settle", 30_000)
+}
+
 /** A round that has not finished after this long is a failure in itself (something hung). */
 const ROUND_TIMEOUT_MS = 240_000
 
@@ -57,12 +77,14 @@ export const runRound = async (rig: Rig, fault: Fault, share: number, bytes: num
 
 const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, stage: { now: string }): Promise<RoundResult> => {
   const t0 = performance.now()
+  const marks = { session: rig.agent.logs.session.mark() }
   const problems: string[] = []
   const mark = rig.agent.logs.daemon.mark()
   let outcome: Outcome = "none"
   let at = 0
   try {
     stage.now = "healthy before"
+    await quiet(rig)
     await healthy(rig)
     const c = controller(rig)
     const reports = c.reports.length
@@ -96,12 +118,16 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
       stage.now = "transfer outcome"
       const r = await withTimeout(transfer, 120_000, "the interrupted transfer's outcome")
       const told = c.reports.length > reports
+      const reachedAgent = new RegExp(`received clipboard data, arg1: \\d+, arg2: \\d+, size ${bytes}$`)
       if (r.ok && r.value === text) outcome = "whole"
+      else if (fault.during === "console→guest" && rig.agent.logs.session.lines.slice(marks.session).some((l) => reachedAgent.test(l))) outcome = "delivered"
       else if (r.ok && r.value.length > 0) outcome = "torn"
       else outcome = told || (fault.during === "guest→console" && !r.ok) ? "reported" : "silent"
       if (outcome === "torn") problems.push(`${fault.during}: ${r.ok ? r.value.length : 0} chars arrived of ${text.length}`)
       if (outcome === "silent") problems.push(`${fault.during}: lost and the console was not told (${r.ok ? "empty paste" : r.error})`)
     }
+    stage.now = "quiet"
+    await quiet(rig)
     stage.now = "healthy after"
     await healthy(rig)
     // A takeover moved control: give it back so that the next round starts from the same seats.
