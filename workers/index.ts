@@ -41,13 +41,41 @@ const vmRoute = async (request: Request, route: VmRoute, env: Env): Promise<Resp
   }
   let body: string | undefined
   if (route.kind === "policy") {
-    body = await request.text()
-    if (body.length > MAX_POLICY_BODY) return refusal(413, "policy too large")
+    const text = await readLimited(request, MAX_POLICY_BODY)
+    if (text === undefined) return refusal(413, "policy too large")
+    body = text
     if (!validPolicyPatch(body)) return refusal(400, "bad policy")
   }
   const { tenant, vm } = auth.claims
   const stub = env.VM_SESSION.get(env.VM_SESSION.idFromName(`${tenant}/${vm}`))
   return stub.fetch(forwardRequest(route, auth.claims, auth.protocol, body))
+}
+
+/**
+ * The body as text if it has at most `max` bytes, else undefined: a longer body is refused after `max` bytes, not
+ * buffered whole first (an operator token must not be a way to make the Worker hold megabytes).
+ */
+const readLimited = async (request: Request, max: number): Promise<string | undefined> => {
+  if (Number(request.headers.get("Content-Length") ?? "0") > max) return undefined
+  const reader = request.body?.getReader()
+  if (reader === undefined) return ""
+  const parts: Uint8Array[] = []
+  let n = 0
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    n += r.value.byteLength
+    if (n > max) {
+      await reader.cancel()
+      return undefined
+    }
+    parts.push(r.value)
+  }
+  const all = new Uint8Array(n)
+  let at = 0
+  for (const p of parts) {
+    all.set(p, at)
+    at += p.byteLength
+  }
+  return new TextDecoder().decode(all)
 }
 
 const validPolicyPatch = (body: string): boolean => {

@@ -13,6 +13,7 @@ import { readForwardedClaims, type ForwardedClaims } from "./forward.ts"
 import { mergePolicy, statusOf } from "./status.ts"
 import { SessionHost } from "./session-host.ts"
 import { SessionStore } from "./session-store.ts"
+import { BRIDGE_JOINS, CONSOLE_JOINS, LINK_FRAMES, LinkLimiter, TokenBucket } from "./rate-limit.ts"
 
 /**
  * A link that has not said hello after this long is closed (1008) when the next link is accepted: idle sockets cost
@@ -26,6 +27,8 @@ const newResumeToken = (): string => Array.from(crypto.getRandomValues(new Uint8
 export class VmSession extends DurableObject<Env> {
   private readonly store: SessionStore
   private host!: SessionHost
+  private readonly joins = { console: new TokenBucket(CONSOLE_JOINS, Date.now()), bridge: new TokenBucket(BRIDGE_JOINS, Date.now()) }
+  private readonly frames = new LinkLimiter(LINK_FRAMES)
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -64,7 +67,14 @@ export class VmSession extends DurableObject<Env> {
       return new Response("token already used", { status: 401 })
     }
     const path = new URL(request.url).pathname
-    if (path === "/console" || path === "/agent") return this.accept(path === "/agent", claims)
+    if (path === "/console" || path === "/agent") {
+      const joins = path === "/agent" ? this.joins.bridge : this.joins.console
+      if (!joins.take(Date.now())) {
+        this.host.count("links.refused.rate-limit", 1)
+        return new Response("too many new links to this VM\n", { status: 429, headers: { "Retry-After": String(joins.retryAfter()) } })
+      }
+      return this.accept(path === "/agent", claims)
+    }
     if (path === "/status") return Response.json(this.status(claims))
     if (path === "/policy") return this.putPolicy(await request.json())
     return new Response("not found", { status: 404 })
@@ -95,6 +105,12 @@ export class VmSession extends DurableObject<Env> {
     if (info === undefined) return ws.close(1011, "unknown link")
     const now = Date.now()
     if (typeof message === "string") return this.reject(ws, info, "protocol", "text frames are not part of the protocol", now)
+    if (!this.frames.allow(ws, now)) {
+      this.host.count(`frames.rate-limited.${info.kind}`, 1)
+      const detail = "rate limit: too many frames on this link"
+      const frame = info.kind === "client" ? encodeRelayToClient({ t: "error", code: "policy", detail }) : encodeRelayToBridge({ t: "error", code: "policy", detail })
+      return this.host.close(ws, "policy", detail, frame)
+    }
     this.host.countFrame("in", info.kind, message.byteLength)
     if (info.kind === "client") this.clientFrame(ws, info, message, now)
     else this.bridgeFrame(ws, info, message, now)
