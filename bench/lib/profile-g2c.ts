@@ -1,9 +1,10 @@
 // Profiling aid for figure 2 (not a benchmark): repeats the 10 MiB guest → client clipboard through the whole relay and
 // reports the CPU each process spent per transfer (SDK = this process, bridge, workerd), from /proc. Run it with
 // `node --import tsx bench/lib/profile-g2c.ts [runs]`; add NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" for V8 profiles
-// of this process and the bridge (written when each exits).
+// of the bridge (written when it exits) and SDK_PROFILE=FILE for a V8 profile of this process during the transfers only.
 import { randomBytes } from "node:crypto"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { Session as Inspector } from "node:inspector/promises"
 import { startRealAgent } from "../../test/harness/real-agent.ts"
 import { agentReady, openClient, startBenchWorker, startBridge } from "./stack.ts"
 import { median, now } from "./stats.ts"
@@ -11,11 +12,13 @@ import { median, now } from "./stats.ts"
 const MiB = 1024 * 1024
 const TICK_MS = 10 // USER_HZ = 100 on Linux
 
-const cpuOf = (pid: number): number => {
+/** User and system CPU of `pid`, ms. */
+const cpuSplit = (pid: number): [number, number] => {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(f[11]) + Number(f[12])) * TICK_MS
+  return [Number(f[11]) * TICK_MS, Number(f[12]) * TICK_MS]
 }
+const cpuOf = (pid: number): number => cpuSplit(pid).reduce((a, b) => a + b)
 const workerdPid = (parent: number): number => {
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
@@ -43,10 +46,17 @@ try {
   const wd = workerdPid(worker.pid)
   const times: number[] = []
   const cpu = { sdk: [] as number[], bridge: [] as number[], workerd: [] as number[] }
+  const sys0 = { sdk: process.cpuUsage().system / 1000, bridge: cpuSplit(bridge.pid)[1], workerd: cpuSplit(wd)[1] }
+  const inspector = process.env.SDK_PROFILE === undefined ? undefined : new Inspector()
+  if (inspector !== undefined) {
+    inspector.connect()
+    await inspector.post("Profiler.enable")
+  }
   for (let i = 0; i < runs; i++) {
     const grab = s.next("clipboard-grab")
     await agent.setClipboard(text)
     await grab
+    if (inspector !== undefined && i > 0) await inspector.post("Profiler.start")
     const c0 = process.cpuUsage()
     const b0 = cpuOf(bridge.pid)
     const w0 = cpuOf(wd)
@@ -54,6 +64,10 @@ try {
     const got = await s.requestClipboardText()
     const ms = now() - t0
     const c1 = process.cpuUsage(c0)
+    if (inspector !== undefined && i > 0) {
+      const { profile } = await inspector.post("Profiler.stop")
+      writeFileSync(`${process.env.SDK_PROFILE}.${i}.cpuprofile`, JSON.stringify(profile))
+    }
     if (got !== text) throw new Error("mismatch")
     if (i === 0) continue // warm-up
     times.push(ms)
@@ -63,7 +77,19 @@ try {
   }
   // CPU as the mean over all runs: /proc counts in 10 ms ticks, too coarse for one run.
   const mean = (a: number[]) => Math.round(a.reduce((x, y) => x + y, 0) / a.length)
-  console.log(JSON.stringify({ runs: runs - 1, ms: Math.round(median(times)), all: times.map(Math.round), cpu: { sdk: mean(cpu.sdk), bridge: mean(cpu.bridge), workerd: mean(cpu.workerd) } }))
+  const sys = { sdk: process.cpuUsage().system / 1000 - sys0.sdk, bridge: cpuSplit(bridge.pid)[1] - sys0.bridge, workerd: cpuSplit(wd)[1] - sys0.workerd }
+  const perRun = (x: number) => Math.round(x / runs)
+  console.log(
+    JSON.stringify({
+      runs: runs - 1,
+      ms: Math.round(median(times)),
+      all: times.map(Math.round),
+      cpu: { sdk: mean(cpu.sdk), bridge: mean(cpu.bridge), workerd: mean(cpu.workerd) },
+      // Kernel share, over every run including the warm-up and the xclip set-up between transfers (an upper bound).
+      sys: { sdk: perRun(sys.sdk), bridge: perRun(sys.bridge), workerd: perRun(sys.workerd) },
+    }),
+  )
+  if (process.env.BRIDGE_LOG !== undefined) writeFileSync(process.env.BRIDGE_LOG, bridge.managed.log.text)
 } finally {
   await s.close().catch(() => {})
   await bridge.stop()
