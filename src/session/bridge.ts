@@ -80,6 +80,15 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   abandonAgentMessages(s, "dropped-by-disconnect", true)
   discardGuestBound(s, "dropped-by-disconnect", "the agent connection was replaced")
   s.epoch = h.epoch
+  // Positions restart with the connection: nothing a console got of an earlier one is a replay now, even when a
+  // bridge reuses an epoch number (restarted within the same second, clock stepped back).
+  for (const c of s.clients.values()) {
+    if (c.lastEpoch === -1) continue
+    c.lastEpoch = -1
+    c.lastPos = 0
+    c.dirty = true
+  }
+  for (const [token, seat] of s.seats) s.seats.set(token, { ...seat, lastEpoch: -1, lastPos: 0 })
   s.stream = newAgentStream(s.limits, h.from, h.from === 0 ? "parse" : "scan")
   s.rewindTo = null
   s.guest.wpos = s.guest.wrote = h.wrote

@@ -47,6 +47,22 @@ export const checkContent = (w: SessionWorld): void => {
   }
 }
 
+/**
+ * Same-epoch liveness: when the agent stream is clean (only whole, valid messages so far, whatever else happened:
+ * restarts, tunnel drops, resumes), a REPLY the agent sends now reaches every console still there.
+ */
+export const liveInEpoch = (w: SessionWorld): void => {
+  if (w.tainted || !w.bridgeUp || !w.state.chardev || w.state.port === "closed") return
+  w.feed({ _tag: "PolicyChanged", now: w.now, policy: defaultPolicy })
+  for (const v of w.live()) grantCredit(w, v)
+  const reply = Uint8Array.of(3, 0, 0, 0, 1, 0, 0, 0)
+  w.agentSends(concat([encodeChunkHeader({ port: 1, size: 28 }), encodeMessageHeader({ type: 3, size: 8 }), reply]), false)
+  for (const v of w.live()) grantCredit(w, v)
+  w.f.add("live-in-epoch")
+  for (const v of w.live())
+    if (v.welcomed) check(v.completed.some((m) => m.type === 3 && m.hash === fnv(reply)), `client ${v.id} did not receive the agent's REPLY in the same epoch (messages silently dropped)`)
+}
+
 /** A fresh agent connection and a fresh controller: an agent REPLY reaches the console, a MONITORS_CONFIG the agent. */
 export const probe = (w: SessionWorld): void => {
   w.feed({ _tag: "PolicyChanged", now: w.now, policy: defaultPolicy })

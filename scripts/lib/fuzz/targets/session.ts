@@ -6,7 +6,7 @@ import { check, type FuzzTarget } from "../engine.ts"
 import { Provider } from "../provider.ts"
 import type { Rng } from "../rng.ts"
 import { OP_COUNT, Op, runOp, writeProgram } from "../session/ops.ts"
-import { checkContent, probe, settle } from "../session/settle.ts"
+import { checkContent, liveInEpoch, probe, settle } from "../session/settle.ts"
 import { type Mutant, SessionWorld } from "../session/world.ts"
 
 /** Small caps make queues, windows and credit run out within a short program. */
@@ -44,6 +44,7 @@ export const makeSessionTarget = (name: string, what: string, favour: ReadonlyAr
       for (let i = 0; i < MAX_OPS && !p.done; i++) runOp(world, p)
       settle(world)
       checkContent(world)
+      liveInEpoch(world)
       probe(world)
       f.count("steps", world.steps)
       check(world.steps < 1_000_000, "runaway")
