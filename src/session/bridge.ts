@@ -69,7 +69,9 @@ const resume = (s: SessionState, h: Hello): void => {
   if (!h.chardev) agentGone(s, "chardev", false)
   else if (h.port === "closed") agentGone(s, "port-closed", false)
   else {
-    agentCame(s, !was)
+    // Same connection: an agent whose caps we hold has never seen a new client. Asking again (request=1) would reset
+    // its grab serials behind the controller's back, which would then ignore the guest's grabs as stale.
+    agentCame(s, !was && !s.capsSeen)
     flushHeld(s, lost)
   }
 }
