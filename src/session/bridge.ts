@@ -178,9 +178,9 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
       }
       // A reopened port: spice-vdagentd announces itself on a fresh start, but not after reopening its port on an error
       // (spec §6), so the relay asks, as on a new epoch. Not when the opener's own announce already arrived (its bytes
-      // can precede the QMP event by ~1 s, spec §12), nor on unknown → open (the relay asked when the epoch began):
-      // each request makes the agent release the guest clipboard.
-      return agentCame(s, was === "closed" && !s.capsSeen)
+      // can precede the QMP event by ~1 s, spec §12). Also on unknown → open when no caps came: the request sent when
+      // the epoch began may have met a port the bridge knew closed, and the bridge drops what a closed port would hold.
+      return agentCame(s, !s.capsSeen)
     }
   }
 }

@@ -43,7 +43,17 @@ export const roundTrip = async (rig: Rig): Promise<void> => {
   const mark = rig.agent.logs.session.mark()
   await withTimeout(c.session.setClipboardText(toGuest), 30_000, "the console's grab")
   await rig.agent.logs.session.waitFor(/received clipboard grab/, { from: mark, timeoutMs: 30_000 })
-  const pasted = (await rig.agent.getClipboard({ timeoutMs: 30_000 })).toString("utf8")
+  // Right after the grab the session agent may not own the X selection yet: a paste then fails at once; retry it.
+  let pasted = ""
+  for (let attempt = 1; ; attempt++) {
+    try {
+      pasted = (await rig.agent.getClipboard({ timeoutMs: 30_000 })).toString("utf8")
+      break
+    } catch (err) {
+      if (attempt === 5 || !/not available/.test(String(err))) throw err
+      await new Promise((done) => setTimeout(done, 200))
+    }
+  }
   if (pasted !== toGuest) throw new Error(`console→guest clipboard: the guest pasted ${pasted.length} chars, sent ${toGuest.length}`)
 
   const name = `chaos-${serial}.bin`

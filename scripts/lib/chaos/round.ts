@@ -37,6 +37,18 @@ const gauge = (rig: Rig, fault: Fault, c: Console): { proxy: CutProxy; dir: "up"
   return { proxy: rig.bridgeProxy, dir: g2c ? "up" : "down" }
 }
 
+/**
+ * A guest app pastes. Right after the console's grab the session agent may not own the X selection yet, and xclip
+ * then fails at once with nothing sent: that is retried (a paste before anything crossed is not the fault under test).
+ */
+const pasteWithRetry = async (rig: Rig, crossed: () => number): Promise<Settled<string>> => {
+  for (let attempt = 1; ; attempt++) {
+    const r = await settle(rig.agent.getClipboard({ timeoutMs: 60_000 }).then((b) => b.toString("utf8")))
+    if (r.ok || crossed() > 0 || attempt === 5) return r
+    await new Promise((done) => setTimeout(done, 200))
+  }
+}
+
 const bigText = (bytes: number, tag: string): string => `${tag}|${"0123456789abcdef".repeat(Math.ceil(bytes / 16))}`.slice(0, bytes)
 
 /**
@@ -101,7 +113,7 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
         const start = proxy[dir]
         const reached = proxy.when(dir, start + share * bytes)
         transfer = settle(c.session.requestClipboardText())
-        await withTimeout(reached, 60_000, "the message crossing the link")
+        await withTimeout(Promise.race([reached, transfer]), 60_000, "the message crossing the link")
         at = Math.min(1, (proxy[dir] - start) / bytes)
       } else {
         const logMark = rig.agent.logs.session.mark()
@@ -109,14 +121,16 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
         await rig.agent.logs.session.waitFor(/received clipboard grab/, { from: logMark, timeoutMs: 30_000 })
         const start = proxy[dir]
         const reached = proxy.when(dir, start + share * bytes)
-        transfer = settle(rig.agent.getClipboard({ timeoutMs: 60_000 }).then((b) => b.toString("utf8")))
-        await withTimeout(reached, 60_000, "the message crossing the link")
+        transfer = pasteWithRetry(rig, () => proxy[dir] - start)
+        await withTimeout(Promise.race([reached, transfer]), 60_000, "the message crossing the link")
         at = Math.min(1, (proxy[dir] - start) / bytes)
       }
       stage.now = "fault"
       await withTimeout(fault.inject(rig), 60_000, "the fault")
       stage.now = "transfer outcome"
       const r = await withTimeout(transfer, 120_000, "the interrupted transfer's outcome")
+      // The guest app's paste can fail before the relay's notice reaches the console: give the notice time to arrive.
+      if (!(r.ok && r.value === text)) await until(() => c.reports.length > reports, "a report", 15_000).catch(() => {})
       const told = c.reports.length > reports
       const reachedAgent = new RegExp(`received clipboard data, arg1: \\d+, arg2: \\d+, size ${bytes}$`)
       if (r.ok && r.value === text) outcome = "whole"

@@ -64,7 +64,7 @@ describe("port reopen: the relay asks for the agent's caps", () => {
     expect(sim.state.counters["vdrelay_agent_restarts_total"]).toBe(1)
   })
 
-  it("no request when the opener's announce arrived before the QMP event, nor on unknown → open; viewers joining never cause one", () => {
+  it("no request when the opener's announce arrived before the QMP event, nor on unknown → open once caps came; viewers joining never cause one", () => {
     const sim = ready()
     sim.join("c1")
     sim.port(false)
@@ -82,7 +82,9 @@ describe("port reopen: the relay asks for the agent's caps", () => {
     fresh.attachBridge({ port: "unknown" })
     const atEpoch = relayAnnounces(fresh).length
     expect(atEpoch).toBe(1) // asked when the epoch began
-    fresh.port(true)
+    fresh.agentSays(MessageType.AnnounceCapabilities, announce(false, AGENT_CAPS))
+    fresh.pump()
+    fresh.port(true) // the agent answered: no second request (port-open-announce-regression.test.ts: when it has not)
     expect(relayAnnounces(fresh).length).toBe(atEpoch)
   })
 })
