@@ -85,6 +85,8 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   // Positions restart with the connection: nothing a console got of an earlier one is a replay now, even when a
   // bridge reuses an epoch number (restarted within the same second, clock stepped back).
   for (const c of s.clients.values()) {
+    // Messages of the old connection still queued mark no position of the new one once sent.
+    for (let i = c.head; i < c.items.length; i++) c.items[i]!.msgEnd = undefined
     if (c.lastEpoch === -1) continue
     c.lastEpoch = -1
     c.lastPos = 0

@@ -1,7 +1,8 @@
 // Structural equality for decoded values (plain objects, arrays, Uint8Array views), with the first difference's path.
 
 export const difference = (a: unknown, b: unknown, path = "$"): string | undefined => {
-  if (Object.is(a, b)) return undefined
+  // Numbers compare by value (-0 and 0 are the same count, position or epoch), NaN by identity.
+  if (Object.is(a, b) || (typeof a === "number" && a === b)) return undefined
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
     if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) return `${path}: bytes differ in length`
     for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `${path}[${i}]: ${a[i]} vs ${b[i]}`

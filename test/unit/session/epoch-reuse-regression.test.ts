@@ -22,3 +22,21 @@ it("delivers every message of a new connection even when its epoch number was us
   expect(c.messages.filter((m) => m.type === MessageType.Reply).map((m) => m.payload[0])).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 100])
   expect(sim.tornAnywhere()).toEqual([])
 })
+
+it("a message of the old connection still queued when a new one starts does not hide the new one's messages", () => {
+  const sim = new Sim({ limits: { initialClientCredit: 1 } })
+  sim.attachBridge({ epoch: 1 })
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.pump()
+  const c = sim.join("c1")
+  sim.agentSays(MessageType.Reply, new Uint8Array(8).fill(1))
+  sim.agentSays(MessageType.DisplayConfig, new Uint8Array(8)) // a second one waits for credit
+  sim.pump()
+  sim.chardev(true, 2) // a new connection, while the old one's last message is still queued for the console
+  sim.credit("c1", 1 << 20) // the old message goes out now, whole
+  sim.agentSays(MessageType.Reply, u32le(7, 1))
+  sim.pump()
+  sim.credit("c1", 1 << 20)
+  expect(c.messages.filter((m) => m.type === MessageType.Reply).map((m) => m.payload[0])).toEqual([1, 7])
+  expect(sim.tornAnywhere()).toEqual([])
+})

@@ -246,6 +246,8 @@ export class SessionWorld {
 
   /** The bridge reports a new chardev connection: a new epoch whose positions (both ways) start at 0. */
   newEpochFromChardev(epoch: number): void {
+    // A frame with an epoch the link codec refuses never reaches the actor: nothing changes.
+    if (!Number.isSafeInteger(epoch) || epoch < 0) return
     this.epoch = epoch
     this.agentBytes = []
     this.agentPos = 0
