@@ -40,7 +40,11 @@ console.log(`bridge faults: bad frames ${r.bridgeFaults.badFrames}, out of posit
 const w = r.workerd
 console.log(`workerd RSS: base ${mib(w.baseRssBytes)}, connected ${mib(w.connectedRssBytes)} (${(w.perSessionBytes / 1024).toFixed(1)} KiB/session), busy ${mib(w.busyRssBytes)}, idle ${mib(w.idleRssBytes)}`)
 console.log(`workerd CPU: ${w.busyCpuPercent.toFixed(1)} % busy, ${w.idleCpuPercent.toFixed(2)} % idle (of one core)`)
-if (r.soak !== undefined) console.log(`soak ${r.soak.seconds} s: ${r.soak.exchanges} exchanges, memory trend ${r.soak.slopeMiBPerHour.toFixed(1)} MiB/h over ${r.soak.samples.length} samples`)
+if (r.soak !== undefined)
+  console.log(
+    `soak ${r.soak.seconds} s: ${r.soak.exchanges} exchanges, workerd RSS median ${r.soak.firstThirdMiB.toFixed(1)} MiB (first third) → ` +
+      `${r.soak.lastThirdMiB.toFixed(1)} MiB (last third), least-squares trend ${r.soak.slopeMiBPerHour.toFixed(1)} MiB/h over ${r.soak.samples.length} samples`,
+  )
 for (const p of r.problems) console.log(`  problem: ${p}`)
 console.log(`took ${r.seconds.toFixed(0)} s`)
 if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(r, null, 2))

@@ -41,7 +41,16 @@ export interface LoadReport {
   }
   /** After the idle period, one more round: sessions woken from idle (hibernation) still work. */
   readonly afterIdle: { readonly ok: number; readonly lost: number; readonly torn: number }
-  readonly soak?: { readonly seconds: number; readonly samples: ReadonlyArray<readonly [number, number]>; readonly slopeMiBPerHour: number; readonly exchanges: number }
+  readonly soak?: {
+    readonly seconds: number
+    readonly samples: ReadonlyArray<readonly [number, number]>
+    /** Least-squares trend of workerd RSS after the warm-up. */
+    readonly slopeMiBPerHour: number
+    /** Median RSS of the first and of the last third of the steady samples (robust to GC sawtooth). */
+    readonly firstThirdMiB: number
+    readonly lastThirdMiB: number
+    readonly exchanges: number
+  }
   readonly seconds: number
 }
 
@@ -63,6 +72,11 @@ const slope = (s: ReadonlyArray<readonly [number, number]>): number => {
   const num = s.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0)
   const den = s.reduce((a, [x]) => a + (x - mx) ** 2, 0)
   return den === 0 ? 0 : ((num / den) * 3600) / (1024 * 1024)
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]!
 }
 
 const totals = (pairs: ReadonlyArray<VmPair>) => ({
@@ -116,7 +130,15 @@ export const runLoad = async (o: LoadOptions): Promise<LoadReport> => {
       clearInterval(sampler)
       // The first minute is warm-up (JIT, pools, caches); the trend is taken over the rest.
       const steady = samples.filter(([t]) => t >= Math.min(60, soakSeconds / 4))
-      soak = { seconds: soakSeconds, samples, slopeMiBPerHour: slope(steady), exchanges: totals(pairs).ok - before }
+      const third = Math.max(1, Math.floor(steady.length / 3))
+      soak = {
+        seconds: soakSeconds,
+        samples,
+        slopeMiBPerHour: slope(steady),
+        firstThirdMiB: median(steady.slice(0, third).map(([, b]) => b)) / 2 ** 20,
+        lastThirdMiB: median(steady.slice(-third).map(([, b]) => b)) / 2 ** 20,
+        exchanges: totals(pairs).ok - before,
+      }
       log(`soak: ${soak.exchanges} exchanges, memory trend ${soak.slopeMiBPerHour.toFixed(1)} MiB/h`)
     }
 
