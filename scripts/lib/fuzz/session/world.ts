@@ -306,9 +306,8 @@ export class SessionWorld {
     old.pending.clear()
     if (!v.resumed || v.closed) return v
     for (const [id, m] of [...old.unanswered].sort((a, b) => a[0] - b[0])) {
-      if (old.sentAsViewer.has(id)) v.sentAsViewer.add(id)
       v.unanswered.set(id, m)
-      this.clientSends(v, { t: "msg", id, type: m.type, size: m.payload.length, data: m.payload, end: true })
+      this.clientSends(v, { t: "msg", id, type: m.type, size: m.payload.length, data: m.payload, end: true }, old)
     }
     return v
   }
@@ -325,13 +324,16 @@ export class SessionWorld {
   }
 
   /** A console sends a frame; msg frames are booked so that their answers can be checked. */
-  clientSends(view: ClientView, frame: ClientToRelay): void {
+  /** `resendOf`: the console that first sent this message (an SDK resend after a resume keeps the original's role). */
+  clientSends(view: ClientView, frame: ClientToRelay, resendOf?: ClientView): void {
     if (view.closed) return
     if (frame.t === "msg") {
       // A resend of an id already booked keeps its payload; anything else starts a new message under that id.
       if (!view.unanswered.has(frame.id) || !frame.end) view.unanswered.delete(frame.id)
       view.sending(frame.id)
-      if (view.role === "viewer") view.sentAsViewer.add(frame.id)
+      const viewer = resendOf === undefined ? view.role === "viewer" : resendOf.sentAsViewer.has(frame.id)
+      if (viewer) view.sentAsViewer.add(frame.id)
+      else view.sentAsViewer.delete(frame.id)
     }
     const d = decodeClientToRelay(encodeClientToRelay(frame))
     if (d._tag === "Invalid") return this.feed({ _tag: "FrameRejected", now: this.now, from: { client: view.id }, detail: d.detail })
