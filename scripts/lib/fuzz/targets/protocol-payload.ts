@@ -20,7 +20,9 @@ const shape = (detail: string): string => detail.replace(/"(?:[^"\\]|\\.)*"/g, "
 const keyFile = (bytes: Uint8Array, f: Features): void => {
   const text = new TextDecoder().decode(bytes)
   const r = parseFileXferKeys(text)
-  f.add(r._tag === "Ok" ? `keys:ok:${Object.keys(r.value).sort().join(",")}:${[...new Set(text.match(/\\./g) ?? [])].sort().join("")}` : `keys:${shape(r.detail)}`)
+  // The GLib escapes used (any other escaped character counts as one feature, so the space stays finite).
+  const escapes = [...new Set((text.match(/\\./gs) ?? []).map((e) => (/^\\[sntr\\]$/.test(e) ? e : "\\?")))].sort().join("")
+  f.add(r._tag === "Ok" ? `keys:ok:${Object.keys(r.value).sort().join(",")}:${escapes}` : `keys:${shape(r.detail)}`)
   if (text.includes("\r\n")) f.add("keys:crlf")
   if (r._tag !== "Ok") return
   const again = parseFileXferKeys(formatFileXferKeys(r.value))
