@@ -3,8 +3,8 @@
 // GuestView), attachments and persisted state stay small, memory held by the actor stays under its budget, and a
 // simulated eviction rebuilds the actor from the last Persist and attachments exactly as the adapter does.
 import { concatBytes } from "../../../../src/protocol/bytes.ts"
-import { decodeBridgeToRelay, decodeRelayToBridge, encodeBridgeToRelay, encodeRelayToBridge } from "../../../../src/link/bridge-codec.ts"
-import { decodeClientToRelay, decodeRelayToClient, encodeClientToRelay, encodeRelayToClient } from "../../../../src/link/client-codec.ts"
+import { decodeBridgeToRelay, encodeBridgeToRelay } from "../../../../src/link/bridge-codec.ts"
+import { decodeClientToRelay, encodeClientToRelay } from "../../../../src/link/client-codec.ts"
 import { defaultPolicy, type BridgeToRelay, type ClientToRelay, type Policy, type RelayToBridge, type RelayToClient, type Role } from "../../../../src/link/types.ts"
 import {
   initialState,
@@ -22,19 +22,9 @@ import {
 import { check, type Features } from "../engine.ts"
 import { ClientView } from "./client-view.ts"
 import { GuestView } from "./guest-view.ts"
+import { MAX_ATTACHMENT, MAX_PERSISTED, TRACE, checkBudget, injectDefect, roundTripBridge, roundTripClient, show, type Mutant } from "./inspect.ts"
 
-const MAX_ATTACHMENT = 2048
-/** VDRELAY_FUZZ_TRACE=1 with `--replay` prints every event and command. */
-const TRACE = process.env.VDRELAY_FUZZ_TRACE === "1"
-const show = (x: unknown): string =>
-  JSON.stringify(x, (_k, v: unknown) => (v instanceof Uint8Array ? `<${v.length} bytes>` : v)).slice(0, 300)
-const MAX_PERSISTED = 128 * 1024
-
-/**
- * Injected relay bugs, for checking that the oracles notice them (test/unit/fuzz): each corrupts what the actor emits
- * the way a real defect would.
- */
-export type Mutant = "drop-ack" | "drop-more" | "drop-notice" | "split-write" | "drop-abort"
+export type { Mutant } from "./inspect.ts"
 
 export interface WorldOptions {
   readonly limits?: Partial<Limits>
@@ -111,32 +101,11 @@ export class SessionWorld {
   run(commands: ReadonlyArray<SessionCommand>): void {
     if (TRACE) for (const c of commands) console.log("  <", show(c))
     for (const c of commands) this.command(c)
-    this.checkBudget()
-  }
-
-  /** The injected defect, if any: true when the command is to be lost or has been replaced. */
-  private mutate(c: SessionCommand): boolean {
-    if (this.mutant === undefined) return false
-    if (c._tag === "SendToClient") {
-      const t = c.frame.t
-      if (this.mutant === "drop-ack" && t === "ack") return true
-      if (this.mutant === "drop-more" && t === "more" && c.frame.data.length > 0) return true
-      if (this.mutant === "drop-notice" && t === "notice") return true
-      if (this.mutant === "drop-abort" && t === "abort") return true
-    }
-    if (c._tag === "SendToBridge" && this.mutant === "split-write" && c.frame.t === "write" && c.frame.end && c.frame.data.length > 8) {
-      // A message split in two "whole" writes: the first half is marked as the end of a message.
-      const f = c.frame
-      const half = f.data.length >> 1
-      this.command({ _tag: "SendToBridge", frame: { ...f, data: f.data.subarray(0, half), end: true } })
-      this.command({ _tag: "SendToBridge", frame: { ...f, pos: f.pos + half, data: f.data.subarray(half) } })
-      return true
-    }
-    return false
+    checkBudget(this.state)
   }
 
   private command(c: SessionCommand): void {
-    if (this.mutate(c)) return
+    if (this.mutant !== undefined && injectDefect(this.mutant, c, (x) => this.command(x))) return
     switch (c._tag) {
       case "SendToClient": {
         const view = this.clients.get(c.client)
@@ -363,42 +332,4 @@ export class SessionWorld {
     this.queue = []
     for (const e of queued) this.feed(e)
   }
-
-  /** What the actor holds for this session right now, bytes (DESIGN invariant 3). */
-  heldBytes(): number {
-    const s = this.state
-    let n = s.stream.tail.length
-    for (const c of s.clients.values()) {
-      n += c.queued
-      if (c.inMsg !== null) n += c.inMsg.buf.length
-    }
-    for (const m of s.stream.msgs.values()) n += m.collect?.length ?? 0
-    return n
-  }
-
-  private checkBudget(): void {
-    const s = this.state
-    const cap = s.limits.clientQueueBytes * 2 + s.limits.storeAndForwardBytes * 2 + 4096
-    for (const c of s.clients.values()) {
-      check(c.queued <= cap, `client ${c.id} holds ${c.queued} queued bytes (queue cap ${s.limits.clientQueueBytes})`)
-      check(c.items.length - c.head <= cap, `client ${c.id} has ${c.items.length - c.head} queued frames`)
-    }
-    const held = this.heldBytes()
-    const budget = s.clients.size * cap + s.limits.agentWindow + 64 * 1024
-    check(held <= budget, `the session holds ${held} bytes, budget ${budget}`)
-    check(s.stream.safe.length <= 1024, `${s.stream.safe.length} acknowledgement points`)
-    check(s.guest.inflight.length <= 100_000, `${s.guest.inflight.length} messages in flight`)
-  }
-}
-
-const roundTripClient = (f: RelayToClient): RelayToClient => {
-  const d = decodeRelayToClient(encodeRelayToClient(f))
-  check(d._tag === "Ok", `the actor sent a client frame that does not decode: ${d._tag === "Invalid" ? d.detail : ""}`)
-  return d._tag === "Ok" ? d.value : f
-}
-
-const roundTripBridge = (f: RelayToBridge): RelayToBridge => {
-  const d = decodeRelayToBridge(encodeRelayToBridge(f))
-  check(d._tag === "Ok", `the actor sent a bridge frame that does not decode: ${d._tag === "Invalid" ? d.detail : ""}`)
-  return d._tag === "Ok" ? d.value : f
 }
