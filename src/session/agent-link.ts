@@ -82,6 +82,14 @@ export const agentCame = (s: SessionState, announce: boolean): void => {
 
 /** ANNOUNCE_CAPABILITIES(request=1) on the client port, with the controller's caps or the relay's default set. */
 export const relayAnnounce = (s: SessionState): void => {
+  // A console's message half written on the client port would be cut in two by this one (the agent reassembles per
+  // port): it is given up first, and its sender told to send it again.
+  const st = s.guest.stream
+  if (st !== null) {
+    const c = s.clients.get(st.client)
+    if (c !== undefined) dropInbound(s, c, "resend", "the agent was asked for its caps while this message was being written")
+    else streamAbort(s)
+  }
   const ctl = s.controller === null ? undefined : s.clients.get(s.controller)
   const caps = ctl?.caps ?? RELAY_DEFAULT_CAPS
   const enc = encodeAnnounceCapabilities({ _tag: "AnnounceCapabilities", request: true, caps })
