@@ -54,7 +54,9 @@ const sent = (s: SessionState, c: ClientSide, it: OutItem): void => {
   const f = it.frame
   if (f.t === "msg" || f.t === "more") {
     if (f.end) {
-      c.partialSeq = null
+      // A whole message of the relay's own (a FILE_XFER_STATUS refusal, an ANNOUNCE) may go out while an agent message
+      // is half sent: only the end of that one clears it.
+      if (c.partialSeq === f.seq) c.partialSeq = null
       if (it.msgEnd !== undefined) {
         c.lastEpoch = s.epoch
         c.lastPos = it.msgEnd

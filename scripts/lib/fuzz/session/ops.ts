@@ -91,10 +91,11 @@ const clientMessage = (w: SessionWorld, v: ClientView, p: Provider): void => {
   const { type, payload } = randomPayload(r, layoutOf(w), r.chance(0.1) ? 80_000 : 400)
   const id = v.nextId++
   const first = Math.min(payload.length, r.chance(0.6) ? payload.length : r.int(payload.length + 1))
-  w.clientSends(v, { t: "msg", id, type, size: payload.length, data: payload.slice(0, first), end: first === payload.length })
+  // Booked before it is sent: the relay may answer within the same step.
   w.sentByClients.push({ controller: v.role === "controller", type, hash: fnv(payload) })
   v.unanswered.set(id, { type, payload })
   if (first < payload.length) outgoing.set(v, { id, payload, sent: first })
+  w.clientSends(v, { t: "msg", id, type, size: payload.length, data: payload.slice(0, first), end: first === payload.length })
 }
 
 const clientMore = (w: SessionWorld, v: ClientView, p: Provider): void => {
@@ -197,6 +198,7 @@ export const runOp = (w: SessionWorld, main: Provider): void => {
       if (v === undefined) return
       const f = randomClientToRelay(new Rng(p.u32()))
       if (f.t === "msg" || f.t === "more" || f.t === "abort") outgoing.delete(v)
+      if (f.t === "msg") v.unanswered.delete(f.id) // an id reused by a hostile frame: the SDK-style resend forgets it
       w.clientTainted = true
       return w.clientSends(v, f)
     }

@@ -297,8 +297,6 @@ export class SessionWorld {
   clientSends(view: ClientView, frame: ClientToRelay, resendOf?: ClientView): void {
     if (view.closed) return
     if (frame.t === "msg") {
-      // A resend of an id already booked keeps its payload; anything else starts a new message under that id.
-      if (!view.unanswered.has(frame.id) || !frame.end) view.unanswered.delete(frame.id)
       view.sending(frame.id)
       const viewer = resendOf === undefined ? view.role === "viewer" : resendOf.sentAsViewer.has(frame.id)
       if (viewer) view.sentAsViewer.add(frame.id)
