@@ -6,7 +6,7 @@ import { appendFileSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { FAULTS, NOT_INJECTED, type Fault } from "./lib/chaos/faults.ts"
 import { startRig } from "./lib/chaos/rig.ts"
-import { runRound, type RoundResult } from "./lib/chaos/round.ts"
+import { repair, runRound, type RoundResult } from "./lib/chaos/round.ts"
 import { Rng } from "./lib/fuzz/rng.ts"
 
 const { values } = parseArgs({
@@ -48,6 +48,7 @@ try {
     results.push(r)
     console.log(`round ${i + 1}: ${r.fault} at ${(r.at * 100).toFixed(0)}% of ${(bytes / 2 ** 20).toFixed(1)} MiB → ${r.outcome}, ${r.survived ? "survived" : "FAILED"} (${(r.ms / 1000).toFixed(1)} s)`)
     for (const p of r.problems) console.log(`    ${p}`)
+    if (!r.survived) console.log(`    repair (chardev reconnect): ${(await repair(rig)) ? "the chain works again" : "FAILED, later rounds will fail too"}`)
     // VDRELAY_CHAOS_LOG=file collects the logs of every part during each failed round, for the post-mortem.
     if (r.logs !== undefined && process.env.VDRELAY_CHAOS_LOG !== undefined)
       appendFileSync(process.env.VDRELAY_CHAOS_LOG, `=== round ${i + 1}: ${r.fault}\n${r.problems.join("\n")}\n${r.logs}\n`)

@@ -52,6 +52,22 @@ const pasteWithRetry = async (rig: Rig, crossed: () => number): Promise<Settled<
 const bigText = (bytes: number, tag: string): string => `${tag}|${"0123456789abcdef".repeat(Math.ceil(bytes / 16))}`.slice(0, bytes)
 
 /**
+ * After a failed round the rig is put back in order (a chardev reconnect: the agent starts afresh and is asked for its
+ * caps), so that one failure does not make every later fault fail too; true when the chain works again.
+ */
+export const repair = async (rig: Rig): Promise<boolean> => {
+  try {
+    rig.agent.dropHost()
+    await quiet(rig)
+    await healthy(rig)
+    await roundTrip(rig)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
  * QEMU rate-limits VSERPORT_CHANGE to one per second per port and holds back the latest (spec §12): a port reopen is
  * reported up to a second late, and the relay resets the agent session when it hears it. Recovery is judged once the
  * bridge has seen no port event for longer than that window.
