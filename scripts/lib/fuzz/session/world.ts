@@ -306,7 +306,14 @@ export class SessionWorld {
     if (d._tag === "Invalid") return this.feed({ _tag: "FrameRejected", now: this.now, from: { client: view.id }, detail: d.detail })
     if (frame.t === "msg" || frame.t === "more") view.creditOwed += frame.data.length
     if (frame.t === "msg") view.openOut = frame.end ? null : frame.id
-    else if (((frame.t === "more" && frame.end) || frame.t === "abort") && frame.id === view.openOut) view.openOut = null
+    else if (((frame.t === "more" && frame.end) || frame.t === "abort") && frame.id === view.openOut) {
+      // A console that gives its own message up expects no answer for it (whoever sent the abort frame).
+      if (frame.t === "abort") {
+        view.pending.delete(frame.id)
+        view.unanswered.delete(frame.id)
+      }
+      view.openOut = null
+    }
     this.feed({ _tag: "ClientFrameReceived", now: this.now, client: view.id, frame: d.value })
   }
 
