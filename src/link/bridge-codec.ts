@@ -2,7 +2,7 @@
 // checking every field's type, range and byte length; encoders are msgpackr over the typed frames.
 import { LINK_ERROR_CODES } from "./client-codec.ts"
 import { decodeFrame, encodeFrame, version, type FrameReaders, type LinkDecoded } from "./codec.ts"
-import { MAX_FRAME_DATA_BYTES, type BridgeToRelay, type PortLevel, type RelayToBridge } from "./types.ts"
+import { MAX_FRAME_DATA_BYTES, MAX_ORIGIN_LENGTH, type BridgeToRelay, type PortLevel, type RelayToBridge } from "./types.ts"
 
 export const PORT_LEVELS: ReadonlyArray<PortLevel> = ["open", "closed", "unknown"]
 
@@ -30,14 +30,20 @@ const bridgeReaders: FrameReaders<BridgeToRelay> = {
 const relayReaders: FrameReaders<RelayToBridge> = {
   welcome: (f) => ({ t: "welcome", v: version(f), epoch: f.uint("epoch"), ack: f.uint("ack"), window: f.uint("window") }),
   ack: (f) => ({ t: "ack", epoch: f.uint("epoch"), pos: f.uint("pos") }),
-  write: (f) => ({
-    t: "write",
-    epoch: f.uint("epoch"),
-    pos: f.uint("pos"),
-    port: f.u32("port"),
-    data: f.bin("data", MAX_FRAME_DATA_BYTES),
-    end: f.bool("end"),
-  }),
+  write: (f) => {
+    const origin = f.optional("origin", (n) => f.str(n, MAX_ORIGIN_LENGTH))
+    const id = f.optional("id", (n) => f.u32(n))
+    if ((origin === undefined) !== (id === undefined)) f.problem ??= "origin, id: one without the other"
+    return {
+      t: "write",
+      epoch: f.uint("epoch"),
+      pos: f.uint("pos"),
+      port: f.u32("port"),
+      data: f.bin("data", MAX_FRAME_DATA_BYTES),
+      end: f.bool("end"),
+      ...(origin !== undefined && id !== undefined ? { origin, id } : {}),
+    }
+  },
   abort: (f) => ({ t: "abort", epoch: f.uint("epoch"), pos: f.uint("pos"), port: f.u32("port") }),
   rewind: (f) => ({ t: "rewind", epoch: f.uint("epoch"), pos: f.uint("pos") }),
   pong: (f) => ({ t: "pong", n: f.uint("n") }),

@@ -4,6 +4,7 @@ import { decodeFrame, encodeFrame, version, type FrameReaders, type LinkDecoded 
 import { Fields } from "./fields.ts"
 import {
   MAX_FRAME_DATA_BYTES,
+  MAX_ORIGIN_LENGTH,
   type AgentState,
   type ClientToRelay,
   type LinkErrorCode,
@@ -52,6 +53,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
   hello: (f) => {
     const resume = f.optional("resume", (n) => f.str(n, 256))
     const lastSeq = f.optional("lastSeq", (n) => f.uint(n))
+    const origin = f.optional("origin", (n) => f.str(n, MAX_ORIGIN_LENGTH))
     return {
       t: "hello",
       v: version(f),
@@ -60,6 +62,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
       caps: f.caps("caps"),
       ...(resume !== undefined ? { resume } : {}),
       ...(lastSeq !== undefined ? { lastSeq } : {}),
+      ...(origin !== undefined ? { origin } : {}),
     }
   },
   msg: (f) => ({ t: "msg", id: f.u32("id"), ...firstFragment(f) }),

@@ -9,6 +9,9 @@ export const MAX_FRAME_BYTES = 1024 * 1024
 /** Largest `data`/`bytes` field of one frame: what is left of MAX_FRAME_BYTES after the envelope's few dozen bytes. */
 export const MAX_FRAME_DATA_BYTES = MAX_FRAME_BYTES - 1024
 
+/** Longest `origin` (client `hello`, bridge `write`): the SDK draws 128 random bits, written as 32 hex digits. */
+export const MAX_ORIGIN_LENGTH = 64
+
 export type Role = "controller" | "viewer"
 export type TokenRole = Role | "bridge" | "operator"
 
@@ -75,6 +78,12 @@ export type ClientToRelay =
       readonly resume?: string
       /** Highest agent message seq fully received before the drop. */
       readonly lastSeq?: number
+      /**
+       * The idempotence origin of this console's messages: random (≥ 64 bits), drawn once per SDK session object and
+       * kept across its reconnects. With the message `id` it names one message for the bridge, which writes a named
+       * message to the guest at most once however often it is resent (docs/architecture.md, "Exactly once").
+       */
+      readonly origin?: string
     }
   /** First (or only) fragment of a whole agent message: `size` is the full payload size, `data` a prefix of it. */
   | { readonly t: "msg"; readonly id: number; readonly type: number; readonly size: number; readonly data: Uint8Array; readonly end: boolean }
@@ -169,8 +178,22 @@ export type RelayToBridge =
     }
   /** Agent bytes of `epoch` consumed up to `pos`: the bridge may forget them, and read more within the window. */
   | { readonly t: "ack"; readonly epoch: number; readonly pos: number }
-  /** Chunked guest-bound bytes at position `pos` of `epoch` for one port; `end` completes a message. */
-  | { readonly t: "write"; readonly epoch: number; readonly pos: number; readonly port: number; readonly data: Uint8Array; readonly end: boolean }
+  /**
+   * Chunked guest-bound bytes at position `pos` of `epoch` for one port; `end` completes a message. The first write
+   * of a client's message names it: `origin` (the client's `hello.origin`) and `id` (its message id), both or neither.
+   * The bridge writes a named message whole at most once per process lifetime; a repeat is discarded but counted as
+   * written (its `wrote` passes), so the relay acknowledges it.
+   */
+  | {
+      readonly t: "write"
+      readonly epoch: number
+      readonly pos: number
+      readonly port: number
+      readonly data: Uint8Array
+      readonly end: boolean
+      readonly origin?: string
+      readonly id?: number
+    }
   /** Discard the partially buffered message of `port`: it will never be completed. */
   | { readonly t: "abort"; readonly epoch: number; readonly pos: number; readonly port: number }
   /** Send agent bytes again from `pos` (the relay lost in-memory parser state, e.g. after hibernation). */

@@ -37,7 +37,7 @@ const fragment = fc
 export const clientToRelayArb: fc.Arbitrary<ClientToRelay> = fc.oneof(
   fc
     .record(
-      { client: text, role, caps, resume: fc.string({ maxLength: 64 }), lastSeq: uint },
+      { client: text, role, caps, resume: fc.string({ maxLength: 64 }), lastSeq: uint, origin: fc.string({ maxLength: 64 }) },
       { requiredKeys: ["client", "role", "caps"] },
     )
     .map((h) => ({ t: "hello" as const, v: LINK_VERSION, ...h })),
@@ -84,7 +84,9 @@ export const bridgeToRelayArb: fc.Arbitrary<BridgeToRelay> = fc.oneof(
 export const relayToBridgeArb: fc.Arbitrary<RelayToBridge> = fc.oneof(
   fc.record({ epoch: uint, ack: uint, window: uint }).map((w) => ({ t: "welcome" as const, v: LINK_VERSION, ...w })),
   fc.record({ epoch: uint, pos: uint }).map((a) => ({ t: "ack" as const, ...a })),
-  fc.record({ epoch: uint, pos: uint, port: u32, data: bytes, end: fc.boolean() }).map((w) => ({ t: "write" as const, ...w })),
+  fc
+    .record({ epoch: uint, pos: uint, port: u32, data: bytes, end: fc.boolean(), key: fc.option(fc.record({ origin: fc.string({ maxLength: 64 }), id: u32 }), { nil: undefined }) })
+    .map(({ key, ...w }) => ({ t: "write" as const, ...w, ...key })),
   fc.record({ epoch: uint, pos: uint, port: u32 }).map((a) => ({ t: "abort" as const, ...a })),
   fc.record({ epoch: uint, pos: uint }).map((r) => ({ t: "rewind" as const, ...r })),
   uint.map((n) => ({ t: "pong" as const, n })),

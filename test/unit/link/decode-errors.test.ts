@@ -2,7 +2,7 @@
 // ranges, byte lengths, versions. Frames are written as hex so every byte is visible.
 import { Packr } from "msgpackr"
 import { describe, expect, it } from "vitest"
-import { decodeBridgeToRelay } from "../../../src/link/bridge-codec.ts"
+import { decodeBridgeToRelay, decodeRelayToBridge } from "../../../src/link/bridge-codec.ts"
 import { decodeClientToRelay, decodeRelayToClient } from "../../../src/link/client-codec.ts"
 import { linkErrorOfDecode, type LinkDecoded } from "../../../src/link/codec.ts"
 import { MAX_FRAME_BYTES } from "../../../src/link/types.ts"
@@ -84,6 +84,9 @@ describe("fields", () => {
     ["a size over uint32", { t: "msg", id: 1, type: 1, size: 2 ** 32, data: new Uint8Array(0), end: false }, "bad-field"],
     ["a valid hello", hello, "ok"],
     ["a nil optional field (absent)", { ...hello, resume: null }, "ok"],
+    ["a hello naming its origin", { ...hello, origin: "0123456789abcdef0123456789abcdef" }, "ok"],
+    ["an origin over 64 characters", { ...hello, origin: "a".repeat(65) }, "bad-field"],
+    ["an origin that is not a string", { ...hello, origin: 12 }, "bad-field"],
   ])("client→relay: %s", (_name, frame, reason) => {
     expect(reasonOf(decodeClientToRelay(pack(frame)))).toBe(reason)
   })
@@ -104,5 +107,14 @@ describe("fields", () => {
     expect(reasonOf(decodeBridgeToRelay(pack({ t: "data", epoch: 0, pos: 2 ** 53, bytes: new Uint8Array(1) })))).toBe("bad-field")
     expect(reasonOf(decodeBridgeToRelay(pack({ t: "data", epoch: 0, pos: 2 ** 53 - 1, bytes: new Uint8Array(1) })))).toBe("ok")
     expect(reasonOf(decodeBridgeToRelay(pack({ t: "hello", v: 1, bridge: "b", epoch: 1, chardev: true, from: 0, wrote: 0, port: "ajar" })))).toBe("bad-field")
+  })
+
+  it("relay→bridge: a write names its message with origin and id together or not at all", () => {
+    const write = { t: "write", epoch: 1, pos: 0, port: 1, data: new Uint8Array(1), end: true }
+    expect(decodeRelayToBridge(pack({ ...write, origin: "o1", id: 7 }))).toEqual({ _tag: "Ok", value: { ...write, origin: "o1", id: 7 } })
+    expect(decodeRelayToBridge(pack(write))).toEqual({ _tag: "Ok", value: write })
+    expect(reasonOf(decodeRelayToBridge(pack({ ...write, origin: "o1" })))).toBe("bad-field")
+    expect(reasonOf(decodeRelayToBridge(pack({ ...write, id: 7 })))).toBe("bad-field")
+    expect(reasonOf(decodeRelayToBridge(pack({ ...write, origin: "o1", id: 2 ** 32 })))).toBe("bad-field")
   })
 })
