@@ -3,6 +3,13 @@
 // `wrote` position: every message that ends below it was written whole or deliberately discarded.
 import { concatBytes } from "../protocol/bytes.ts"
 import { checkChunking, PartCursor } from "./part-cursor.ts"
+import type { WrittenKeys } from "./written-keys.ts"
+
+/** A client message's idempotence key, from its first `write` (link types). */
+export interface MessageKey {
+  readonly origin: string
+  readonly id: number
+}
 
 export type DiscardReason =
   | "aborted" // the relay's `abort`: the sender gave the message up
@@ -36,6 +43,7 @@ interface GuestMessage {
   written: number
   /** Dropped while a batch of it was in flight: that batch's completion must not count it again. */
   dropped: boolean
+  key: MessageKey | undefined
 }
 
 /** One write to the chardev: whole chunks of one message; `last` when it finishes the message. */
@@ -55,6 +63,8 @@ export interface GuestLimits {
 
 export interface GuestListener {
   discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void
+  /** A message whose key was written whole before: not written again, but counted as written. */
+  duplicate(port: number, key: MessageKey, bytes: number): void
 }
 
 const PORTS = [1, 2] as const
@@ -81,10 +91,12 @@ export class GuestAssembler {
   constructor(
     private readonly limits: GuestLimits,
     private readonly listener: GuestListener,
+    /** Keys written whole, shared by the VM's epochs (the writer owns it). */
+    private readonly writtenKeys?: WrittenKeys,
   ) {}
 
-  /** One relay `write` frame. Returns true when it completed a message (the writer has work). */
-  receive(pos: number, port: number, data: Uint8Array, end: boolean): boolean {
+  /** One relay `write` frame (`key` on a message's first). Returns true when it completed a message (the writer has work). */
+  receive(pos: number, port: number, data: Uint8Array, end: boolean, key?: MessageKey): boolean {
     if (pos + data.length <= this.recvPos && !(data.length === 0 && pos === this.recvPos)) return false
     if (pos < this.recvPos) {
       data = data.subarray(this.recvPos - pos)
@@ -107,7 +119,7 @@ export class GuestAssembler {
       if (end) state.skipping = false
       return false
     }
-    const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined, written: 0, dropped: false }
+    const msg = state.partial ?? { port, parts: [], spans: [], bytes: 0, cursor: undefined, written: 0, dropped: false, key }
     state.partial = msg
     // Only a message's last piece holds `wrote` back: the relay counts a message written once `wrote` passes its end,
     // and bytes of a message still streaming must not hold back MOUSE_STATE or the sender's credit behind it.
@@ -180,7 +192,7 @@ export class GuestAssembler {
   nextBatch(maxBytes: number): GuestBatch | undefined {
     const first = this.lastPort === 1 ? 2 : 1
     for (const port of [first, first === 1 ? 2 : 1]) {
-      const msg = this.ports.get(port)!.ready[0]
+      const msg = this.nextUnwritten(port)
       if (msg === undefined) continue
       this.lastPort = port
       msg.cursor ??= new PartCursor(msg.parts)
@@ -204,6 +216,8 @@ export class GuestAssembler {
     batch.message.written += batch.bytes.length
     this.held -= batch.bytes.length
     if (!batch.last) return
+    const key = batch.message.key
+    if (key !== undefined) this.writtenKeys?.add(key.origin, key.id)
     this.settle(batch.message)
     const end = batch.message.spans[batch.message.spans.length - 1]?.end
     if (batch.port === 2 && end !== undefined && end > this.serverWritten) this.serverWritten = end
@@ -217,6 +231,24 @@ export class GuestAssembler {
       this.spanHead = 0
     }
     return this.spans[this.spanHead]?.pos ?? this.recvPos
+  }
+
+  /**
+   * The head of `port`'s ready queue, past messages already written whole under their key (a resend after a relay
+   * restart): those are settled as if written now. Checked when a message comes to be written, not when it arrives:
+   * its original may still be queued ahead of it then, and is written or dropped before the repeat reaches the head.
+   */
+  private nextUnwritten(port: number): GuestMessage | undefined {
+    const ready = this.ports.get(port)!.ready
+    for (;;) {
+      const msg = ready[0]
+      if (msg === undefined || msg.cursor !== undefined || msg.key === undefined) return msg
+      if (this.writtenKeys?.has(msg.key.origin, msg.key.id) !== true) return msg
+      ready.shift()
+      this.held -= msg.bytes
+      this.settle(msg)
+      this.listener.duplicate(port, msg.key, msg.bytes)
+    }
   }
 
   private settle(msg: GuestMessage): void {

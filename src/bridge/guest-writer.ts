@@ -2,10 +2,11 @@
 // in flight, so the socket's backpressure paces it), port gating, and the `wrote` acknowledgements.
 import type { BridgeToRelay, PortLevel } from "../link/types.ts"
 import type { Limits } from "./config.ts"
-import { type DiscardReason, GuestAssembler } from "./guest-assembler.ts"
+import { type DiscardReason, GuestAssembler, type MessageKey } from "./guest-assembler.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
 import type { ChardevPort } from "./vm-core.ts"
+import { WrittenKeys } from "./written-keys.ts"
 
 /** Chunk-aligned writes of about this size alternate between ports: bounds how long a MOUSE_STATE can wait. */
 const WRITE_BATCH = 32 * 1024
@@ -27,6 +28,8 @@ export class GuestWriter {
   private lastWrote = 0
   private lastServer = 0
   private readonly labels: Record<string, string>
+  /** Client messages written whole, across epochs: a resend of one is not written again. */
+  private readonly writtenKeys = new WrittenKeys()
 
   constructor(
     vm: string,
@@ -67,8 +70,8 @@ export class GuestWriter {
     this.assembler.discardPartials("tunnel-lost", cause)
   }
 
-  write(pos: number, port: number, data: Uint8Array, end: boolean): void {
-    this.assembler.receive(pos, port, data, end)
+  write(pos: number, port: number, data: Uint8Array, end: boolean, key?: MessageKey): void {
+    this.assembler.receive(pos, port, data, end, key)
     this.pump()
     this.sendWrote()
     this.host.changed()
@@ -124,8 +127,17 @@ export class GuestWriter {
   private newAssembler(): GuestAssembler {
     return new GuestAssembler(
       { maxMessageBytes: this.limits.maxGuestMessageBytes, bufferBytes: this.limits.guestBufferBytes, maxChunkData: 2048 },
-      { discarded: (port, reason, bytes, detail) => this.discarded(port, reason, bytes, detail) },
+      {
+        discarded: (port, reason, bytes, detail) => this.discarded(port, reason, bytes, detail),
+        duplicate: (port, key, bytes) => this.duplicate(port, key, bytes),
+      },
+      this.writtenKeys,
     )
+  }
+
+  private duplicate(port: number, key: MessageKey, bytes: number): void {
+    this.metrics.inc("vdrelay_bridge_guest_duplicates_suppressed_total", this.labels)
+    this.log.log("info", "duplicate-suppressed", { epoch: this.host.epoch, port, origin: key.origin, id: key.id, bytes })
   }
 
   private discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void {

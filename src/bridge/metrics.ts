@@ -21,6 +21,7 @@ const families = {
   vdrelay_bridge_guest_bytes_written_total: ["counter", "Guest-bound bytes written to the chardev."],
   vdrelay_bridge_guest_messages_written_total: ["counter", "Guest-bound messages written whole to the chardev."],
   vdrelay_bridge_guest_messages_discarded_total: ["counter", "Guest-bound messages discarded, by reason."],
+  vdrelay_bridge_guest_duplicates_suppressed_total: ["counter", "Client messages not written again: their key was written whole before (a resend)."],
   vdrelay_bridge_link_errors_total: ["counter", "Relay frames rejected or out of sequence, by reason."],
   vdrelay_bridge_read_paused: ["gauge", "1 while the bridge is not reading the chardev (retention or window full)."],
   vdrelay_bridge_retained_bytes: ["gauge", "Unacknowledged agent bytes retained for replay."],

@@ -166,7 +166,8 @@ export class VmCore {
         return this.current(frame.epoch) ? this.ack(frame.pos) : undefined
       case "write":
         if (this.current(frame.epoch)) {
-          this.guest.write(frame.pos, frame.port, frame.data, frame.end)
+          const key = frame.origin !== undefined && frame.id !== undefined ? { origin: frame.origin, id: frame.id } : undefined
+          this.guest.write(frame.pos, frame.port, frame.data, frame.end, key)
         }
         return undefined
       case "abort":

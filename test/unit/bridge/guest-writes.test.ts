@@ -33,6 +33,15 @@ const welcomed = async (rig: Rig, n: number): Promise<{ conn: RelayConn; epoch: 
 
 const lastWrote = (conn: RelayConn): number => conn.of("wrote").at(-1)?.pos ?? 0
 
+/** Sends `wire` as write frames of 5000 bytes, the first naming the message; returns the position after it. */
+const sendKeyed = (conn: RelayConn, epoch: number, pos: number, wire: Uint8Array, key: { origin: string; id: number }): number => {
+  for (let at = 0; at < wire.length; at += 5000) {
+    const data = wire.subarray(at, Math.min(wire.length, at + 5000))
+    conn.send({ t: "write", epoch, pos: pos + at, port: 1, data, end: at + 5000 >= wire.length, ...(at === 0 ? key : {}) })
+  }
+  return pos + wire.length
+}
+
 describe("guest-bound writes", () => {
   it("writes a message only once its last piece arrived, pieces split anywhere, and acknowledges it", async () => {
     const rig = await setup()
@@ -79,6 +88,25 @@ describe("guest-bound writes", () => {
     await until(() => lastWrote(c1) === end, "everything settled")
     expect(rig.chardev.receivedBytes().equals(Buffer.concat([big, next]))).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "tunnel-lost" })).toBe(1)
+  })
+
+  it("does not write again a keyed message resent on a new tunnel (relay restart), and acknowledges it", async () => {
+    const rig = await setup()
+    const { conn, epoch } = await welcomed(rig, 0)
+    const data = message(1, 11, bytes(70_000, 21))
+    const end = sendKeyed(conn, epoch, 0, data, { origin: "sdk-a", id: 3 })
+    await until(() => lastWrote(conn) === end, "written")
+    conn.ws.terminate()
+    const c1 = await rig.relay.conn(1)
+    expect(c1.hello).toMatchObject({ epoch, wrote: end })
+    c1.send({ t: "welcome", v: 1, epoch, ack: 0, window: 1 << 20 })
+    // The restarted relay could not know the message was written: it sends it again, then a new one.
+    let pos = sendKeyed(c1, epoch, end, data, { origin: "sdk-a", id: 3 })
+    const next = message(1, 11, bytes(100, 22))
+    pos = sendKeyed(c1, epoch, pos, next, { origin: "sdk-a", id: 4 })
+    await until(() => lastWrote(c1) === pos, "both settled")
+    expect(rig.chardev.receivedBytes().equals(Buffer.concat([data, next]))).toBe(true)
+    expect(rig.bridge.metric("vdrelay_bridge_guest_duplicates_suppressed_total")).toBe(1)
   })
 
   it("discards a port's partial message on abort and goes on with the next one", async () => {
