@@ -3,10 +3,12 @@
 import { access, constants, readFile } from "node:fs/promises"
 import { hostname } from "node:os"
 import { parseArgs } from "node:util"
-import { Effect, Exit, Fiber } from "effect"
+// The module, not the package index: the index loads the cluster, RPC and SQL modules a bridge never uses.
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Effect, Exit } from "effect"
 import { runBridge } from "./bridge.ts"
 import { type BridgeConfig, ConfigError, parseConfig } from "./config.ts"
-import { jsonLogger, type LogLevel } from "./log.ts"
+import { jsonLogger, type Logger, type LogLevel } from "./log.ts"
 import { Metrics } from "./metrics.ts"
 
 const HELP = `usage: vdrelay bridge --config FILE [--metrics-port PORT] [--log-level LEVEL]
@@ -101,19 +103,28 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     throw e
   }
   const log = jsonLogger((line) => process.stderr.write(line), level)
-  const fiber = Effect.runFork(Effect.scoped(runBridge(config, log, new Metrics())))
-  const stop = (signal: string): void => {
-    log.log("info", "signal", { signal })
-    Effect.runFork(Fiber.interrupt(fiber))
-  }
-  const onInt = (): void => stop("SIGINT")
-  const onTerm = (): void => stop("SIGTERM")
-  process.on("SIGINT", onInt)
-  process.on("SIGTERM", onTerm)
-  const exit = await Effect.runPromise(Fiber.await(fiber))
-  process.off("SIGINT", onInt)
-  process.off("SIGTERM", onTerm)
-  if (Exit.isInterrupted(exit)) return 0
-  log.log("error", "bridge-failed", { cause: Exit.isFailure(exit) ? String(exit.cause) : "ended" })
-  return 1
+  return runUntilSignal(config, log)
 }
+
+/**
+ * Runs the bridge under the platform's `NodeRuntime.runMain`: SIGINT/SIGTERM interrupt it (every scope closes, each
+ * tunnel with 1001), and its teardown sets the exit status (0 after a signal, 1 if the bridge failed). The promise
+ * settles with that status for the launcher; after a signal or a failure runMain has the process exit with it.
+ */
+const runUntilSignal = (config: BridgeConfig, log: Logger): Promise<number> =>
+  new Promise((settle) => {
+    const program = Effect.scoped(
+      runBridge(config, log, new Metrics()).pipe(Effect.onInterrupt(() => Effect.sync(() => log.log("info", "signal", { cause: "SIGINT or SIGTERM" })))),
+    )
+    NodeRuntime.runMain(program, {
+      // Our JSON log reports the failure; Effect's own logger would add a second, differently formatted line.
+      disableErrorReporting: true,
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) => {
+        const code = Exit.isInterrupted(exit) ? 0 : 1
+        if (code !== 0) log.log("error", "bridge-failed", { cause: Exit.isFailure(exit) ? String(exit.cause) : "ended" })
+        settle(code)
+        onExit(code)
+      },
+    })
+  })

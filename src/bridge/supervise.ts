@@ -13,6 +13,13 @@ export interface Backoff {
 export const backoffSchedule = (b: Backoff): Schedule.Schedule<unknown> =>
   Schedule.exponential(Duration.millis(b.baseMs), 2).pipe(Schedule.union(Schedule.spaced(Duration.millis(b.capMs))), Schedule.jittered)
 
+/**
+ * The backoff fed whether the last session got established: such a session starts the schedule over, so the next
+ * attempt waits `baseMs` again. Never ends.
+ */
+export const retrySchedule = (b: Backoff): Schedule.Schedule<boolean, boolean> =>
+  Schedule.passthrough(backoffSchedule(b) as Schedule.Schedule<unknown, boolean>).pipe(Schedule.resetWhen((established) => established))
+
 /** Handed to a session so it can say it got established (the next failure then retries after `baseMs` again). */
 export interface Established {
   established: boolean
@@ -24,21 +31,19 @@ export const supervise = (
   session: (mark: Established) => Effect.Effect<never, BridgeError, Scope.Scope>,
   backoff: Backoff,
   log: Logger,
-): Effect.Effect<never> =>
-  Effect.gen(function* () {
-    const driver = yield* Schedule.driver(backoffSchedule(backoff))
-    let failures = 0
-    while (true) {
-      const mark: Established = { established: false }
-      const exit = yield* Effect.exit(Effect.scoped(session(mark)))
-      if (mark.established) {
-        failures = 0
-        yield* driver.reset
-      }
-      failures++
-      const cause = exit._tag === "Success" ? "ended" : Option.match(Cause.failureOption(exit.cause), { onNone: () => Cause.pretty(exit.cause), onSome: describeCause })
-      // One line per outage, then one per ten attempts: a VM that stays off must not flood the journal.
-      log.log(failures % 10 === 1 ? "warn" : "debug", `${what}-retry`, { cause, failures })
-      yield* driver.next(undefined).pipe(Effect.orElse(() => Effect.void))
-    }
+): Effect.Effect<never> => {
+  let failures = 0
+  const attempt = Effect.suspend(() => {
+    const mark: Established = { established: false }
+    return Effect.exit(Effect.scoped(session(mark))).pipe(
+      Effect.map((exit) => {
+        failures = mark.established ? 1 : failures + 1
+        const cause = exit._tag === "Success" ? "ended" : Option.match(Cause.failureOption(exit.cause), { onNone: () => Cause.pretty(exit.cause), onSome: describeCause })
+        // One line per outage, then one per ten attempts: a VM that stays off must not flood the journal.
+        log.log(failures % 10 === 1 ? "warn" : "debug", `${what}-retry`, { cause, failures })
+        return mark.established
+      }),
+    )
   })
+  return attempt.pipe(Effect.repeat(retrySchedule(backoff)), Effect.andThen(Effect.never))
+}
