@@ -64,7 +64,7 @@ export interface GuestLimits {
 export interface GuestListener {
   discarded(port: number, reason: DiscardReason, bytes: number, detail: string): void
   /** A message whose key was written whole before: not written again, but counted as written. */
-  duplicate(port: number, key: MessageKey, bytes: number): void
+  duplicate?(port: number, key: MessageKey, bytes: number): void
 }
 
 const PORTS = [1, 2] as const
@@ -247,7 +247,7 @@ export class GuestAssembler {
       ready.shift()
       this.held -= msg.bytes
       this.settle(msg)
-      this.listener.duplicate(port, msg.key, msg.bytes)
+      this.listener.duplicate?.(port, msg.key, msg.bytes)
     }
   }
 
