@@ -12,7 +12,7 @@ import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
 import { type RealAgent, findBinary, realAgentAvailable, startRealAgent } from "../../test/harness/real-agent.ts"
 import { type LocalWorker, startWorker } from "../../test/harness/worker.ts"
 import { buildConsole } from "../build-console.ts"
-import { type AgentSimHandle, startAgentSim } from "./agent-sim-server.ts"
+import { type AgentSimHandle, startAgentSim } from "../../test/harness/agent-sim-server.ts"
 
 const ROOT = resolve(import.meta.dirname, "../..")
 

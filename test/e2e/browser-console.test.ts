@@ -6,7 +6,7 @@ import { mkdir, readFile, rm } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Browser, chromiumAvailable, launchChromium } from "../../scripts/lib/chromium.ts"
+import { type Browser, chromiumAvailable, launchChromium } from "../harness/chromium.ts"
 import { type Stack, startStack } from "../../scripts/lib/stack.ts"
 import { realAgentAvailable } from "../harness/real-agent.ts"
 

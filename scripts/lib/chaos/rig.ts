@@ -9,7 +9,7 @@ import { startFakeQmp, type FakeQmp } from "../../../test/harness/fake-qmp.ts"
 import { type Managed, spawnGroup } from "../../../test/harness/processes.ts"
 import { type RealAgent, startRealAgent } from "../../../test/harness/real-agent.ts"
 import { type LocalWorker, startWorker } from "../../../test/harness/worker.ts"
-import { CutProxy } from "./cut-proxy.ts"
+import { CutProxy } from "../../../test/harness/cut-proxy.ts"
 
 const ROOT = resolve(import.meta.dirname, "../../..")
 export const TENANT = "chaos"

@@ -1,11 +1,11 @@
-// One VM for load tests, in process: the agent simulator (scripts/lib/agent-sim.ts, spice-vdagent 0.22.1 behaviour)
+// One VM for load tests, in process: the agent simulator (test/harness/agent-sim.ts, spice-vdagent 0.22.1 behaviour)
 // behind a minimal host bridge that speaks the bridge link to the relay (hello, data within the window, write → whole
 // messages to the agent → wrote, abort, rewind, ack). It counts what a real bridge would see go wrong: frames that do
 // not decode, writes out of position, guest-bound bytes the agent could not parse (torn or badly chunked).
 import WebSocket from "ws"
 import { decodeRelayToBridge, encodeBridgeToRelay } from "../../../src/link/bridge-codec.ts"
 import type { RelayToBridge } from "../../../src/link/types.ts"
-import { AgentSim, type SimEvent } from "../agent-sim.ts"
+import { AgentSim, type SimEvent } from "../../../test/harness/agent-sim.ts"
 
 const EPOCH = 1
 
