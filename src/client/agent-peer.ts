@@ -8,7 +8,7 @@ import { agentHas, decodeFromAgent } from "./agent-codec.ts"
 import { Clipboard } from "./clipboard.ts"
 import { ClientError } from "./errors.ts"
 import { FileTransfers } from "./file-transfer.ts"
-import type { AgentMessage as WholeMessage } from "./inbox.ts"
+import type { RawAgentMessage } from "./inbox.ts"
 import { ReplyQueue } from "./replies.ts"
 import type { ConnectOptions, SessionEvents } from "./types.ts"
 
@@ -77,7 +77,7 @@ export class AgentPeer {
     this.replies.failAll(err)
   }
 
-  receive(message: WholeMessage): void {
+  receive(message: RawAgentMessage): void {
     this.d.emit("message", message)
     const decoded = decodeFromAgent(message.type, message.data, this.d.caps)
     if (decoded._tag !== "Ok") {

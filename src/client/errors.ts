@@ -16,6 +16,11 @@ export type ClientErrorReason =
   /** The relay refused the message: its code is in `notice`. */
   | "rejected"
   | "too-large"
+  /**
+   * The relay gave up an agent message it had half sent to this console (`abort`): its notice code is in `notice`
+   * (e.g. `dropped-by-disconnect` when the agent connection ended mid-message, `role-changed`).
+   */
+  | "aborted"
   | "cancelled"
   /** The agent answered with a failure (REPLY error, FILE_XFER_STATUS other than success). */
   | "agent-error"

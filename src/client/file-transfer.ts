@@ -1,6 +1,9 @@
 // File transfer to the guest (spec §7 item 8): FILE_XFER_START with the key file, wait for CAN_SEND_DATA, DATA blocks
 // of ≤ 64 KiB kept flowing within a byte window (so a high-latency link is not throttled the way SPICE's 10 × 2 KiB
 // token window throttles it), then SUCCESS. Cancel at any point; every failure ends the transfer with a ClientError.
+// A transfer ends byte-exact in the guest or failed on both ends: a failure the agent did not report itself is told to
+// it (FILE_XFER_STATUS behind the DATA already with the relay, so it removes the partial file), and the failure is
+// reported only once that status is answered and no DATA of the transfer is still on its way.
 import { FILE_XFER_DATA_BLOCK, FileXferResult } from "../protocol/constants.ts"
 import type { AgentMessage, FileXferStatus } from "../protocol/messages.ts"
 import { safeBaseName } from "./agent-codec.ts"
@@ -51,6 +54,10 @@ export class FileTransfer {
   private offset = 0
   private reading = false
   private queuedAll = false
+  /** DATA handed to the session and not answered yet (ack, notice or withdrawal). */
+  private inFlight = 0
+  /** Failed and waiting for the agent to be told (`cancelling`) and for DATA in flight to be answered. */
+  private closing: { readonly status: FileStatus; readonly err: ClientError; cancelling: boolean } | undefined
   private settle!: { resolve: () => void; reject: (e: ClientError) => void }
   private readonly group: string
 
@@ -67,25 +74,20 @@ export class FileTransfer {
   }
 
   get active(): boolean {
-    return this.status === "waiting" || this.status === "sending"
+    return (this.status === "waiting" || this.status === "sending") && this.closing === undefined
   }
 
   start(): void {
     this.emitStatus()
+    // A START the relay did not write (or wrote to an agent connection that ended) left nothing in the guest.
     this.deps.send({ _tag: "FileXferStart", id: this.id, name: this.name, size: this.size }).catch((err: ClientError) =>
-      this.fail(err.reason === "disabled" ? new ClientError("disabled", "file transfer disabled by policy", err.extra) : err),
+      this.fail(err.reason === "disabled" ? new ClientError("disabled", "file transfer disabled by policy", err.extra) : err, "agent-clean"),
     )
   }
 
   /** Cancels the transfer: queued blocks are dropped, a half-sent one aborted, the agent told CANCELLED. */
   cancel(): void {
-    if (!this.active) return
-    this.tellAgent(FileXferResult.Cancelled)
     this.fail(new ClientError("cancelled", `transfer of ${this.name} cancelled`))
-  }
-
-  private tellAgent(result: number): void {
-    void this.deps.send({ _tag: "FileXferStatus", id: this.id, result }).catch(() => {})
   }
 
   /** FILE_XFER_STATUS from the agent. */
@@ -105,28 +107,59 @@ export class FileTransfer {
         this.sent = this.size
         this.deps.progress(this.progress())
         return this.finish("done")
+      // The agent ended the transfer itself (and removed what it had of the file): nothing to tell it.
       case FileXferResult.Cancelled:
-        return this.fail(new ClientError("cancelled", `the guest cancelled the transfer of ${this.name}`))
+        return this.fail(new ClientError("cancelled", `the guest cancelled the transfer of ${this.name}`), "agent-clean")
       case FileXferResult.NotEnoughSpace:
-        return this.fail(new ClientError("agent-error", `not enough space in the guest${freeBytes === undefined ? "" : ` (${freeBytes} bytes free)`}`))
+        return this.fail(new ClientError("agent-error", `not enough space in the guest${freeBytes === undefined ? "" : ` (${freeBytes} bytes free)`}`), "agent-clean")
       case FileXferResult.SessionLocked:
-        return this.fail(new ClientError("agent-error", "the guest session is locked"))
+        return this.fail(new ClientError("agent-error", "the guest session is locked"), "agent-clean")
       case FileXferResult.VdagentNotConnected:
-        return this.fail(new ClientError("agent-not-connected", "no session agent runs in the guest"))
+        return this.fail(new ClientError("agent-not-connected", "no session agent runs in the guest"), "agent-clean")
       case FileXferResult.Disabled:
-        return this.fail(new ClientError("disabled", "file transfer disabled in the guest"))
+        return this.fail(new ClientError("disabled", "file transfer disabled in the guest"), "agent-clean")
       default:
-        return this.fail(new ClientError("agent-error", `the guest could not write ${this.name}${errorCode === undefined ? "" : ` (error ${errorCode})`}`))
+        return this.fail(new ClientError("agent-error", `the guest could not write ${this.name}${errorCode === undefined ? "" : ` (error ${errorCode})`}`), "agent-clean")
     }
   }
 
-  fail(err: ClientError): void {
+  /**
+   * Ends the transfer with `err`. `agent`: "tell" (default) when the agent may hold a partial file, so it is sent
+   * FILE_XFER_STATUS (CANCELLED for a cancel, else ERROR) behind the DATA the relay already has; "agent-clean" when it
+   * holds none (it said so, or it never got the START); "agent-gone" when the agent connection, the seat or the
+   * session is over (the agent drops partial transfers when its client goes, spec §5.7, §6): report at once.
+   */
+  fail(err: ClientError, agent: "tell" | "agent-clean" | "agent-gone" = "tell"): void {
+    if (this.closing !== undefined) {
+      if (agent === "agent-gone") this.finish(this.closing.status, this.closing.err)
+      return
+    }
     if (!this.active) return
+    const status: FileStatus = err.reason === "cancelled" ? "cancelled" : "failed"
     this.deps.cancelQueued(this.group, err)
-    this.finish(err.reason === "cancelled" ? "cancelled" : "failed", err)
+    if (agent === "agent-gone") return this.finish(status, err)
+    this.closing = { status, err, cancelling: agent === "tell" }
+    if (agent === "tell") {
+      const result = status === "cancelled" ? FileXferResult.Cancelled : FileXferResult.Error
+      // Answered either way: an ack (written whole, after every DATA before it) or a notice (not written: the agent
+      // connection is gone, or this console may no longer reach it).
+      const told = (): void => {
+        if (this.closing === undefined) return
+        this.closing.cancelling = false
+        this.closeIfSettled()
+      }
+      this.deps.send({ _tag: "FileXferStatus", id: this.id, result }).then(told, told)
+    }
+    this.closeIfSettled()
+  }
+
+  private closeIfSettled(): void {
+    const c = this.closing
+    if (c !== undefined && !c.cancelling && this.inFlight === 0) this.finish(c.status, c.err)
   }
 
   private finish(status: FileStatus, err?: ClientError): void {
+    if (this.status !== "waiting" && this.status !== "sending") return
     this.status = status
     this.error = err
     this.owner.forget(this)
@@ -145,30 +178,37 @@ export class FileTransfer {
 
   /** Keeps up to the window of DATA queued or unacknowledged; an empty file still sends its one empty DATA. */
   private pump(): void {
-    if (this.reading || this.queuedAll || this.status !== "sending") return
+    if (this.reading || this.queuedAll || !this.active || this.status !== "sending") return
     if (this.deps.pendingBytes(this.group) >= this.deps.windowBytes) return
     this.reading = true
     const start = this.offset, end = Math.min(this.size, start + FILE_XFER_DATA_BLOCK)
     this.source.read(start, end).then(
       (block) => {
         this.reading = false
-        if (this.status !== "sending") return
+        if (!this.active || this.status !== "sending") return
         this.offset = end
         this.queuedAll = end === this.size
+        this.inFlight++
         this.deps
           .send({ _tag: "FileXferData", id: this.id, data: block }, this.group)
-          .then(() => {
-            if (this.status !== "sending") return
-            this.sent = Math.min(this.size, this.sent + block.length)
-            this.deps.progress(this.progress())
-            this.pump()
-          })
-          .catch((err: ClientError) => this.fail(err))
+          .then(
+            () => {
+              this.inFlight--
+              if (!this.active || this.status !== "sending") return this.closeIfSettled()
+              this.sent = Math.min(this.size, this.sent + block.length)
+              this.deps.progress(this.progress())
+              this.pump()
+            },
+            (err: ClientError) => {
+              this.inFlight--
+              this.fail(err)
+              this.closeIfSettled()
+            },
+          )
         this.pump()
       },
       (err: unknown) => {
         this.reading = false
-        this.tellAgent(FileXferResult.Error)
         this.fail(new ClientError("cancelled", `could not read ${this.name}: ${String(err)}`))
       },
     )
@@ -192,7 +232,7 @@ export class FileTransfers {
   refuse(input: FileInput, err: ClientError): FileTransfer {
     const t = new FileTransfer(toSource(input), this.deps, this)
     this.active.set(t.id, t)
-    t.fail(err)
+    t.fail(err, "agent-clean")
     return t
   }
 
@@ -204,8 +244,9 @@ export class FileTransfers {
     this.active.get(s.id)?.onStatus(s)
   }
 
+  /** The agent connection, this console's seat or the session is over: every transfer fails now, nothing to tell. */
   failAll(err: ClientError): void {
-    for (const t of [...this.active.values()]) t.fail(err)
+    for (const t of [...this.active.values()]) t.fail(err, "agent-gone")
   }
 
   get list(): ReadonlyArray<FileTransfer> {

@@ -1,17 +1,20 @@
 // Relay→client direction of the client link: reassembles fragmented agent messages (msg/more/abort) into whole ones,
 // drops duplicates after a resume (by seq), and grants the relay credit in bytes as fragments are consumed.
-import type { RelayToClient } from "../link/types.ts"
+import type { NoticeCode, RelayToClient } from "../link/types.ts"
 
-export interface AgentMessage {
+/** One whole agent message as the relay delivered it, not decoded (`type` and payload bytes). */
+export interface RawAgentMessage {
   readonly seq: number
   readonly type: number
   readonly data: Uint8Array
 }
 
 export type InboxResult =
-  | { readonly _tag: "Message"; readonly message: AgentMessage }
-  /** A message was dropped on purpose (over the size cap, aborted by the relay): told, never silent. */
+  | { readonly _tag: "Message"; readonly message: RawAgentMessage }
+  /** A message over the size cap was dropped: told, never silent. */
   | { readonly _tag: "Dropped"; readonly seq: number; readonly type: number | undefined; readonly reason: string }
+  /** The relay gave up a message it had half sent (`abort`): what arrived of it is dropped, told with its code. */
+  | { readonly _tag: "Aborted"; readonly seq: number; readonly type: number; readonly code: NoticeCode }
   | { readonly _tag: "Protocol"; readonly detail: string }
 
 interface Partial {
@@ -70,7 +73,7 @@ export class Inbox {
       case "abort": {
         const p = this.partial.get(frame.seq)
         this.partial.delete(frame.seq)
-        return p === undefined || p.buf === undefined ? undefined : { _tag: "Dropped", seq: frame.seq, type: p.type, reason: frame.reason }
+        return p === undefined || p.buf === undefined ? undefined : { _tag: "Aborted", seq: frame.seq, type: p.type, code: frame.reason }
       }
     }
   }

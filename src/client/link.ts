@@ -3,7 +3,7 @@
 import type { ClientToRelay, LinkErrorCode } from "../link/types.ts"
 import { backoffDelay, openSocket, type WebSocketConstructor, type WebSocketLike } from "./connection.ts"
 import { ClientError } from "./errors.ts"
-import type { CloseInfo, ConnectOptions, SessionState } from "./types.ts"
+import type { CloseInfo, ConnectOptions, ConnectionState } from "./types.ts"
 import { encodeClientFrame } from "./wire.ts"
 
 export interface LinkCallbacks {
@@ -11,7 +11,7 @@ export interface LinkCallbacks {
   readonly frame: (bytes: Uint8Array) => void
   /** The current WebSocket is gone (whatever happens next). */
   readonly down: () => void
-  readonly state: (s: SessionState) => void
+  readonly state: (s: ConnectionState) => void
   readonly close: (info: CloseInfo) => void
   /** The session is over for good. */
   readonly ended: (err: ClientError) => void

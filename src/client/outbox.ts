@@ -12,6 +12,8 @@ export interface Outgoing {
   readonly group: string | undefined
   readonly resolve: () => void
   readonly reject: (err: ClientError) => void
+  /** Given up while the relay held it whole: it waits for its answer but is never sent again (a `resend` fails it). */
+  withdrawn?: ClientError
 }
 
 export interface OutboxOptions {
@@ -54,8 +56,10 @@ export class Outbox {
 
   /** A new link with its initial credit: everything not acked goes again, whole, in its original order. */
   linkOpened(credit: number): void {
-    this.queue = [...this.unacked.values(), ...this.queue].sort((a, b) => a.id - b.id)
+    const again = [...this.unacked.values()]
     this.unacked.clear()
+    for (const m of again) if (m.withdrawn !== undefined) m.reject(m.withdrawn)
+    this.queue = [...again.filter((m) => m.withdrawn === undefined), ...this.queue].sort((a, b) => a.id - b.id)
     this.offset = 0
     this.credit = credit
     this.open = true
@@ -84,6 +88,11 @@ export class Outbox {
   notice(id: number, code: NoticeCode, detail: string): Outgoing | undefined {
     const m = this.unacked.get(id) ?? this.queue.find((q) => q.id === id)
     if (m === undefined) return undefined
+    if (code === "resend" && m.withdrawn !== undefined) {
+      this.unacked.delete(id)
+      m.reject(m.withdrawn)
+      return m
+    }
     if (code === "resend") {
       if (!this.unacked.delete(id)) {
         // Half sent when the relay dropped it (the rest of this attempt would be discarded): restart it from byte 0.
@@ -103,9 +112,13 @@ export class Outbox {
     return m
   }
 
-  /** Gives up every message matching `pred` that the relay does not hold whole yet; a half-sent one is aborted. */
+  /**
+   * Gives up every message matching `pred` that the relay does not hold whole yet (a half-sent one is aborted); those
+   * it holds whole are withdrawn: still answered by the relay, never sent again.
+   */
   cancel(pred: (m: Outgoing) => boolean, err: ClientError): void {
     for (const m of [...this.queue]) if (pred(m)) this.drop(m, err)
+    for (const m of this.unacked.values()) if (pred(m)) m.withdrawn ??= err
   }
 
   /** Fails everything (session closed or role lost). */

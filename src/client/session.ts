@@ -12,7 +12,7 @@ import { ClientError } from "./errors.ts"
 import type { FileInput, FileTransfer } from "./file-transfer.ts"
 import { Inbox } from "./inbox.ts"
 import { Outbox } from "./outbox.ts"
-import type { AgentInfo, ClipboardData, ConnectOptions, MouseState, SessionEvents, SessionState } from "./types.ts"
+import type { AgentInfo, ClipboardData, ConnectOptions, ConnectionState, MouseState, SessionEvents } from "./types.ts"
 import { Link } from "./link.ts"
 import { decodeRelayFrame } from "./wire.ts"
 
@@ -25,14 +25,22 @@ export const defaultClientCaps: ReadonlyArray<number> = buildCaps([
 
 const MiB = 1024 * 1024
 
+/** 128 random bits as 32 hex digits. */
+const randomOrigin = (): string => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
+
 export class Session extends Emitter<SessionEvents> {
-  state: SessionState = "connecting"
+  state: ConnectionState = "connecting"
   role: Role
   agent: AgentInfo = { connected: false, caps: null }
   policy: Policy | undefined
   /** The relay's id for this VM session (from its welcome). */
   sessionId: string | undefined
   readonly caps: ReadonlyArray<number>
+  /**
+   * Names this session object's messages for the bridge, with their ids (monotonic per session object): the bridge
+   * writes a named message to the guest at most once, however often a restart makes the relay send it again.
+   */
+  readonly origin: string = randomOrigin()
   private readonly link: Link
   private readonly inbox: Inbox
   private readonly outbox: Outbox
@@ -213,7 +221,7 @@ export class Session extends Emitter<SessionEvents> {
     return undefined
   }
 
-  private setState(s: SessionState): void {
+  private setState(s: ConnectionState): void {
     if (this.state === s) return
     this.state = s
     this.emit("state", s)
@@ -222,7 +230,7 @@ export class Session extends Emitter<SessionEvents> {
   private hello(): ClientToRelay {
     const resume = this.link.resumeToken
     return {
-      t: "hello", v: LINK_VERSION, client: this.opts.clientName ?? "vdrelay-client", role: this.role, caps: this.caps,
+      t: "hello", v: LINK_VERSION, client: this.opts.clientName ?? "vdrelay-client", role: this.role, caps: this.caps, origin: this.origin,
       ...(resume === undefined ? {} : { resume }),
       ...(resume === undefined || this.inbox.lastSeq < 0 ? {} : { lastSeq: this.inbox.lastSeq }),
     }
@@ -248,6 +256,7 @@ export class Session extends Emitter<SessionEvents> {
         if (r === undefined) return
         if (r._tag === "Message") return this.peer.receive(r.message)
         if (r._tag === "Dropped") return this.emit("error", new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`))
+        if (r._tag === "Aborted") return this.emit("error", new ClientError("aborted", `agent message ${r.seq} (type ${r.type}) aborted by the relay: ${r.code}`, { notice: r.code }))
         return this.link.fail(new ClientError("protocol", r.detail))
       }
       case "ack":

@@ -2,10 +2,10 @@
 import type { NoticeCode, Policy, Role } from "../link/types.ts"
 import type { ReconnectOptions, TokenSource, WebSocketConstructor } from "./connection.ts"
 import type { ClientError } from "./errors.ts"
-import type { AgentMessage } from "./inbox.ts"
+import type { RawAgentMessage } from "./inbox.ts"
 
 export type { NoticeCode, Policy, Role } from "../link/types.ts"
-export type { AgentMessage } from "./inbox.ts"
+export type { RawAgentMessage } from "./inbox.ts"
 
 export interface ConnectOptions {
   /** The relay's console endpoint, ws(s):// or http(s)://, e.g. `wss://relay.example.com/v1/connect`. */
@@ -38,7 +38,8 @@ export interface ConnectOptions {
   readonly WebSocket?: WebSocketConstructor
 }
 
-export type SessionState = "connecting" | "open" | "reconnecting" | "closed"
+/** The state of the console's link to the relay (not of the relay's session actor). */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed"
 
 export interface AgentInfo {
   readonly connected: boolean
@@ -85,7 +86,7 @@ export interface CloseInfo {
 }
 
 export interface SessionEvents {
-  readonly state: SessionState
+  readonly state: ConnectionState
   readonly agent: AgentInfo
   readonly role: Role
   readonly policy: Policy
@@ -99,7 +100,7 @@ export interface SessionEvents {
   readonly error: ClientError
   readonly close: CloseInfo
   /** Every whole agent message received, including those the SDK handled itself. */
-  readonly message: AgentMessage
+  readonly message: RawAgentMessage
 }
 
 export interface MouseState {

@@ -73,12 +73,70 @@ describe("file transfer", () => {
     await status(o.link, t.id, 0)
     await o.link.next((f) => f.t === "more")
     t.cancel()
-    await expect(t.done).rejects.toMatchObject({ reason: "cancelled" })
     await o.link.next((f) => f.t === "abort")
+    // Reported only once the agent was told (the relay acknowledged the STATUS): credit lets it go out.
+    expect(t.status).toBe("sending")
     o.link.grantCredit(1 << 20)
     const st = await o.link.nextMessage(MessageType.FileXferStatus, 0)
     expect(st.payload).toEqual(u32(t.id, 1))
+    await expect(t.done).rejects.toMatchObject({ reason: "cancelled" })
     expect(t.status).toBe("cancelled")
+  })
+
+  it("a block the relay refuses fails the transfer on both ends: STATUS ERROR behind the blocks already sent, then done rejects", async () => {
+    o = await open()
+    o.link.autoAck = false
+    const t = o.session.sendFile({ name: "f", data: bytes(4 * 65536) })
+    await status(o.link, t.id, 0)
+    await until(() => dataOf(o!.link).length === 4)
+    const [first, second] = dataOf(o.link)
+    let settled = false
+    t.done.catch(() => (settled = true))
+    // The first block was lost in a tunnel grace that ran out; the agent connection may still hold a partial file.
+    o.link.send({ t: "notice", code: "dropped-by-disconnect", id: first!.id, detail: "grace over" })
+    const st = await o.link.nextMessage(MessageType.FileXferStatus, 0)
+    expect(st.payload).toEqual(u32(t.id, 2))
+    expect(st.id).toBeGreaterThan(Math.max(...dataOf(o.link).map((m) => m.id)))
+    // The other blocks and the STATUS are answered: only then is the failure reported.
+    o.link.send({ t: "ack", id: second!.id })
+    for (const m of dataOf(o.link).slice(2)) o.link.send({ t: "ack", id: m.id })
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false)
+    o.link.send({ t: "ack", id: st.id })
+    await expect(t.done).rejects.toMatchObject({ reason: "agent-not-connected" })
+    expect(t.status).toBe("failed")
+    expect(dataOf(o.link)).toHaveLength(4)
+  })
+
+  it("never sends a block of a failed transfer again, even when the relay asks for a resend", async () => {
+    o = await open()
+    o.link.autoAck = false
+    const t = o.session.sendFile({ name: "f", data: bytes(2 * 65536) })
+    await status(o.link, t.id, 0)
+    await until(() => dataOf(o!.link).length === 2)
+    const [first, second] = dataOf(o.link)
+    t.cancel()
+    const st = await o.link.nextMessage(MessageType.FileXferStatus, 0)
+    // A relay restart: the blocks it held whole are to be resent (same agent connection); so is the STATUS.
+    for (const id of [first!.id, second!.id, st.id]) o.link.send({ t: "notice", code: "resend", id, detail: "restart" })
+    const again = await o.link.nextMessage(MessageType.FileXferStatus, o.link.messages.length)
+    o.link.send({ t: "ack", id: again.id })
+    await expect(t.done).rejects.toMatchObject({ reason: "cancelled" })
+    expect(dataOf(o.link)).toHaveLength(2)
+  })
+
+  it("tells the agent nothing when it ended the transfer itself, nor when it is gone", async () => {
+    o = await open()
+    const a = o.session.sendFile({ name: "a", data: bytes(10) })
+    await status(o.link, a.id, 0)
+    await status(o.link, a.id, 1)
+    await expect(a.done).rejects.toMatchObject({ reason: "cancelled" })
+    const b = o.session.sendFile({ name: "b", data: bytes(10) })
+    await o.link.nextMessage(MessageType.FileXferStart, 0)
+    o.link.autoAck = false
+    o.link.send({ t: "agent", connected: false, caps: null })
+    await expect(b.done).rejects.toMatchObject({ reason: "agent-not-connected" })
+    expect(o.link.messages.filter((m) => m.type === MessageType.FileXferStatus)).toEqual([])
   })
 
   it("reports the agent's refusals: not enough space, disabled", async () => {

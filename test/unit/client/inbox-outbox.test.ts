@@ -51,7 +51,7 @@ describe("Inbox", () => {
           if (r?._tag === "Message") {
             expect(got.has(r.message.seq)).toBe(false)
             got.set(r.message.seq, r.message.data)
-          } else expect(r === undefined || r._tag === "Dropped").toBe(true)
+          } else expect(r === undefined || r._tag === "Aborted").toBe(true)
         }
         msgs.forEach((m, i) => {
           const whole = !m.aborted || fragmentsOf(i + 1, m).length === 1

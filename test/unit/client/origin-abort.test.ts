@@ -1,0 +1,39 @@
+// The SDK names its messages for the bridge's at-most-once writes (hello.origin: random, one per session object, kept
+// across reconnects), and reports a relay `abort` of an agent message for what it is.
+import { afterEach, expect, it } from "vitest"
+import { type ClientError, MessageType } from "../../../src/client/index.ts"
+import { type Opened, open, u32 } from "./helpers.ts"
+
+const opened: Opened[] = []
+afterEach(async () => {
+  for (const o of opened.splice(0)) await o.done()
+})
+
+it("says the same random origin on every link of a session, another one in another session", async () => {
+  const o = await open({}, { reconnect: { minDelayMs: 1, maxDelayMs: 5 } })
+  opened.push(o)
+  const origin = o.link.hello!.origin!
+  expect(origin).toMatch(/^[0-9a-f]{32}$/)
+  expect(o.session.origin).toBe(origin)
+  await o.link.terminate()
+  const link2 = await o.relay.helloed(1)
+  expect(link2.hello!.origin).toBe(origin)
+  link2.welcome({ resume: "r-2", resumed: true })
+  const other = await open()
+  opened.push(other)
+  expect(other.link.hello!.origin).not.toBe(origin)
+})
+
+it("reports a relay abort of a half-received agent message as 'aborted' with its notice code, not 'too-large'", async () => {
+  const o = await open()
+  opened.push(o)
+  const errors: ClientError[] = []
+  o.session.on("error", (e) => errors.push(e))
+  const seq = o.link.nextSeq()
+  await o.link.fragments(seq, MessageType.Reply, u32(2, 1), [3], 3)
+  o.link.send({ t: "abort", seq, reason: "dropped-by-disconnect" })
+  const seen = new Promise<number>((r) => o.session.on("message", (m) => r(m.seq)))
+  await o.link.agentMessage(MessageType.Reply, u32(2, 1))
+  await seen
+  expect(errors.map((e) => [e.reason, e.extra.notice])).toEqual([["aborted", "dropped-by-disconnect"]])
+})
