@@ -1,7 +1,13 @@
-// Signed tokens (JWT, RFC 7519, HS256 only) carrying tenant, vm, role and lifetime; signed and verified with WebCrypto so
-// the same code runs in workerd, Node and the browser. Verification never throws: it returns claims or an AuthError.
-import type { TokenRole } from "../link/types.ts"
+// Signed tokens (JWT, RFC 7519) carrying tenant, vm, role and lifetime. EdDSA (Ed25519, RFC 8037) with a `kid` naming
+// one key of the relay's key set is the production algorithm: the relay holds public keys only. HS256 with one shared
+// secret is kept for development and the test stack only, and only when the verifier is given that secret explicitly
+// (docs/security.md, "Keys"). WebCrypto only, so the same code runs in workerd, Node and the browser. Verification
+// never throws: it returns claims or an AuthError.
 import { decodeBase64url, encodeBase64url } from "./base64url.ts"
+import { THUMBPRINT_PATTERN, importPrivateKey, isEd25519Private, type KeySet, type PrivateJwk } from "./jwk.ts"
+
+/** Who a token lets in: consoles (`controller`, `viewer`), the host bridge, and operators (status, policy, revocation). */
+export type TokenRole = "controller" | "viewer" | "bridge" | "operator"
 
 export interface Claims {
   readonly tenant: string
@@ -15,23 +21,32 @@ export interface Claims {
   readonly jti: string
   /** Single-use join token: accepted once per VM, replays are refused. */
   readonly once?: true
+  /** Proof-of-possession key (RFC 7800 `cnf`): the SHA-256 thumbprint of the bridge host's public key (RFC 7638). */
+  readonly cnf?: { readonly jkt: string }
 }
 
 export type AuthErrorReason =
   | "malformed" // not three base64url segments of JSON objects, or over the size cap
-  | "unsupported-alg" // header alg other than HS256 (including "none"), or a crit header
+  | "unsupported-alg" // header alg other than EdDSA (or HS256 when enabled), including "none"; or a crit header
+  | "unknown-key" // EdDSA without a kid, or a kid the key set does not hold (a retired or never-published key)
+  | "wrong-key-type" // the kid names a key that is not Ed25519, or an HS256 header names a key of the key set
   | "bad-signature"
   | "invalid-claims" // a claim missing, of the wrong type or out of range
   | "expired"
   | "not-yet-valid"
-  | "bad-key" // the signing key is missing or too short (a deployment error, not the caller's)
+  | "bad-key" // no key set nor HS256 secret, a JWKS that does not parse, a short secret (a deployment error)
 
 export interface AuthError {
   readonly _tag: "AuthError"
   readonly reason: AuthErrorReason
   readonly detail: string
 }
-export type Verified = { readonly _tag: "Ok"; readonly claims: Claims } | AuthError
+export type Verified = {
+  readonly _tag: "Ok"
+  readonly claims: Claims
+  /** The key that signed it, for audit lines (`hs256` for the shared secret). */
+  readonly kid: string
+} | AuthError
 
 export const authError = (reason: AuthErrorReason, detail: string): AuthError => ({ _tag: "AuthError", reason, detail })
 
@@ -48,6 +63,8 @@ export const DEFAULT_SKEW_SECONDS = 30
 const utf8 = new TextEncoder()
 const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 const HEADER = encodeBase64url(utf8.encode(JSON.stringify({ alg: "HS256", typ: "JWT" })))
+/** The `kid` audit lines give HS256 tokens (they carry none: the one secret is the only key). */
+export const HS256_KID = "hs256"
 
 let cachedKey: { readonly secret: string; readonly key: Promise<CryptoKey> } | undefined
 
@@ -61,11 +78,31 @@ export const importSigningKey = (secret: string): Promise<CryptoKey> | AuthError
   return cachedKey.key
 }
 
-export const signToken = async (secret: string, claims: Claims): Promise<string> => {
+/**
+ * A signing key: an Ed25519 private JWK with a `kid` (EdDSA, production), or a string, the HS256 shared secret of
+ * development and test stacks (kept so their callers need no change).
+ */
+export type SigningKey = PrivateJwk | string
+
+const privateKeys = new WeakMap<PrivateJwk, Promise<CryptoKey>>()
+
+export const signToken = async (signingKey: SigningKey, claims: Claims): Promise<string> => {
+  if (typeof signingKey !== "string") return signEdDSA(signingKey, claims)
+  const secret = signingKey
   const key = importSigningKey(secret)
   if (!(key instanceof Promise)) throw new Error(key.detail)
   const input = `${HEADER}.${encodeBase64url(utf8.encode(JSON.stringify(claims)))}`
   const sig = await crypto.subtle.sign("HMAC", await key, utf8.encode(input))
+  return `${input}.${encodeBase64url(new Uint8Array(sig))}`
+}
+
+const signEdDSA = async (jwk: PrivateJwk, claims: Claims): Promise<string> => {
+  if (!isEd25519Private(jwk) || jwk.kid === undefined) throw new Error("signing key: an Ed25519 private JWK with a kid is required")
+  let key = privateKeys.get(jwk)
+  if (key === undefined) privateKeys.set(jwk, (key = importPrivateKey(jwk)))
+  const header = encodeBase64url(utf8.encode(JSON.stringify({ alg: "EdDSA", typ: "JWT", kid: jwk.kid })))
+  const input = `${header}.${encodeBase64url(utf8.encode(JSON.stringify(claims)))}`
+  const sig = await crypto.subtle.sign("Ed25519", await key, utf8.encode(input))
   return `${input}.${encodeBase64url(new Uint8Array(sig))}`
 }
 
@@ -81,12 +118,14 @@ export interface MintRequest {
   readonly jti?: string
   /** Not-before, seconds since the epoch; defaults to `now`. */
   readonly nbf?: number
+  /** Bridge tokens: thumbprint of the host key that must prove possession at connect (`cnf.jkt`). */
+  readonly jkt?: string
 }
 
 const randomJti = (): string => encodeBase64url(crypto.getRandomValues(new Uint8Array(16)))
 
 /** Mints a token; throws on a bad request (a caller bug: the CLI validates its arguments first). */
-export const mintToken = (secret: string, req: MintRequest): Promise<string> => {
+export const mintToken = (key: SigningKey, req: MintRequest): Promise<string> => {
   const now = req.now ?? Math.floor(Date.now() / 1000)
   const claims: Claims = {
     tenant: req.tenant,
@@ -97,10 +136,11 @@ export const mintToken = (secret: string, req: MintRequest): Promise<string> => 
     exp: now + req.ttl,
     jti: req.jti ?? randomJti(),
     ...(req.singleUse === true ? { once: true as const } : {}),
+    ...(req.jkt !== undefined ? { cnf: { jkt: req.jkt } } : {}),
   }
   const problem = checkClaims({ ...claims })
   if (problem !== undefined) return Promise.reject(new Error(problem))
-  return signToken(secret, claims)
+  return signToken(key, claims)
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
@@ -115,6 +155,7 @@ export const checkClaims = (c: Record<string, unknown>): string | undefined => {
   if (c.exp <= c.nbf) return "exp not after nbf"
   if (typeof c.jti !== "string" || c.jti.length < 8 || c.jti.length > 128) return "jti"
   if (c.once !== undefined && c.once !== true) return "once"
+  if (c.cnf !== undefined && !(isObject(c.cnf) && typeof c.cnf.jkt === "string" && THUMBPRINT_PATTERN.test(c.cnf.jkt))) return "cnf"
   return undefined
 }
 
@@ -135,22 +176,63 @@ export interface VerifyOptions {
   readonly skewSeconds?: number
 }
 
-/** Verifies signature, algorithm, claims and lifetime. The signature is checked by crypto.subtle.verify (constant time). */
-export const verifyToken = async (secret: string, token: string, opts: VerifyOptions = {}): Promise<Verified> => {
+/**
+ * What a verifier trusts. `jwks`: the EdDSA key set (public keys only). `hs256`: the shared secret, only where HS256
+ * is deliberately enabled; without it an HS256 token is `unsupported-alg`, whatever it was signed with.
+ */
+export interface TokenKeys {
+  readonly jwks?: KeySet
+  readonly hs256?: string
+}
+
+const headerProblem = (header: Record<string, unknown>): AuthError | undefined => {
+  if ("crit" in header || (header.typ !== undefined && header.typ !== "JWT")) return authError("unsupported-alg", "unsupported header")
+  if ("jwk" in header || "jku" in header || "x5u" in header || "x5c" in header) return authError("unsupported-alg", "keys are never taken from the token")
+  return undefined
+}
+
+/** Checks the signature with the key the header names; undefined when it verifies. */
+const checkSignature = async (keys: TokenKeys, header: Record<string, unknown>, input: string, s: string): Promise<AuthError | string> => {
+  const sig = decodeBase64url(s)
+  if (header.alg === "EdDSA") {
+    if (typeof header.kid !== "string") return authError("unknown-key", "EdDSA token without kid")
+    const entry = keys.jwks?.get(header.kid)
+    if (entry === undefined) return authError("unknown-key", "no such key")
+    if (entry._tag !== "Ed25519") return authError("wrong-key-type", `key is ${entry.kty}, not Ed25519`)
+    if (sig === null || sig.length !== 64) return authError("malformed", "signature")
+    const good = await crypto.subtle.verify("Ed25519", await entry.key, sig, utf8.encode(input))
+    return good ? entry.kid : authError("bad-signature", "signature does not verify")
+  }
+  if (header.alg === "HS256") {
+    if (keys.hs256 === undefined) return authError("unsupported-alg", "HS256 is not enabled")
+    // An HS256 header naming a key of the set is the algorithm-confusion attack (public key bytes as an HMAC secret).
+    if (header.kid !== undefined) return authError("wrong-key-type", "HS256 tokens carry no kid")
+    if (sig === null || sig.length !== 32) return authError("malformed", "signature")
+    const key = importSigningKey(keys.hs256)
+    if (!(key instanceof Promise)) return key
+    const good = await crypto.subtle.verify("HMAC", await key, sig, utf8.encode(input))
+    return good ? HS256_KID : authError("bad-signature", "signature does not verify")
+  }
+  return authError("unsupported-alg", "only EdDSA is accepted")
+}
+
+/**
+ * Verifies algorithm, key id, signature, claims and lifetime, in that order: nothing of an unsigned payload is read.
+ * `keys` as a string is the HS256 secret alone (development stacks and older callers).
+ */
+export const verifyToken = async (keys: TokenKeys | string, token: string, opts: VerifyOptions = {}): Promise<Verified> => {
+  const trusted: TokenKeys = typeof keys === "string" ? { hs256: keys } : keys
+  if (trusted.jwks === undefined && trusted.hs256 === undefined) return authError("bad-key", "no verification key configured")
   if (token.length > MAX_TOKEN_LENGTH) return authError("malformed", "token too long")
   const parts = token.split(".")
   if (parts.length !== 3) return authError("malformed", "not three segments")
   const [h, p, s] = parts as [string, string, string]
   const header = parseSegment(h)
   if (header === null) return authError("malformed", "header")
-  if (header.alg !== "HS256") return authError("unsupported-alg", "only HS256 is accepted")
-  if ("crit" in header || (header.typ !== undefined && header.typ !== "JWT")) return authError("unsupported-alg", "unsupported header")
-  const sig = decodeBase64url(s)
-  if (sig === null || sig.length !== 32) return authError("malformed", "signature")
-  const key = importSigningKey(secret)
-  if (!(key instanceof Promise)) return key
-  const good = await crypto.subtle.verify("HMAC", await key, sig, utf8.encode(`${h}.${p}`))
-  if (!good) return authError("bad-signature", "signature does not verify")
+  const bad = headerProblem(header)
+  if (bad !== undefined) return bad
+  const kid = await checkSignature(trusted, header, `${h}.${p}`, s)
+  if (typeof kid !== "string") return kid
   const claims = parseSegment(p)
   if (claims === null) return authError("malformed", "payload")
   const problem = checkClaims(claims)
@@ -160,6 +242,7 @@ export const verifyToken = async (secret: string, token: string, opts: VerifyOpt
   const skew = opts.skewSeconds ?? DEFAULT_SKEW_SECONDS
   if (now >= c.exp + skew) return authError("expired", "token expired")
   if (now < c.nbf - skew) return authError("not-yet-valid", "token not valid yet")
-  const { tenant, vm, role, exp, nbf, iat, jti, once } = c
-  return { _tag: "Ok", claims: { tenant, vm, role, exp, nbf, iat, jti, ...(once === true ? { once } : {}) } }
+  const { tenant, vm, role, exp, nbf, iat, jti, once, cnf } = c
+  const out: Claims = { tenant, vm, role, exp, nbf, iat, jti, ...(once === true ? { once } : {}), ...(cnf !== undefined ? { cnf: { jkt: cnf.jkt } } : {}) }
+  return { _tag: "Ok", claims: out, kid }
 }

@@ -52,3 +52,18 @@ it("refuses a missing or short key, and never echoes the key", async () => {
   expect(short.err).not.toContain("tiny-secret")
   expect((await run([...args, "--key-file", "/nonexistent/key"], {})).err).toContain("ENOENT")
 })
+
+it("signs EdDSA with a private JWK key file, with the bridge host's thumbprint as cnf.jkt", async () => {
+  const { generateKeyPair, parseJwks, thumbprint } = await import("../../../src/auth/jwk.ts")
+  const signing = await generateKeyPair("k-2026")
+  const host = await generateKeyPair()
+  const jkt = await thumbprint(host.publicJwk)
+  const file = join(await mkdtemp(join(tmpdir(), "vdrelay-cli-")), "signing.jwk")
+  await writeFile(file, `${JSON.stringify(signing.privateJwk)}\n`)
+  const r = await run(["--tenant", "acme", "--vm", "vm-1", "--role", "bridge", "--ttl", "120", "--jkt", jkt, "--key-file", file])
+  expect(r).toMatchObject({ code: 0, err: "" })
+  const jwks = parseJwks(JSON.stringify({ keys: [signing.publicJwk] }))
+  if (jwks instanceof Error) throw jwks
+  expect(await verifyToken({ jwks }, r.out.trim())).toMatchObject({ _tag: "Ok", kid: "k-2026", claims: { role: "bridge", cnf: { jkt } } })
+  expect((await run(["--tenant", "acme", "--vm", "vm-1", "--role", "viewer", "--ttl", "9", "--jkt", jkt, "--key-file", file])).code).toBe(2)
+})
