@@ -1,6 +1,7 @@
-// Three projects: `unit` (pure code on Node: protocol, link, session, auth, bridge, client), `workers` (the Worker and
+// Four projects: `unit` (pure code on Node: protocol, link, session, auth, bridge, client), `workers` (the Worker and
 // Durable Object inside real workerd through the Workers Vitest plugin), `e2e` (real processes: workerd, the bridge,
-// the real Debian spice-vdagent, Chromium), run one file at a time on this 2-core machine.
+// the real Debian spice-vdagent, Chromium), `vm` (the real agent inside a real QEMU guest); e2e and vm run one file at
+// a time on this 2-core machine.
 import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
 
@@ -22,6 +23,18 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 180_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // Real QEMU guests running the real agent (test/vm, docs/testing-vm.md): one VM per file, booted in beforeAll
+        // (~9 s under TCG), files one at a time.
+        test: {
+          name: "vm",
+          include: ["test/vm/**/*.test.ts"],
+          environment: "node",
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 240_000,
         },
       },
     ],

@@ -1,0 +1,259 @@
+// Boots the test guest in a real QEMU (qemu-system-x86_64, KVM when /dev/kvm is usable, else TCG) with the agent port
+// wired exactly as infra/qemu/vdagent-args.sh (virtio-serial-pci vser0, chardev socket "vdagent", virtserialport
+// com.redhat.spice.0 id "vdport"), a second port for the control loop, and two QMP monitors: one for the bridge under
+// test, one for the test itself (QEMU serves one client per monitor). All sockets live in one directory: two VMs with
+// two directories are two hosts; a restart on the same directory is "QEMU started again on the same sockets".
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream, type WriteStream } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { LogLines, type Managed, spawnGroup } from "../harness/processes.ts"
+import { findBinary } from "../harness/real-agent.ts"
+import { ControlClient } from "./control.ts"
+import { Guest } from "./guest.ts"
+import { type GuestImage, type ImageOptions, VmSetupError, guestImage, missingGuestInputs } from "./image.ts"
+import { Qmp } from "./qmp.ts"
+
+export const QEMU_BINARY = "qemu-system-x86_64"
+/** Chardev and device ids, as infra/qemu/vdagent-args.sh and the bridge config expect (qmp.device / qmp.chardev). */
+export const AGENT_CHARDEV = "vdagent"
+export const AGENT_DEVICE = "vdport"
+export const CONTROL_CHARDEV = "ctl"
+export const CONTROL_DEVICE = "ctlport"
+export const CONTROL_PORT_NAME = "org.vdrelay.ctl"
+
+export interface VmOptions {
+  /** Directory for the sockets and the console log. Default: a new temporary directory, removed by stop(). */
+  readonly dir?: string
+  /** Guest RAM; spec §14 found ≥ 192 MB needed. Default 256. */
+  readonly memoryMb?: number
+  /** Pass -no-reboot: a guest reboot or system_reset then makes QEMU exit. Default false (system_reset reboots). */
+  readonly noReboot?: boolean
+  /** `-incoming <uri>`: start as a live-migration destination (then wait defaults to "qmp"). */
+  readonly incoming?: string
+  /** Appended to the QEMU command line as is. */
+  readonly extraArgs?: ReadonlyArray<string>
+  /**
+   * What start (and restart) waits for: "qmp" (QEMU up), "control" (the guest's control loop answers),
+   * "agent" (also spice-vdagentd has the agent port open: `frontend-open` of chardev "vdagent"). Default "agent".
+   */
+  readonly wait?: "qmp" | "control" | "agent"
+  /** Milliseconds for the wait above. Default 90 s (TCG boots take ~9 s on 2 idle cores; much longer when busy). */
+  readonly bootTimeoutMs?: number
+  readonly image?: ImageOptions
+  /** Copy the serial console to stderr as it arrives (also VDRELAY_HARNESS_ECHO=1). */
+  readonly echo?: boolean
+}
+
+export interface Vm {
+  readonly dir: string
+  /** The agent port's chardev socket (QEMU listens; connect as the bridge/host). */
+  readonly agentSocket: string
+  /** A QMP monitor left free for the bridge under test. */
+  readonly qmpSocket: string
+  /** The test's own QMP monitor (what `qmp` is connected to). */
+  readonly testQmpSocket: string
+  readonly controlSocket: string
+  readonly image: GuestImage
+  readonly accel: "kvm" | "tcg"
+  /** The test's QMP client of the current QEMU process (a new one after restart). */
+  readonly qmp: Qmp
+  /** Control of the guest (exec, clipboard, screen, files, agent) of the current QEMU process. */
+  readonly guest: Guest
+  /** Serial console lines (kernel and init), across restarts; also in `<dir>/console.log`. */
+  readonly console: LogLines
+  /** Date.now() when the current QEMU process was spawned. */
+  readonly startedAt: number
+  /** Spawn → the wait condition met, for the current QEMU process (ms). */
+  readonly bootMs: number
+  readonly running: boolean
+  readonly process: Managed
+  /** Resolves when the guest has the agent port open (query-chardev `frontend-open`), polling every 50 ms. */
+  waitForAgentPort(open?: boolean, timeoutMs?: number): Promise<void>
+  /** QMP system_reset, then waits as on start (the guest reboots; sockets stay connected, spec §12). */
+  reset(): Promise<void>
+  /** Guest `poweroff -f`; resolves when QEMU has exited (SHUTDOWN, then EOF on the chardev socket). */
+  poweroff(): Promise<void>
+  /** SIGKILL to QEMU; resolves once it has exited. */
+  kill(): Promise<void>
+  /** Starts QEMU again on the same sockets and image after it exited; waits as on start. */
+  restart(): Promise<void>
+  /** QMP quit (SIGKILL if that does not end it), closes clients, removes a temporary dir. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** What this machine lacks to run VM tests (empty: all there). */
+export const vmMissing = (): string[] => {
+  const missing = findBinary(QEMU_BINARY) === undefined ? [`${QEMU_BINARY} (Debian package 'qemu-system-x86')`] : []
+  return [...missing, ...missingGuestInputs()]
+}
+
+const kvmUsable = (): boolean => {
+  try {
+    accessSync("/dev/kvm", constants.R_OK | constants.W_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Builds (or takes from the cache) the guest image, boots it and waits per `opts.wait`. */
+export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
+  const missing = vmMissing()
+  if (missing.length > 0) throw new VmSetupError(`VM tests need: ${missing.join("; ")} — run \`bash infra/install-deps.sh\``)
+  const qemuBin = findBinary(QEMU_BINARY)!
+  const image = guestImage(opts.image)
+  const ownDir = opts.dir === undefined
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "vdr-vm-"))
+  mkdirSync(dir, { recursive: true })
+  const paths = {
+    agent: join(dir, "vdagent.sock"),
+    qmp: join(dir, "qmp.sock"),
+    testQmp: join(dir, "qmp-test.sock"),
+    control: join(dir, "ctl.sock"),
+    console: join(dir, "console.log"),
+  }
+  const accel = kvmUsable() ? "kvm" : "tcg"
+  const wait = opts.wait ?? (opts.incoming !== undefined ? "qmp" : "agent")
+  const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000
+  const args = [
+    ...["-machine", `q35,accel=${accel}`, "-cpu", accel === "kvm" ? "host" : "max", "-m", String(opts.memoryMb ?? 256), "-smp", "1"],
+    // No default NIC/VGA/option ROMs: nothing the guest needs, and iPXE alone costs seconds under TCG.
+    ...["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"],
+    ...["-kernel", image.kernel, "-initrd", image.initrd, "-append", "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable"],
+    ...["-device", "virtio-serial-pci,id=vser0"],
+    ...["-chardev", `socket,id=${AGENT_CHARDEV},path=${paths.agent},server=on,wait=off`],
+    ...["-device", `virtserialport,bus=vser0.0,chardev=${AGENT_CHARDEV},name=com.redhat.spice.0,id=${AGENT_DEVICE}`],
+    ...["-chardev", `socket,id=${CONTROL_CHARDEV},path=${paths.control},server=on,wait=off`],
+    ...["-device", `virtserialport,bus=vser0.0,chardev=${CONTROL_CHARDEV},name=${CONTROL_PORT_NAME},id=${CONTROL_DEVICE}`],
+    ...["-qmp", `unix:${paths.qmp},server=on,wait=off`, "-qmp", `unix:${paths.testQmp},server=on,wait=off`],
+    ...(opts.noReboot === true ? ["-no-reboot"] : []),
+    ...(opts.incoming !== undefined ? ["-incoming", opts.incoming] : []),
+    ...(opts.extraArgs ?? []),
+  ]
+  const consoleLog = new LogLines("vm-console", opts.echo ?? process.env.VDRELAY_HARNESS_ECHO === "1")
+  let consoleFile: WriteStream | undefined
+  let proc: Managed
+  let qmp: Qmp
+  let control: ControlClient
+  let guest: Guest
+  let startedAt = 0
+  let bootMs = 0
+  let stopped = false
+
+  const waitForAgentPort = async (open = true, timeoutMs = bootTimeoutMs): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    while ((await qmp.frontendOpen(AGENT_CHARDEV)) !== open) {
+      if (!proc.running()) throw new Error(`QEMU exited while waiting for the agent port to ${open ? "open" : "close"}:\n${tail()}`)
+      if (Date.now() > deadline) throw new Error(`the guest did not ${open ? "open" : "close"} the agent port within ${timeoutMs} ms:\n${tail()}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  const tail = (): string => consoleLog.lines.slice(-20).join("\n")
+
+  /** Waits for `wait` from now; fails early if QEMU exits. */
+  const awaitReady = async (): Promise<void> => {
+    const exited = proc.exited.then(({ code, signal }) => Promise.reject(new Error(`QEMU exited (${signal ?? `code ${code}`}) during boot:\n${consoleLog.text}`)))
+    exited.catch(() => {})
+    const steps = async (): Promise<void> => {
+      if (wait === "qmp") return
+      await guest.sh("true", { timeoutMs: bootTimeoutMs })
+      if (wait === "agent") await waitForAgentPort(true, bootTimeoutMs)
+    }
+    await Promise.race([steps(), exited])
+    bootMs = Date.now() - startedAt
+  }
+
+  const launch = async (): Promise<void> => {
+    consoleFile ??= createWriteStream(paths.console, { flags: "a" })
+    startedAt = Date.now()
+    proc = spawnGroup("qemu", qemuBin, args, { log: consoleLog })
+    proc.child.stdout?.on("data", (s: string | Buffer) => consoleFile?.write(s))
+    proc.child.stderr?.on("data", (s: string | Buffer) => consoleFile?.write(s))
+    const exited = proc.exited.then(({ code, signal }) => Promise.reject(new Error(`QEMU exited (${signal ?? `code ${code}`}) at start:\n${consoleLog.text}`)))
+    exited.catch(() => {})
+    qmp = await Promise.race([Qmp.connect(paths.testQmp, 15_000), exited])
+    control = await Promise.race([ControlClient.connect(paths.control, 15_000), exited])
+    guest = new Guest(control)
+    await awaitReady()
+  }
+
+  const closeClients = (): void => {
+    qmp?.close()
+    control?.close()
+  }
+
+  const vm: Vm = {
+    dir,
+    agentSocket: paths.agent,
+    qmpSocket: paths.qmp,
+    testQmpSocket: paths.testQmp,
+    controlSocket: paths.control,
+    image,
+    accel,
+    get qmp() {
+      return qmp
+    },
+    get guest() {
+      return guest
+    },
+    console: consoleLog,
+    get startedAt() {
+      return startedAt
+    },
+    get bootMs() {
+      return bootMs
+    },
+    get running() {
+      return proc.running()
+    },
+    get process() {
+      return proc
+    },
+    waitForAgentPort,
+    reset: async () => {
+      const mark = qmp.mark()
+      await qmp.execute("system_reset")
+      await qmp.waitForEvent("RESET", { from: mark })
+      // Whatever was asked of the old boot will not be answered.
+      control.abandonPending("the guest was reset")
+      startedAt = Date.now()
+      await awaitReady()
+    },
+    poweroff: async () => {
+      guest.poweroff()
+      await proc.exited
+      closeClients()
+    },
+    kill: async () => {
+      await proc.stop(0)
+      closeClients()
+    },
+    restart: async () => {
+      if (proc.running()) throw new Error("restart: QEMU is still running (poweroff, kill or stop it first)")
+      closeClients()
+      await launch()
+    },
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      if (proc?.running()) {
+        await qmp.execute("quit").catch(() => {})
+        const timer = setTimeout(() => void proc.stop(0), 5000)
+        await proc.exited
+        clearTimeout(timer)
+      }
+      await proc?.stop(0)
+      closeClients()
+      consoleFile?.end()
+      if (ownDir && existsSync(dir)) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+
+  try {
+    await launch()
+  } catch (e) {
+    await vm.stop()
+    throw e
+  }
+  return vm
+}
