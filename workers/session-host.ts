@@ -23,6 +23,7 @@ export const leaveCauseOf = (code: LinkErrorCode): LeaveCause => {
       return "error"
     case "policy":
     case "going-away":
+    case "auth":
       return "closed"
   }
 }

@@ -26,7 +26,7 @@ export const NOTICE_CODES: ReadonlyArray<NoticeCode> = [
   "slow-consumer",
   "resend",
 ]
-export const LINK_ERROR_CODES: ReadonlyArray<LinkErrorCode> = ["protocol", "policy", "too-big", "internal", "replaced", "slow-consumer", "going-away"]
+export const LINK_ERROR_CODES: ReadonlyArray<LinkErrorCode> = ["protocol", "policy", "too-big", "internal", "replaced", "slow-consumer", "going-away", "auth"]
 
 /** The first fragment of a message: data never exceeds the declared size, and a one-frame message carries all of it. */
 const firstFragment = (f: Fields) => {

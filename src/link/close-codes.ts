@@ -15,6 +15,11 @@ export const CloseCode = {
   Replaced: 4000,
   /** A viewer fell behind its queue cap. */
   SlowConsumer: 4001,
+  /**
+   * Authentication ended the link: its token expired (and no fresh one came over the link), was revoked, a fresh one
+   * was refused, or a bridge could not prove it holds its host key. Get a new token before reconnecting.
+   */
+  Auth: 4002,
 } as const
 
 export const closeCodeOf = (code: LinkErrorCode): number => {
@@ -33,6 +38,8 @@ export const closeCodeOf = (code: LinkErrorCode): number => {
       return CloseCode.SlowConsumer
     case "going-away":
       return CloseCode.GoingAway
+    case "auth":
+      return CloseCode.Auth
   }
 }
 
@@ -53,6 +60,8 @@ export const linkErrorOfClose = (code: number): LinkErrorCode | undefined => {
       return "slow-consumer"
     case CloseCode.GoingAway:
       return "going-away"
+    case CloseCode.Auth:
+      return "auth"
     default:
       return undefined
   }
