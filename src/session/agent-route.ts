@@ -1,39 +1,20 @@
 // Agent → client routing: each port-1 agent message gets a seq and goes, fragment by fragment, to the clients allowed
-// to see it (policy and role); ANNOUNCE_CAPABILITIES is collected whole, cached, edited by policy and answered here.
-import type { ClientId } from "./types.ts"
+// to see it (policy and role); the agent's ANNOUNCE_CAPABILITIES is collected whole for agent-announce.ts.
 import type { StreamSink } from "../protocol/stream-parser.ts"
 import type { MessageHeader } from "../protocol/header.ts"
 import { FileXferResult, MessageType, Port } from "../protocol/constants.ts"
 import { u32At } from "../protocol/wire.ts"
-import { xferEnded } from "./seats.ts"
-import { editAgentCaps } from "../protocol/caps.ts"
-import { decodeAnnounceCapabilities, encodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
-import type { AgentMsg, ClientSide, SessionState } from "./state.ts"
-import { endMessage, enqueue, withdraw } from "./client-queue.ts"
+import type { AgentMsg, SessionState } from "./state.ts"
+import type { ClientId } from "./types.ts"
+import { agentAnnounced } from "./agent-announce.ts"
+import { mayReceive } from "./agent-msgs.ts"
+import { endMessage, enqueue } from "./client-queue.ts"
 import { log, metric } from "./emit.ts"
-import { isClipboardType, isFileXferType, policyAllows } from "./validate.ts"
-import { agentAnnounced } from "./agent-link.ts"
-import type { NoticeCode } from "../link/types.ts"
+import { allocSeq } from "./seq.ts"
+import { policyAllows } from "./validate.ts"
+import { xferEnded } from "./xfers.ts"
 
 const ANNOUNCE_MAX = 4 + 4 * 64
-
-/** Hands out agent-message seqs; the persisted lease keeps them increasing across restarts. */
-export const allocSeq = (s: SessionState): number => {
-  const seq = s.nextSeq++
-  if (s.nextSeq >= s.seqLease) {
-    s.seqLease = s.nextSeq + 4096
-    s.persistDirty = true
-  }
-  return seq
-}
-
-/** Whether client `c` may see agent messages of `type` (viewers: no file transfer, clipboard only by policy). */
-export const mayReceive = (s: SessionState, c: ClientSide, type: number): boolean => {
-  if (type === MessageType.AnnounceCapabilities) return c.role === "controller"
-  if (isFileXferType(type)) return c.role === "controller"
-  if (isClipboardType(type)) return c.role === "controller" || s.policy.viewersSeeClipboard
-  return true
-}
 
 const dropReason = (s: SessionState, port: number, h: MessageHeader): string | null => {
   if (port !== Port.Client) return "server-port"
@@ -152,40 +133,3 @@ export const agentSink = (s: SessionState): StreamSink => {
     },
   }
 }
-
-/**
- * Abandons every agent message in progress: clients that got part of one are told with `abort`, the rest of its bytes
- * will be consumed and dropped. `reset` also forgets them (the stream itself restarts).
- */
-export const abandonAgentMessages = (s: SessionState, reason: NoticeCode, reset: boolean): void => {
-  for (const [port, m] of s.stream.msgs) {
-    if (m.drop === null) for (const id of m.to) {
-      const c = s.clients.get(id)
-      if (c !== undefined) withdraw(s, c, m.seq, reason)
-    }
-    if (reset) s.stream.msgs.delete(port)
-    else s.stream.msgs.set(port, { ...m, drop: reason, to: new Set(), collect: null })
-  }
-}
-
-/** Takes client `c` out of agent messages in progress that it may no longer see (role or policy change). */
-export const recheckRecipients = (s: SessionState, c: ClientSide, reason: NoticeCode): void => {
-  for (const m of s.stream.msgs.values()) {
-    if (m.drop !== null || !m.to.has(c.id)) continue
-    if (mayReceive(s, c, m.type) && policyAllows(s.policy, m.type)) continue
-    m.to.delete(c.id)
-    withdraw(s, c, m.seq, reason)
-  }
-}
-
-/** Sends the agent's caps as seen by clients (edited by policy) to one client or all. */
-export const editedCaps = (s: SessionState): number[] | null => (s.rawCaps === null ? null : editAgentCaps(s.rawCaps, s.policy))
-
-export const sendAnnounceTo = (s: SessionState, c: ClientSide, request: boolean, seq: number): void => {
-  const caps = editedCaps(s) ?? []
-  const enc = encodeAnnounceCapabilities({ _tag: "AnnounceCapabilities", request, caps })
-  if (enc._tag !== "Ok") return
-  enqueue(s, c, { frame: { t: "msg", seq, type: MessageType.AnnounceCapabilities, size: enc.value.length, data: enc.value, end: true }, bytes: enc.value.length, seq })
-}
-
-export { decodeAnnounceCapabilities }

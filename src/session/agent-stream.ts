@@ -9,7 +9,8 @@ import { StreamParser } from "../protocol/stream-parser.ts"
 import type { Limits } from "./limits.ts"
 import type { AgentStream, SessionState } from "./state.ts"
 import type { AgentResume } from "./types.ts"
-import { abandonAgentMessages, agentSink } from "./agent-route.ts"
+import { abandonAgentMessages } from "./agent-msgs.ts"
+import { agentSink } from "./agent-route.ts"
 import { log, metric } from "./emit.ts"
 
 const MAX_SAFE_POINTS = 1024

@@ -9,14 +9,18 @@ import { decodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
 import { chunkedSize } from "../protocol/chunker.ts"
 import { u32At } from "../protocol/wire.ts"
 import type { Answer, ClientSide, SessionState } from "./state.ts"
+import { notice, remember } from "./answers.ts"
 import { enqueue, flush as flushOf } from "./client-queue.ts"
-import { metric, notice } from "./emit.ts"
-import { agentTakesMouse, reachable, returnCredit, sendMouse, streamAbort, streamPush, streamStart, writeWhole } from "./guest-out.ts"
-import { fitsHeld } from "./hold.ts"
-import { checkHeader, checkPayload, STREAMED_TYPE, type Refusal } from "./validate.ts"
-import { remember, xferEnded, xferStarted } from "./seats.ts"
-import { allocSeq } from "./agent-route.ts"
 import { closeClient, takeControl } from "./clients.ts"
+import { returnCredit } from "./credit.ts"
+import { metric } from "./emit.ts"
+import { sendMouse, streamAbort, streamPush, streamStart, writeWhole } from "./guest-out.ts"
+import { fitsHeld } from "./held.ts"
+import { dropInbound } from "./inbound.ts"
+import { agentTakesMouse, reachable } from "./reach.ts"
+import { allocSeq } from "./seq.ts"
+import { checkHeader, checkPayload, STREAMED_TYPE, type Refusal } from "./validate.ts"
+import { xferEnded, xferStarted } from "./xfers.ts"
 
 type Frame<T extends ClientToRelay["t"]> = Extract<ClientToRelay, { t: T }>
 
@@ -28,18 +32,6 @@ const broken = (s: SessionState, c: ClientSide, detail: string): void => {
 
 const U32 = 0x1_0000_0000
 const isU32 = (n: number): boolean => Number.isInteger(n) && n >= 0 && n < U32
-
-/** Stops relaying the message `c` is sending: its sender is told; the rest of its frames are consumed silently. */
-export const dropInbound = (s: SessionState, c: ClientSide, code: NoticeCode, detail: string): void => {
-  const m = c.inMsg
-  if (m === null || m.mode === "drop") return
-  if (m.mode === "stream" && s.guest.stream?.client === c.id) streamAbort(s)
-  if (m.mode === "store") c.creditFree += m.received
-  m.mode = "drop"
-  m.buf = new Uint8Array(0)
-  notice(s, c, code, detail, m.id, m.type)
-  returnCredit(s, c)
-}
 
 /** FILE_XFER_STATUS for a START the policy refused: DISABLED if the sender understands detailed errors, else ERROR. */
 const refuseFileXfer = (s: SessionState, c: ClientSide, start: Uint8Array): void => {
@@ -178,7 +170,7 @@ const cancelledXfer = (c: ClientSide, type: number, buf: Uint8Array): Refusal | 
     ? { code: "dropped-by-disconnect", detail: `file transfer ${u32At(buf, 0)} was cancelled when the link dropped` }
     : undefined
 
-/** Transfers open on the agent, to cancel them if this console's link is lost (seats.ts). */
+/** Transfers open on the agent, to cancel them if this console's link is lost (control.ts). */
 const trackXfer = (s: SessionState, c: ClientSide, type: number, buf: Uint8Array): void => {
   if (type === MessageType.FileXferStart) {
     c.cancelled.delete(u32At(buf, 0))

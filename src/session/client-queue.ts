@@ -117,6 +117,16 @@ export const endMessage = (s: SessionState, c: ClientSide, seq: number, msgEnd: 
   enqueue(s, c, item)
 }
 
+/** A new agent connection began: no position `c` got of an earlier one is a replay in it. */
+export const forgetPositions = (c: ClientSide): void => {
+  // Messages of the old connection still queued mark no position of the new one once sent.
+  for (let i = c.head; i < c.items.length; i++) c.items[i]!.msgEnd = undefined
+  if (c.lastEpoch === -1) return
+  c.lastEpoch = -1
+  c.lastPos = 0
+  c.dirty = true
+}
+
 /** The cap a client's queue may not exceed: viewers are closed above it; the controller back-pressures the agent. */
 export const queueCap = (s: SessionState, c: ClientSide): number =>
   c.role === "viewer" ? s.limits.clientQueueBytes : s.limits.clientQueueBytes + s.limits.agentWindow

@@ -8,13 +8,16 @@ import { FileXferResult, MessageType } from "../protocol/constants.ts"
 import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
 import type { ClientSide, Seat, SessionState } from "./state.ts"
 import type { ClientId, LeaveCause, SessionEvent } from "./types.ts"
+import { forgetRecipient, recheckRecipients } from "./agent-msgs.ts"
+import { editedCaps } from "./agent-view.ts"
+import { notice } from "./answers.ts"
 import { enqueue } from "./client-queue.ts"
-import { log, metric, notice } from "./emit.ts"
-import { allocSeq, recheckRecipients, editedCaps } from "./agent-route.ts"
-import { streamAbort } from "./guest-out.ts"
-import { dropInbound } from "./client-in.ts"
-import { controllerReleased, expireSeats, holdControl, keepSeat, releaseHeld, takeSeat } from "./seats.ts"
-import { rebindHeld } from "./hold.ts"
+import { controllerReleased, holdControl, releaseHeld, releaseSeat } from "./control.ts"
+import { log, metric } from "./emit.ts"
+import { rebindSender, streamAbort } from "./guest-out.ts"
+import { dropInbound } from "./inbound.ts"
+import { expireSeats, keepSeat, takeSeat } from "./seats.ts"
+import { allocSeq } from "./seq.ts"
 
 const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string): ClientSide => ({
   id,
@@ -105,16 +108,12 @@ const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<Sessi
   c.cancelled = seat.cancelled
   // A client cannot claim seqs never handed out (a lower floor than its claim only risks a duplicate it skips itself).
   if (typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq)) c.floorSeq = Math.min(h.lastSeq, s.nextSeq - 1)
-  s.guest.inflight = s.guest.inflight.map((f) => (f.client === seat.client ? { ...f, client: c.id } : f))
-  rebindHeld(s, seat.client, c.id)
+  rebindSender(s, seat.client, c.id)
   if (seat.control && s.controller === null && c.maxRole === "controller" && h.role === "controller") {
     seat.control = false
     s.controller = c.id
     c.role = "controller"
-  } else if (seat.control) {
-    seat.control = false
-    controllerReleased(s)
-  }
+  } else releaseSeat(s, seat)
   log(s, "info", "client resumed", { client: c.id, previous: seat.client, role: c.role })
 }
 
@@ -162,10 +161,7 @@ const leave = (s: SessionState, c: ClientSide, cause: LeaveCause, keep: boolean)
   s.persistDirty = true
   metric(s, "vdrelay_client_leaves_total", { cause })
   if (c.inMsg !== null && c.inMsg.mode === "stream" && s.guest.stream?.client === id) streamAbort(s)
-  for (const m of s.stream.msgs.values()) {
-    m.to.delete(id)
-    m.started.delete(id)
-  }
+  forgetRecipient(s, id)
   const seat = keepSeat(s, c, cause, keep)
   if (s.controller === id) {
     s.controller = null

@@ -1,24 +1,19 @@
-// Guest-bound writes on the bridge link: whole messages and one streamed port-1 message chunked ≤ 2048 with positions,
-// `abort` for a stream that will not complete, MOUSE_STATE coalesced with one in flight (latest wins), and `wrote`
-// handling (acks to senders, credit back to the controller while the guest keeps up).
-import { Cap, MessageType, Port } from "../protocol/constants.ts"
-import { hasCap } from "../protocol/caps.ts"
+// Guest-bound writes on the bridge link (owner of GuestOut but its held queue, held.ts): whole messages and one
+// streamed port-1 message chunked ≤ 2048 with positions, `abort` for a stream that will not complete, MOUSE_STATE
+// coalesced with one in flight (latest wins), and `wrote` handling (acks to senders, credit back to the controller
+// while the guest keeps up).
+import type { NoticeCode } from "../link/types.ts"
+import { MessageType, Port } from "../protocol/constants.ts"
 import { MessageChunker, encodeChunkedMessage } from "../protocol/chunker.ts"
 import { encodeMouseState } from "../protocol/codec-display.ts"
-import type { ClientSide, Mouse, SessionState } from "./state.ts"
+import type { GuestOut, Mouse, SessionState } from "./state.ts"
 import type { ClientId } from "./types.ts"
-import { enqueue, present } from "./client-queue.ts"
-import { answerAbsent, remember } from "./seats.ts"
-import { dropHeldStream, hold } from "./hold.ts"
+import { answer, record } from "./answers.ts"
+import { giveBack, returnCredit } from "./credit.ts"
+import { dropHeldStream, hold, rebindHeld } from "./held.ts"
+import { reachable, writable } from "./reach.ts"
 
-/** Whether guest-bound bytes can be handed to the bridge now. */
-export const writable = (s: SessionState): boolean => s.bridge !== null && s.chardev && s.port !== "closed"
-
-/**
- * Whether guest-bound messages are accepted: written now, or held while the tunnel is down within its grace (the
- * agent is still "connected" for clients, and the bridge is expected back: hold.ts).
- */
-export const reachable = (s: SessionState): boolean => (s.bridge !== null || s.graceUntil !== null) && s.chardev && s.port !== "closed"
+export const newGuestOut = (): GuestOut => ({ wpos: 0, wrote: 0, known: true, stream: null, inflight: [], held: [], heldBytes: 0, mouseEnd: null, mousePending: null })
 
 const FULL_CHUNK = 2056
 
@@ -48,11 +43,7 @@ export const writeOut = (
   if (s.bridge === null) return hold(s, { port, bytes, end, from, settle, credit })
   emitWrites(s, port, bytes, end)
   if (settle !== null) s.guest.inflight.push({ end: s.guest.wpos, client: settle.client, id: settle.id })
-  const c = from === null || credit === 0 ? undefined : s.clients.get(from)
-  if (c !== undefined) {
-    c.creditFree += credit
-    returnCredit(s, c)
-  }
+  giveBack(s, from, credit)
 }
 
 /**
@@ -81,7 +72,7 @@ export const streamPush = (s: SessionState, bytes: Uint8Array): boolean => {
   const credit = done && !now ? st.heldCredit : 0
   if (out.length > 0 || done) writeOut(s, Port.Client, out, done, st.client, done ? { client: st.client, id: st.id } : null, credit)
   if (done) {
-    answered(s, st.client, st.id, "pending")
+    record(s, st.client, st.id, "pending")
     s.guest.stream = null
   }
   return now
@@ -96,6 +87,14 @@ export const streamAbort = (s: SessionState): void => {
     s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: s.guest.wpos, port: Port.Client } })
     s.bridge.dirty = true
   } else dropHeldStream(s, st)
+}
+
+/** The port-1 stream held while the tunnel was down is given up; nothing of it reached the bridge, so no `abort`. */
+export const abandonHeldStream = (s: SessionState): void => {
+  const st = s.guest.stream
+  if (st === null) return
+  s.guest.stream = null
+  dropHeldStream(s, st)
 }
 
 export const sendClientDisconnected = (s: SessionState): void => {
@@ -115,26 +114,6 @@ export const sendMouse = (s: SessionState, m: Mouse): void => {
   g.mousePending = null
   emitWrites(s, Port.Server, encodeChunkedMessage(Port.Server, MessageType.MouseState, enc.value), true)
   g.mouseEnd = g.wpos
-}
-
-export const agentTakesMouse = (s: SessionState): boolean => s.rawCaps !== null && hasCap(s.rawCaps, Cap.MouseState)
-
-/**
- * Guest-bound bytes the bridge has not yet written. The bridge's `wrote` passes every byte except those of whole
- * messages still waiting for the chardev (bytes of a message not yet ended do not hold it back: they wait for their
- * `end` or `abort`, bounded by the policy's message size), so a long clipboard stream never delays MOUSE_STATE.
- */
-const backlog = (s: SessionState): number => s.guest.wpos - s.guest.wrote
-
-/** Gives a client the credit of bytes forwarded or dropped, unless the guest is behind (then `wrote` will). */
-export const returnCredit = (s: SessionState, c: ClientSide): void => {
-  if (c.creditFree <= 0 || !present(s, c)) return
-  if (s.bridge !== null && backlog(s) > s.limits.guestWindow) return
-  const bytes = c.creditFree
-  c.creditFree = 0
-  c.creditOwed -= bytes
-  c.dirty = true
-  enqueue(s, c, { frame: { t: "credit", bytes }, bytes: 0 })
 }
 
 /**
@@ -168,15 +147,24 @@ export const settleInflight = (s: SessionState): void => {
   let k = 0
   while (k < g.inflight.length && g.inflight[k]!.end <= g.wrote) {
     const f = g.inflight[k++]!
-    if (f.client === null) continue
-    const c = s.clients.get(f.client)
-    if (c !== undefined) {
-      enqueue(s, c, { frame: { t: "ack", id: f.id }, bytes: 0 })
-      remember(s, c.answered, f.id, "ack")
-      c.dirty = true
-    } else answerAbsent(s, f.client, f.id, "ack")
+    if (f.client !== null) answer(s, f.client, f.id, "ack", "")
   }
   if (k > 0) g.inflight.splice(0, k)
+}
+
+/**
+ * Messages handed to the bridge and not confirmed written will never be (tunnel or agent gone): their senders are told
+ * `code`. Returns those senders.
+ */
+export const failInflight = (s: SessionState, code: NoticeCode, detail: string): Set<ClientId> => {
+  const senders = new Set<ClientId>()
+  for (const f of s.guest.inflight) {
+    if (f.client === null) continue
+    senders.add(f.client)
+    answer(s, f.client, f.id, code, detail)
+  }
+  s.guest.inflight = []
+  return senders
 }
 
 /** Ids of a client's messages in flight or held (for its attachment). */
@@ -185,9 +173,43 @@ export const inflightOf = (s: SessionState, client: ClientId): number[] => [
   ...s.guest.held.flatMap((h) => (h.settle !== null && h.settle.client === client ? [h.settle.id] : [])),
 ]
 
-/** Records the answer to a client's message, whether its link is there or its seat waits for a resume. */
-export const answered = (s: SessionState, client: ClientId, id: number, a: "pending" | "ack"): void => {
-  const c = s.clients.get(client)
-  if (c !== undefined) remember(s, c.answered, id, a)
-  else answerAbsent(s, client, id, a)
+/** A restart kept message `id` of `client` in flight (the bridge link survived): `wrote` will settle it. */
+export const restoreInflight = (s: SessionState, client: ClientId, id: number): void => {
+  s.guest.inflight.push({ end: s.guest.wpos, client, id })
+  record(s, client, id, "pending")
+}
+
+/** A resumed seat's messages in flight or held are answered on its new link. */
+export const rebindSender = (s: SessionState, from: ClientId, to: ClientId): void => {
+  s.guest.inflight = s.guest.inflight.map((f) => (f.client === from ? { ...f, client: to } : f))
+  rebindHeld(s, from, to)
+}
+
+/** Guest write positions start again at `wrote` (a tunnel back in the same epoch, or a new chardev connection). */
+export const restartPositions = (s: SessionState, wrote: number): void => {
+  const g = s.guest
+  g.wpos = g.wrote = wrote
+  g.known = true
+  g.mouseEnd = null
+}
+
+/** After a restart: the positions the bridge attachment kept, or unknown until the next hello (storage lacks them). */
+export const restorePositions = (s: SessionState, at: { readonly wpos: number; readonly wrote: number } | null): void => {
+  if (at === null) {
+    s.guest.known = false
+    return
+  }
+  s.guest.wpos = at.wpos
+  s.guest.wrote = at.wrote
+}
+
+/** The pointer update waiting for the agent is dropped (its client side was reset, or is held for a resume). */
+export const dropPendingMouse = (s: SessionState): void => {
+  s.guest.mousePending = null
+}
+
+/** No MOUSE_STATE is in flight or waiting any more (the tunnel or the agent went). */
+export const forgetMouse = (s: SessionState): void => {
+  s.guest.mouseEnd = null
+  s.guest.mousePending = null
 }

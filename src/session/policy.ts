@@ -3,9 +3,9 @@
 import type { Policy } from "../link/types.ts"
 import type { SessionState } from "./state.ts"
 import { log } from "./emit.ts"
-import { recheckRecipients } from "./agent-route.ts"
-import { syncAgentState } from "./agent-link.ts"
-import { dropInbound } from "./client-in.ts"
+import { recheckRecipients } from "./agent-msgs.ts"
+import { syncAgentState } from "./agent-view.ts"
+import { dropInbound } from "./inbound.ts"
 import { checkHeader } from "./validate.ts"
 
 const validPolicy = (p: Policy): boolean =>

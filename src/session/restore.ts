@@ -8,13 +8,14 @@ import { defaultLimits, type Limits } from "./limits.ts"
 import type { ClientSide, SessionState } from "./state.ts"
 import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState, SessionCommand } from "./types.ts"
 import { newAgentStream, resumeStream } from "./agent-stream.ts"
+import { syncAgentState } from "./agent-view.ts"
+import { notice } from "./answers.ts"
 import { enqueue } from "./client-queue.ts"
-import { notice } from "./emit.ts"
-import { returnCredit, settleInflight } from "./guest-out.ts"
-import { syncAgentState } from "./agent-link.ts"
-import { remember, restoreSeats } from "./seats.ts"
-import { upkeep } from "./step.ts"
+import { returnCredit } from "./credit.ts"
+import { newGuestOut, restoreInflight, restorePositions, settleInflight } from "./guest-out.ts"
 import { inflightIds } from "./persist.ts"
+import { restoreSeats } from "./seats.ts"
+import { upkeep } from "./step.ts"
 
 export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => {
   const limits = { ...defaultLimits, ...opts.limits }
@@ -35,7 +36,7 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
     rawCaps: null,
     capsSeen: false,
     stream: newAgentStream(limits, 0, "parse"),
-    guest: { wpos: 0, wrote: 0, known: true, stream: null, inflight: [], held: [], heldBytes: 0, mouseEnd: null, mousePending: null },
+    guest: newGuestOut(),
     nextSeq: 1,
     seqLease: 1,
     clients: new Map(),
@@ -107,12 +108,11 @@ export const restoreSession = (
     s.bridge = { id: b.bridge, dirty: true }
     s.chardev = b.chardev
     s.port = b.port
-    s.guest.wpos = b.wpos
-    s.guest.wrote = b.wrote
+    restorePositions(s, b)
     if (b.partialOut !== null) s.out.push({ _tag: "SendToBridge", frame: { t: "abort", epoch: s.epoch, pos: b.wpos, port: Port.Client } })
     s.out.push({ _tag: "SendToBridge", frame: { t: "rewind", epoch: s.epoch, pos: s.stream.acked } })
     s.rewindTo = s.stream.acked
-  } else s.guest.known = false // storage does not keep guest positions: the bridge's next hello tells them
+  } else restorePositions(s, null) // storage does not keep guest positions: the bridge's next hello tells them
   const lostHead = persisted.agentResume?._tag === "Mid" && persisted.agentResume.ports.some((p) => p.port === Port.Client)
   for (const a of links.clients) {
     const c = s.clients.get(a.client)!
@@ -122,10 +122,8 @@ export const restoreSession = (
     }
     // Without the bridge link its fate cannot be learnt: the sender is told to resend (never left unanswered).
     for (const id of inflightIds(a))
-      if (b !== undefined) {
-        s.guest.inflight.push({ end: s.guest.wpos, client: c.id, id })
-        remember(s, c.answered, id, "pending")
-      } else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
+      if (b !== undefined) restoreInflight(s, c.id, id)
+      else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
     if (a.partialSeq !== null) enqueue(s, c, { frame: { t: "abort", seq: a.partialSeq, reason: lostHead ? "dropped-by-disconnect" : "resend" }, bytes: 0 })
     c.creditFree = c.creditOwed
     returnCredit(s, c)

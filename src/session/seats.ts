@@ -1,40 +1,15 @@
-// Resumable client seats (DESIGN.md invariant 5, "clients can resume too"): a link lost to the network leaves a seat
-// that `hello.resume` takes back once within `clientGraceMs`; a departed controller's CLIENT_DISCONNECTED is held for
-// that grace, so a blip does not make the agent release the console's clipboard. Also kept here: the answers a seat
-// gave (so a resumed console's resends are not written twice) and the file transfers it has open on the agent.
-import { FileXferResult, MessageType, Port } from "../protocol/constants.ts"
-import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
-import type { Answer, ClientSide, Seat, SessionState } from "./state.ts"
-import type { ClientId, LeaveCause, PersistedSeat } from "./types.ts"
+// Resumable client seats (DESIGN.md invariant 5, "clients can resume too"; owner of `seats`): a link lost to the
+// network leaves a seat that `hello.resume` takes back once within `clientGraceMs`, with the answers its console was
+// given (answers.ts) and the control it held (control.ts); seats are persisted and restored here.
+import type { ClientSide, Seat, SessionState } from "./state.ts"
+import type { LeaveCause, PersistedSeat } from "./types.ts"
+import { releaseSeat } from "./control.ts"
 import { metric } from "./emit.ts"
-import { reachable, sendClientDisconnected, writeWhole } from "./guest-out.ts"
 
 /** Causes that look like a blip (the console did not mean to leave): its seat stays resumable. */
 const RESUMABLE: ReadonlySet<LeaveCause> = new Set<LeaveCause>(["error", "evicted", "slow-consumer"])
 
-/** The agent keeps at most 128 transfers (spec §11); a console cannot have more open. */
-const MAX_XFERS = 128
-
 export const resumableCause = (cause: LeaveCause): boolean => RESUMABLE.has(cause)
-
-/** Records the answer to message `id` in a bounded, oldest-first map; "resend" forgets it (the id may come again). */
-export const remember = (s: SessionState, answered: Map<number, Answer>, id: number, a: Answer | "resend"): void => {
-  answered.delete(id)
-  if (a === "resend") return
-  answered.set(id, a)
-  while (answered.size > s.limits.seatAnswers) answered.delete(answered.keys().next().value!)
-}
-
-export const seatOfClient = (s: SessionState, client: ClientId): Seat | undefined => {
-  for (const seat of s.seats.values()) if (seat.client === client) return seat
-  return undefined
-}
-
-/** The answer to a message of a client whose link may be gone: its seat keeps it for the resumed console. */
-export const answerAbsent = (s: SessionState, client: ClientId, id: number, a: Answer | "resend"): void => {
-  const seat = seatOfClient(s, client)
-  if (seat !== undefined) remember(s, seat.answered, id, a)
-}
 
 /** A departing member leaves a seat behind when its token allows and the cause looks like a blip. */
 export const keepSeat = (s: SessionState, c: ClientSide, cause: LeaveCause, force = false): Seat | undefined => {
@@ -65,45 +40,7 @@ const addSeat = (s: SessionState, seat: Seat): void => {
 const dropSeat = (s: SessionState, seat: Seat): void => {
   s.seats.delete(seat.token)
   s.persistDirty = true
-  if (seat.control) {
-    seat.control = false
-    controllerReleased(s)
-  }
-}
-
-/**
- * A departed controller keeps control for the grace: nothing is said to the agent yet, except that its transfers are
- * cancelled at once (the agent's replies to them could not reach the console and are not replayed, so a transfer
- * continued after a resume could hang), and the resumed console hears CANCELLED for them.
- */
-export const holdControl = (s: SessionState, c: ClientSide, seat: Seat): void => {
-  seat.control = true
-  s.guest.mousePending = null
-  for (const id of c.xfers) {
-    seat.cancelled.add(id)
-    if (!reachable(s)) continue
-    const enc = encodeFileXferStatus({ _tag: "FileXferStatus", id, result: FileXferResult.Cancelled }, false)
-    if (enc._tag === "Ok") writeWhole(s, Port.Client, MessageType.FileXferStatus, enc.value, null)
-  }
-  if (c.xfers.size > 0) metric(s, "vdrelay_file_xfers_cancelled_total", { why: "client-lost" }, c.xfers.size)
-  c.xfers.clear()
-}
-
-/** The agent's client side is reset (spec §5.7 case 3): it releases the clipboard and ends every transfer. */
-export const controllerReleased = (s: SessionState): void => {
-  s.guest.mousePending = null
-  sendClientDisconnected(s)
-  for (const c of s.clients.values()) c.xfers.clear()
-}
-
-/** A seat holding control loses it (someone takes control): the agent hears CLIENT_DISCONNECTED now. */
-export const releaseHeld = (s: SessionState): void => {
-  for (const seat of s.seats.values())
-    if (seat.control) {
-      seat.control = false
-      s.persistDirty = true
-      controllerReleased(s)
-    }
+  releaseSeat(s, seat)
 }
 
 /** Seats past their grace are forgotten; a held controller's CLIENT_DISCONNECTED goes out now. */
@@ -124,31 +61,9 @@ export const takeSeat = (s: SessionState, token: string): Seat | undefined => {
   return seat
 }
 
-/** Earliest time a TimerFired is needed for: the bridge grace or a held controller's grace. */
-const nextDeadline = (s: SessionState): number | null => {
-  let at = s.graceUntil
-  for (const seat of s.seats.values()) if (seat.control && (at === null || seat.until < at)) at = seat.until
-  return at
-}
-
-/** Asks for the next TimerFired when the earliest deadline changed (one timer: a later SetTimer replaces it). */
-export const armTimer = (s: SessionState): void => {
-  const at = nextDeadline(s)
-  if (at === null || at === s.timerAt) return
-  s.timerAt = at
-  s.out.push({ _tag: "SetTimer", at })
-}
-
-// ---------------------------------------------------------------- file transfers on the agent
-
-export const xferStarted = (c: ClientSide, id: number): void => {
-  c.xfers.add(id)
-  if (c.xfers.size > MAX_XFERS) c.xfers.delete(c.xfers.values().next().value!)
-}
-
-/** A transfer ended (a final FILE_XFER_STATUS from either side). */
-export const xferEnded = (s: SessionState, id: number): void => {
-  for (const c of s.clients.values()) c.xfers.delete(id)
+/** A new chardev connection: nothing a departed console got of the old one is a replay of the new one. */
+export const seatsNewEpoch = (s: SessionState): void => {
+  for (const [token, seat] of s.seats) s.seats.set(token, { ...seat, lastEpoch: -1, lastPos: 0 })
 }
 
 // ---------------------------------------------------------------- persistence

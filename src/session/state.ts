@@ -1,4 +1,6 @@
-// The session actor's in-memory state. Opaque to adapters; each part is owned by the module named beside it.
+// The session actor's in-memory state. Opaque to adapters; each part is written only by the module named beside it
+// (the others read it, or call that module). Two exceptions: restore.ts builds the whole state from storage before the
+// first step, and the `dirty` / `persistDirty` marks are set by whoever changes what an attachment or storage holds.
 import type { MessageChunker } from "../protocol/chunker.ts"
 import type { StreamParser } from "../protocol/stream-parser.ts"
 import type { NoticeCode, Policy, PortLevel, RelayToClient, Role } from "../link/types.ts"
@@ -58,7 +60,7 @@ export interface ClientSide {
   /** A "mouse dropped" notice was sent and no mouse got through since (avoids one notice per motion). */
   mouseNoticed: boolean
   dirty: boolean
-  // resume (seats.ts)
+  // resume (seats.ts; `answered`: answers.ts; `xfers`: xfers.ts)
   /** The seat's resume token ("" = not resumable). */
   readonly token: string
   /** Agent message seqs at or below this are never sent to it (`hello.lastSeq` of a resume). */
@@ -74,7 +76,7 @@ export interface ClientSide {
 /** What a message id was answered with: "pending" while handed to the bridge and not yet written. */
 export type Answer = "pending" | "ack" | Exclude<NoticeCode, "resend">
 
-/** A seat whose link was lost, resumable until `until` (seats.ts). */
+/** A seat whose link was lost, resumable until `until` (seats.ts; `control`: control.ts; `answered`: answers.ts). */
 export interface Seat {
   readonly token: string
   /** Client id of the link that held it (in-flight entries still name it until the seat is resumed). */
@@ -105,7 +107,7 @@ export interface Mouse {
 }
 
 /**
- * Guest-bound bytes held while the bridge tunnel is down within its grace (hold.ts): written in order when it comes
+ * Guest-bound bytes held while the bridge tunnel is down within its grace (held.ts; hold.ts flushes them): written in order when it comes
  * back, reported `dropped-by-disconnect` if it does not.
  */
 export interface HeldWrite {
@@ -120,7 +122,7 @@ export interface HeldWrite {
   readonly credit: number
 }
 
-/** The guest-bound side of the bridge link (guest-out.ts). */
+/** The guest-bound side of the bridge link (guest-out.ts; `held`, `heldBytes`, `stream.heldCredit`: held.ts). */
 export interface GuestOut {
   wpos: number
   wrote: number
@@ -131,19 +133,19 @@ export interface GuestOut {
   known: boolean
   /**
    * The port-1 message being streamed, if any (only one at a time: the agent reassembles per port). `heldCredit`:
-   * bytes of it pushed while held whose credit is withheld (hold.ts).
+   * bytes of it pushed while held whose credit is withheld (held.ts).
    */
   stream: { readonly client: ClientId; readonly id: number; readonly chunker: MessageChunker; readonly start: number; heldCredit: number } | null
   inflight: InFlight[]
-  /** Held while the tunnel is down within its grace, in order (hold.ts); empty while a bridge is attached. */
+  /** Held while the tunnel is down within its grace, in order (held.ts); empty while a bridge is attached. */
   held: HeldWrite[]
-  /** Bytes of clients' messages in `held` (bounded by hold.ts heldCap; the relay's own few are not counted). */
+  /** Bytes of clients' messages in `held` (bounded by held.ts heldCap; the relay's own few are not counted). */
   heldBytes: number
   mouseEnd: number | null
   mousePending: Mouse | null
 }
 
-/** A port-1 agent message being relayed (agent-route.ts). */
+/** A port-1 agent message being relayed (agent-route.ts; taken back from clients by agent-msgs.ts). */
 export interface AgentMsg {
   readonly type: number
   readonly size: number
@@ -162,7 +164,7 @@ export interface AgentMsg {
   placed: boolean
 }
 
-/** The agent stream from the bridge (agent-stream.ts). */
+/** The agent stream from the bridge (agent-stream.ts; `msgs`: agent-route.ts and agent-msgs.ts). */
 export interface AgentStream {
   pos: number
   parser: StreamParser
@@ -193,12 +195,13 @@ export interface AgentStream {
 export interface SessionState {
   readonly session: string
   readonly limits: Limits
+  /** The live policy (policy.ts). */
   policy: Policy
   now: number
   counters: Record<string, number>
   /** Commands of the step in progress. */
   out: SessionCommand[]
-  // agent and bridge (bridge.ts)
+  // agent and bridge (tunnel.ts; `port` also agent-announce.ts: the agent's announce proves its port open)
   bridge: { id: string; dirty: boolean } | null
   epoch: number
   chardev: boolean
@@ -210,21 +213,22 @@ export interface SessionState {
    * the bridge saw the rewind and are stale (dropped), not a gap. Cleared by the first frame at or before it.
    */
   rewindTo: number | null
-  /** Whether clients were last told the agent is connected. */
+  /** Whether clients were last told the agent is connected (agent-view.ts, as are `rawCaps` and `capsSeen`). */
   told: boolean
   rawCaps: ReadonlyArray<number> | null
   /** The agent announced (or answered) caps in this epoch: a later ANNOUNCE(request=1) means it restarted. */
   capsSeen: boolean
   stream: AgentStream
   guest: GuestOut
-  /** Seqs below this are handed out; PersistedState.nextSeq is a lease above it. */
+  /** Seqs below this are handed out; PersistedState.nextSeq is a lease above it (seq.ts). */
   nextSeq: number
   seqLease: number
+  /** Members and the controller (clients.ts). */
   clients: Map<ClientId, ClientSide>
   controller: ClientId | null
   /** Seats of lost links, resumable until their `until`, by token (seats.ts). */
   seats: Map<string, Seat>
-  /** The TimerFired time last asked for (SetTimer), null if none. */
+  /** The TimerFired time last asked for (SetTimer), null if none (timer.ts). */
   timerAt: number | null
   persistDirty: boolean
 }

@@ -2,14 +2,15 @@
 // acknowledgement of agent bytes (with Persist first), attachments.
 import type { SessionState } from "./state.ts"
 import type { SessionCommand, SessionEvent } from "./types.ts"
-import { bridgeAttached, bridgeDetached, bridgeFrame, closeBridge, timerFired } from "./bridge.ts"
+import { bridgeAttached, bridgeDetached, bridgeFrame, closeBridge, timerFired } from "./tunnel.ts"
 import { clientJoined, clientLeft, closeClient } from "./clients.ts"
 import { onClientFrame } from "./client-in.ts"
 import { frontier, queueCap } from "./client-queue.ts"
 import { log, metric } from "./emit.ts"
 import { applyPolicy } from "./policy.ts"
 import { bridgeAttachment, clientAttachment, persistedOf } from "./persist.ts"
-import { armTimer, expireSeats } from "./seats.ts"
+import { expireSeats } from "./seats.ts"
+import { armTimer, timerDone } from "./timer.ts"
 
 export const stepSession = (s: SessionState, e: SessionEvent): { state: SessionState; commands: SessionCommand[] } => {
   s.out = []
@@ -43,7 +44,7 @@ const dispatch = (s: SessionState, e: SessionEvent): void => {
       }
       return
     case "TimerFired":
-      s.timerAt = null
+      timerDone(s)
       expireSeats(s, e.now)
       return timerFired(s, e.now)
     case "PolicyChanged": return applyPolicy(s, e.policy)

@@ -1,17 +1,20 @@
-// The bridge link: tunnel attach (resume in the same epoch, or a new agent connection), tunnel loss with a grace period
+// The bridge link (the tunnel from the bridge process, src/bridge/): attach (resume in the same epoch, or a new agent connection), tunnel loss with a grace period
 // (spec §5.7 case 5: a blip loses nothing), chardev and guest-port levels, agent data with positions, `wrote`.
 import type { BridgeToRelay } from "../link/types.ts"
 import { LINK_VERSION } from "../link/types.ts"
 import type { SessionState } from "./state.ts"
-import type { ClientId, LeaveCause, SessionEvent } from "./types.ts"
-import { log, metric, notice } from "./emit.ts"
-import { abandonAgentMessages } from "./agent-route.ts"
-import { feedAgent, newAgentStream, restartStream } from "./agent-stream.ts"
-import { agentCame, agentGone, discardGuestBound, syncAgentState } from "./agent-link.ts"
-import { guestWrote, serverWrote, streamAbort } from "./guest-out.ts"
-import { dropInbound } from "./client-in.ts"
-import { answerAbsent } from "./seats.ts"
+import type { LeaveCause, SessionEvent } from "./types.ts"
+import { agentCame, agentGone } from "./agent-link.ts"
+import { abandonAgentMessages } from "./agent-msgs.ts"
+import { feedAgent, newAgentStream, restartStream, resumeStream } from "./agent-stream.ts"
+import { forgetCaps, syncAgentState } from "./agent-view.ts"
+import { log, metric } from "./emit.ts"
+import { discardGuestBound } from "./guest-discard.ts"
+import { failInflight, forgetMouse, guestWrote, restartPositions, serverWrote, streamAbort } from "./guest-out.ts"
 import { flushHeld } from "./hold.ts"
+import { forgetPositions } from "./client-queue.ts"
+import { dropInbound } from "./inbound.ts"
+import { seatsNewEpoch } from "./seats.ts"
 
 type Hello = Extract<BridgeToRelay, { t: "hello" }>
 
@@ -49,17 +52,8 @@ const resume = (s: SessionState, h: Hello): void => {
   // After a restart that lost the bridge link the relay does not know its positions: the hello's are the truth.
   if (h.wrote > g.wpos && g.known) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
   guestWrote(s, Math.min(h.wrote, g.wpos))
-  const lost = new Set<ClientId>()
-  for (const f of g.inflight) {
-    if (f.client !== null) lost.add(f.client)
-    const c = f.client === null ? undefined : s.clients.get(f.client)
-    if (c !== undefined) notice(s, c, "resend", "the bridge tunnel dropped before this message was written", f.id)
-    else if (f.client !== null) answerAbsent(s, f.client, f.id, "resend")
-  }
-  g.inflight = []
-  g.wpos = g.wrote = h.wrote
-  g.known = true
-  g.mouseEnd = null
+  const lost = failInflight(s, "resend", "the bridge tunnel dropped before this message was written")
+  restartPositions(s, h.wrote)
   s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow } })
   s.rewindTo = null
   if (h.from > s.stream.pos) gap(s, h.from)
@@ -84,23 +78,14 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   s.epoch = h.epoch
   // Positions restart with the connection: nothing a console got of an earlier one is a replay now, even when a
   // bridge reuses an epoch number (restarted within the same second, clock stepped back).
-  for (const c of s.clients.values()) {
-    // Messages of the old connection still queued mark no position of the new one once sent.
-    for (let i = c.head; i < c.items.length; i++) c.items[i]!.msgEnd = undefined
-    if (c.lastEpoch === -1) continue
-    c.lastEpoch = -1
-    c.lastPos = 0
-    c.dirty = true
-  }
-  for (const [token, seat] of s.seats) s.seats.set(token, { ...seat, lastEpoch: -1, lastPos: 0 })
+  for (const c of s.clients.values()) forgetPositions(c)
+  seatsNewEpoch(s)
   s.stream = newAgentStream(s.limits, h.from, h.from === 0 ? "parse" : "scan")
   s.rewindTo = null
-  s.guest.wpos = s.guest.wrote = h.wrote
-  s.guest.known = true
+  restartPositions(s, h.wrote)
   // The attachment must name the new epoch even if nothing is written in this step.
   if (s.bridge !== null) s.bridge.dirty = true
-  s.rawCaps = null
-  s.capsSeen = false
+  forgetCaps(s)
   s.chardev = h.chardev
   s.port = h.port
   s.persistDirty = true
@@ -114,11 +99,8 @@ const gap = (s: SessionState, from: number): void => {
   metric(s, "vdrelay_agent_gaps_total")
   log(s, "warn", "agent stream gap", { expected: s.stream.pos, from })
   abandonAgentMessages(s, "dropped-by-disconnect", true)
-  restartStream(s, from, "scan")
   // Nothing before `from` exists any more: acknowledge up to it so the window starts there.
-  s.stream.acked = from
-  s.stream.ackedResume = { _tag: "Scan" }
-  s.stream.safe = []
+  resumeStream(s, from, { _tag: "Scan" })
   s.persistDirty = true
 }
 
@@ -130,8 +112,7 @@ export const bridgeDetached = (s: SessionState, cause: LeaveCause, now: number):
   s.bridge = null
   for (const c of s.clients.values()) if (c.inMsg?.mode === "stream") dropInbound(s, c, "resend", "the bridge tunnel dropped mid-message")
   streamAbort(s)
-  s.guest.mouseEnd = null
-  s.guest.mousePending = null
+  forgetMouse(s)
   if (s.chardev && s.port !== "closed") {
     s.graceUntil = now + s.limits.bridgeGraceMs
   }

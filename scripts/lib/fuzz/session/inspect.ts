@@ -4,7 +4,7 @@ import { decodeRelayToBridge, encodeRelayToBridge } from "../../../../src/link/b
 import { decodeRelayToClient, encodeRelayToClient } from "../../../../src/link/client-codec.ts"
 import type { RelayToBridge, RelayToClient } from "../../../../src/link/types.ts"
 import type { SessionCommand, SessionState } from "../../../../src/session/index.ts"
-import { heldCap } from "../../../../src/session/hold.ts"
+import { heldCap } from "../../../../src/session/held.ts"
 import { check } from "../engine.ts"
 
 export const MAX_ATTACHMENT = 2048
@@ -60,7 +60,7 @@ export const checkBudget = (s: SessionState): void => {
     check(c.items.length - c.head <= cap, `client ${c.id} has ${c.items.length - c.head} queued frames`)
   }
   const held = heldBytes(s)
-  // Held console messages have their own cap (src/session/hold.ts), checked by name.
+  // Held console messages have their own cap (src/session/held.ts), checked by name.
   check(s.guest.heldBytes <= heldCap(s), `${s.guest.heldBytes} bytes of console messages held, cap ${heldCap(s)}`)
   const budget = s.clients.size * cap + s.limits.agentWindow + heldCap(s) + 64 * 1024
   check(held <= budget, `the session holds ${held} bytes, budget ${budget}`)
