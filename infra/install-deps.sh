@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests and `npm start` use: the real guest agent under Xvfb, socat, xclip, Chromium, websockify.
+# Debian packages the tests and `npm start` use: the real guest agent under Xvfb, socat, xclip, Chromium, websockify;
+# and for the real-VM tests (test/vm, docs/testing-vm.md) QEMU, the kernel the guest boots, busybox for its init, cpio,
+# xrandr and xkbcomp (the guest image is assembled from these packages' files at test time).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 pkgs=(spice-vdagent xvfb socat xclip x11-utils libspice-protocol-dev chromium websockify)
+pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio x11-xserver-utils x11-xkb-utils xkb-data)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
