@@ -17,7 +17,8 @@ export type InboxResult =
   | { readonly _tag: "Aborted"; readonly seq: number; readonly type: number; readonly code: NoticeCode }
   | { readonly _tag: "Protocol"; readonly detail: string }
 
-interface Partial {
+/** A message arriving in fragments. */
+interface Arriving {
   readonly type: number
   /** undefined while the message is being skipped (duplicate or over the cap): fragments are consumed, not kept. */
   readonly buf: Uint8Array | undefined
@@ -28,7 +29,7 @@ interface Partial {
 type Fragment = Extract<RelayToClient, { t: "msg" | "more" | "abort" }>
 
 export class Inbox {
-  private readonly partial = new Map<number, Partial>()
+  private readonly partial = new Map<number, Arriving>()
   /** Highest seq delivered whole (or deliberately skipped); -1 before any. */
   private delivered = -1
   private consumed = 0
@@ -96,12 +97,12 @@ export class Inbox {
         ? { _tag: "Protocol", detail: `message ${f.seq} ends at ${f.data.length} of ${f.size} bytes` }
         : { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}` }
     }
-    const p: Partial = { type: f.type, buf: new Uint8Array(f.size), fill: 0, size: f.size }
+    const p: Arriving = { type: f.type, buf: new Uint8Array(f.size), fill: 0, size: f.size }
     this.partial.set(f.seq, p)
     return this.append(f.seq, p, f.data, f.end)
   }
 
-  private append(seq: number, p: Partial, data: Uint8Array, end: boolean): InboxResult | undefined {
+  private append(seq: number, p: Arriving, data: Uint8Array, end: boolean): InboxResult | undefined {
     if (p.fill + data.length > p.size) {
       this.partial.delete(seq)
       return { _tag: "Protocol", detail: `message ${seq} overflows its size ${p.size}` }
