@@ -4,6 +4,15 @@
 // a time on this 2-core machine.
 import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
+import { TEST_JWKS } from "./test/workers/test-keys.ts"
+
+// The workers project trusts EdDSA keys (test/workers/test-keys.ts) and, like every development stack, the HS256
+// secret; a 2 s clock skew keeps the tests of token expiry on open links short.
+const WORKERS_TEST_BINDINGS = {
+  VDRELAY_SIGNING_KEY: "test-signing-key-0123456789abcdef0123456789abcdef",
+  VDRELAY_JWKS: TEST_JWKS,
+  VDRELAY_CLOCK_SKEW_SECONDS: "2",
+}
 
 export default defineConfig({
   test: {
@@ -12,7 +21,7 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node", testTimeout: 60_000 },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { VDRELAY_SIGNING_KEY: "test-signing-key-0123456789abcdef0123456789abcdef" } } })],
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: WORKERS_TEST_BINDINGS } })],
         test: { name: "workers", include: ["test/workers/**/*.test.ts"], testTimeout: 60_000 },
       },
       {

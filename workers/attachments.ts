@@ -2,11 +2,13 @@
 // session's own attachment once the link has joined (SetAttachment), or the edge's marker before that.
 import type { BridgeLinkAttachment, ClientLinkAttachment, ClientId, LinkAttachment } from "../src/session/index.ts"
 import type { Role } from "../src/link/types.ts"
+import type { PendingProof } from "./bridge-proof.ts"
 
 export type EdgeAttachment =
   /** Accepted, hello not yet received. `maxRole` is the token's role. */
   | { readonly kind: "pending-client"; readonly client: ClientId; readonly maxRole: Role; readonly since: number }
-  | { readonly kind: "pending-bridge"; readonly since: number }
+  /** `proof`: the host key the bridge must prove before anything else (bridge-proof.ts); gone once proven. */
+  | { readonly kind: "pending-bridge"; readonly since: number; readonly proof?: PendingProof }
   /** Joined, but the session has not yet written its own attachment (it does in the step that handles the hello). */
   | { readonly kind: "joined-client"; readonly client: ClientId; readonly maxRole: Role }
   | { readonly kind: "joined-bridge" }

@@ -1,7 +1,15 @@
-// Bindings `wrangler types` cannot see: secrets (set with `wrangler secret put`, or .dev.vars locally).
+// Bindings `wrangler types` cannot see: secrets (set with `wrangler secret put`, or .dev.vars locally) and optional
+// settings. docs/security.md, "Keys"; docs/operations.md.
 interface VdrelaySecrets {
-  /** HS256 signing key for tokens (≥ 32 bytes). */
+  /** The token verification key set: a JWKS of Ed25519 public keys, each with a `kid` (secret or var). */
+  readonly VDRELAY_JWKS?: string
+  /**
+   * HS256 shared secret (≥ 32 bytes): development and test stacks only. Setting it is what enables HS256; whoever
+   * holds it (the Worker included) can mint any token, and bridge tokens signed with it need no host key.
+   */
   readonly VDRELAY_SIGNING_KEY?: string
+  /** Clock skew tolerated on token `exp`/`nbf`, seconds (default 30). */
+  readonly VDRELAY_CLOCK_SKEW_SECONDS?: string
 }
 interface Env extends VdrelaySecrets {}
 declare namespace Cloudflare {

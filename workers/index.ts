@@ -1,17 +1,22 @@
-// The Worker: routes, authenticates and authorises every request before any Durable Object is touched, then hands the
-// request to the VmSession named by the verified claims (tenant/vm), never by anything else in the request.
-import { forwardRequest } from "./forward.ts"
-import { authorize } from "./edge-auth.ts"
+// The Worker: routes, authenticates and authorises every request before any VmSession is touched (revocations are
+// checked with the tenant's TenantAuthority), then hands the request to the VmSession named by the verified claims
+// (tenant/vm), never by anything else in the request. Every security decision leaves an audit line (audit.ts).
+import { forwardRequest, revokeRequest } from "./forward.ts"
+import { authorize, type Authorized } from "./edge-auth.ts"
+import { audit } from "./audit.ts"
 import { serveConsole } from "./console/index.ts"
-import { matchRoute, type VmRoute } from "./routes.ts"
+import { matchRoute, type AuthRoute } from "./routes.ts"
 import { mergePolicy } from "./status.ts"
 import { defaultPolicy } from "../src/link/types.ts"
-import { log } from "./session-host.ts"
+import type { Revocation } from "./link-auth.ts"
 
 export { VmSession } from "./vm-session.ts"
+export { TenantAuthority } from "./tenant-authority.ts"
 
-/** Largest PUT /policy body accepted. */
+/** Largest PUT /policy or POST revocation body accepted. */
 const MAX_POLICY_BODY = 4096
+/** How long a revoked token id is remembered when the revocation does not say when the token expires: a year. */
+const DEFAULT_JTI_MEMORY_SECONDS = 366 * 24 * 3600
 
 const refusal = (status: number, reason: string, headers?: HeadersInit): Response =>
   new Response(`${reason}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } })
@@ -25,30 +30,87 @@ export default {
     const route = m.route
     if (route.kind === "healthz") return new Response("ok")
     if (route.kind === "console-page") return serveConsole(request, route.path)
-    return vmRoute(request, route, env)
+    return authRoute(request, route, env)
   },
 } satisfies ExportedHandler<Env>
 
-const vmRoute = async (request: Request, route: VmRoute, env: Env): Promise<Response> => {
+const authRoute = async (request: Request, route: AuthRoute, env: Env): Promise<Response> => {
   const upgrade = route.kind === "console" || route.kind === "agent"
   if (upgrade && request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
     return refusal(426, "websocket upgrade required", { Upgrade: "websocket" })
   }
   const auth = await authorize(request, route, env)
   if (auth._tag === "Refusal") {
-    log("info", "refused", { route: route.kind, status: auth.status, reason: auth.reason })
+    audit("refused", { route: route.kind, vm: "vm" in route ? route.vm : undefined, status: auth.status, reason: auth.reason, kid: auth.kid })
     return refusal(auth.status, auth.reason, auth.status === 401 ? { "WWW-Authenticate": 'Bearer realm="vdrelay"' } : undefined)
   }
-  let body: string | undefined
-  if (route.kind === "policy") {
-    const text = await readLimited(request, MAX_POLICY_BODY)
-    if (text === undefined) return refusal(413, "policy too large")
-    body = text
-    if (!validPolicyPatch(body)) return refusal(400, "bad policy")
+  const { tenant, vm, jti, iat, role } = auth.claims
+  const authority = env.TENANT_AUTHORITY.get(env.TENANT_AUTHORITY.idFromName(tenant))
+  const revoked = await authority.check({ tenant, vm, jti, iat, register: upgrade })
+  if (revoked !== null) {
+    audit("refused", { route: route.kind, tenant, vm, role, jti, kid: auth.kid, status: 401, reason: revoked })
+    return refusal(401, revoked, { "WWW-Authenticate": 'Bearer realm="vdrelay"' })
   }
-  const { tenant, vm } = auth.claims
+  let body: string | undefined
+  if (route.kind === "policy" || route.kind === "revocations" || route.kind === "tenant-revocations") {
+    const text = await readLimited(request, MAX_POLICY_BODY)
+    if (text === undefined) return refusal(413, "body too large")
+    body = text
+    if (route.kind === "policy" && !validPolicyPatch(body)) return refusal(400, "bad policy")
+  }
+  if (route.kind === "revocations" || route.kind === "tenant-revocations") {
+    const rule = revocationOf(body ?? "", route.kind === "revocations" ? "vm" : "tenant")
+    if (rule === undefined) return refusal(400, "bad revocation")
+    return revoke(route, rule, auth, env)
+  }
   const stub = env.VM_SESSION.get(env.VM_SESSION.idFromName(`${tenant}/${vm}`))
-  return stub.fetch(forwardRequest(route, auth.claims, auth.protocol, body))
+  const res = await stub.fetch(forwardRequest(route, auth.claims, auth.kid, auth.protocol, body))
+  if (upgrade && res.status === 101) audit("join", { route: route.kind, tenant, vm, role, jti, kid: auth.kid })
+  if (route.kind === "policy" && res.ok) audit("policy-change", { tenant, vm, jti, kid: auth.kid, policy: body })
+  return res
+}
+
+const revoke = async (route: Extract<AuthRoute, { kind: "revocations" | "tenant-revocations" }>, rule: Revocation, auth: Authorized, env: Env): Promise<Response> => {
+  const { tenant, jti } = auth.claims
+  const kid = auth.kid
+  let result: { readonly vms: number; readonly closed: number }
+  if (route.kind === "revocations") {
+    const stub = env.VM_SESSION.get(env.VM_SESSION.idFromName(`${tenant}/${route.vm}`))
+    const r = (await (await stub.fetch(revokeRequest(tenant, route.vm, rule))).json()) as { closed: number }
+    result = { vms: 1, closed: r.closed }
+  } else {
+    result = await env.TENANT_AUTHORITY.get(env.TENANT_AUTHORITY.idFromName(tenant)).revoke(tenant, rule)
+  }
+  const what = "jti" in rule ? { revokedJti: rule.jti } : { issuedBefore: rule.issuedBefore }
+  audit("revocation", { tenant, vm: "vm" in route ? route.vm : "*", by: jti, kid, ...what, vms: result.vms, closed: result.closed })
+  return Response.json({ ...rule, ...result })
+}
+
+/**
+ * The public revocation body: `{"jti": id, "exp"?: seconds}` (one token; `exp` bounds how long the id is kept) or
+ * `{"issuedBefore"?: seconds}` (every token whose `iat` is earlier; default: the current second, so tokens issued from
+ * now on, such as the replacements, stay valid). Anything else is refused.
+ */
+const revocationOf = (body: string, scope: "vm" | "tenant"): Revocation | undefined => {
+  let v: unknown
+  try {
+    v = JSON.parse(body === "" ? "{}" : body)
+  } catch {
+    return undefined
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined
+  const o = v as Record<string, unknown>
+  const now = Math.floor(Date.now() / 1000)
+  const seconds = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0
+  const keys = Object.keys(o)
+  if ("jti" in o) {
+    if (keys.some((k) => k !== "jti" && k !== "exp") || typeof o.jti !== "string" || o.jti.length < 8 || o.jti.length > 128) return undefined
+    if (o.exp !== undefined && !seconds(o.exp)) return undefined
+    return { jti: o.jti, until: o.exp ?? now + DEFAULT_JTI_MEMORY_SECONDS }
+  }
+  if (keys.some((k) => k !== "issuedBefore")) return undefined
+  if (o.issuedBefore !== undefined && !seconds(o.issuedBefore)) return undefined
+  return { scope, issuedBefore: o.issuedBefore ?? now }
 }
 
 /**

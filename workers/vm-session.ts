@@ -14,6 +14,9 @@ import { mergePolicy, statusOf } from "./status.ts"
 import { SessionHost } from "./session-host.ts"
 import { SessionStore } from "./session-store.ts"
 import { BRIDGE_JOINS, CONSOLE_JOINS, LINK_FRAMES, LinkLimiter, TokenBucket } from "./rate-limit.ts"
+import { audit } from "./audit.ts"
+import { BridgeProofs } from "./bridge-proof.ts"
+import { LinkAuth, isRevocation } from "./link-auth.ts"
 
 /**
  * A link that has not said hello after this long is closed (1008) when the next link is accepted: idle sockets cost
@@ -29,10 +32,33 @@ export class VmSession extends DurableObject<Env> {
   private host!: SessionHost
   private readonly joins = { console: new TokenBucket(CONSOLE_JOINS, Date.now()), bridge: new TokenBucket(BRIDGE_JOINS, Date.now()) }
   private readonly frames = new LinkLimiter(LINK_FRAMES)
+  /** Tokens on open links: expiry, refresh over the link, revocation (link-auth.ts); owns the object's alarm. */
+  private readonly auth: LinkAuth
+  private readonly proofs: BridgeProofs
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
     this.store = new SessionStore(ctx.storage.sql)
+    const authClose = (ws: WebSocket, detail: string) => {
+      const info = this.host.links.get(ws)
+      const frame = info?.kind === "client" ? encodeRelayToClient({ t: "error", code: "auth", detail }) : encodeRelayToBridge({ t: "error", code: "auth", detail })
+      if (info !== undefined) this.host.close(ws, "auth", detail, frame)
+    }
+    const count = (key: string) => this.host.count(key, 1)
+    this.auth = new LinkAuth(ctx, env, {
+      close: authClose,
+      setAlarm: (at) => void ctx.storage.setAlarm(at),
+      deleteAlarm: () => void ctx.storage.deleteAlarm(),
+      count,
+    })
+    this.proofs = new BridgeProofs({
+      refuse: authClose,
+      count,
+      replay: (ws, data) => {
+        const info = this.host.links.get(ws)
+        if (info?.kind === "bridge") this.bridgeFrame(ws, info, data, Date.now())
+      },
+    })
     void ctx.blockConcurrencyWhile(async () => this.rebuild())
   }
 
@@ -55,7 +81,7 @@ export class VmSession extends DurableObject<Env> {
     }
     const fresh = initialState({ session: this.ctx.id.toString(), policy: defaultPolicy, now })
     const r = stored === null && sockets.length === 0 ? { state: fresh, commands: [] } : restore(stored ?? persisted(fresh), { bridge, clients }, now)
-    this.host = new SessionHost(r.state, this.store, (at) => void this.ctx.storage.setAlarm(at), this.store.loadCounters())
+    this.host = new SessionHost(r.state, this.store, (at) => this.auth.actorTimer(at), this.store.loadCounters())
     for (const [ws, a] of attachments) if (a !== undefined) this.host.adopt(ws, a)
     this.host.runAll(r.commands)
   }
@@ -63,6 +89,13 @@ export class VmSession extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const claims = readForwardedClaims(request)
     if (claims === undefined) return new Response("bad internal request", { status: 400 })
+    const path0 = new URL(request.url).pathname
+    if (path0 === "/revoke") {
+      const rule: unknown = await request.json()
+      return isRevocation(rule) ? Response.json(this.auth.revoke(rule)) : new Response("bad revocation", { status: 400 })
+    }
+    const revoked = this.auth.revoked(claims)
+    if (revoked !== undefined) return new Response(`${revoked}\n`, { status: 401 })
     if (claims.once === true && !this.store.useOnce(claims.jti, claims.exp, Math.floor(Date.now() / 1000), DEFAULT_SKEW_SECONDS)) {
       return new Response("token already used", { status: 401 })
     }
@@ -84,13 +117,17 @@ export class VmSession extends DurableObject<Env> {
     const now = Date.now()
     this.host.closeSilentLinks(now - HELLO_TIMEOUT_MS)
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket]
+    const proof = bridge ? this.proofs.pending(claims) : undefined
     const attachment: EdgeAttachment = bridge
-      ? { kind: "pending-bridge", since: now }
+      ? { kind: "pending-bridge", since: now, ...(proof !== undefined ? { proof } : {}) }
       : { kind: "pending-client", client: crypto.randomUUID(), maxRole: claims.role as Role, since: now }
-    this.ctx.acceptWebSocket(server, bridge ? ["bridge"] : ["client", attachment.kind === "pending-client" ? attachment.client : ""])
+    const linkTag = this.auth.opened(claims)
+    this.ctx.acceptWebSocket(server, bridge ? ["bridge", linkTag] : ["client", attachment.kind === "pending-client" ? attachment.client : "", linkTag])
     server.binaryType = "arraybuffer"
     server.serializeAttachment(attachment)
     this.host.adopt(server, attachment)
+    this.auth.schedule()
+    if (proof !== undefined) this.proofs.challenge(server, proof)
     this.host.count(bridge ? "links.opened.bridge" : "links.opened.client", 1)
     // No permessage-deflate: workerd accepts a client's offer unless the response names the extensions it takes, and
     // deflating bulk clipboard/file bytes in the object's thread halved its throughput (docs/benchmarks.md). An
@@ -112,6 +149,7 @@ export class VmSession extends DurableObject<Env> {
       return this.host.close(ws, "policy", detail, frame)
     }
     this.host.countFrame("in", info.kind, message.byteLength)
+    if (info.kind === "bridge" && !info.joined && this.proofs.gate(ws, message)) return
     if (info.kind === "client") this.clientFrame(ws, info, message, now)
     else this.bridgeFrame(ws, info, message, now)
     this.host.maybeFlushCounters(now)
@@ -119,6 +157,7 @@ export class VmSession extends DurableObject<Env> {
 
   private clientFrame(ws: WebSocket, info: Extract<LinkInfo, { kind: "client" }>, data: ArrayBuffer, now: number): void {
     const d = decodeClientToRelay(data)
+    if (d._tag === "Invalid" && d.reason === "unknown-frame" && info.joined && this.auth.frame(ws, data)) return
     if (d._tag === "Invalid") return this.reject(ws, info, linkErrorOfDecode(d), `${d.reason}: ${d.detail}`, now)
     if (info.joined) return this.host.feed({ _tag: "ClientFrameReceived", now, client: info.client, frame: d.value })
     if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
@@ -129,10 +168,12 @@ export class VmSession extends DurableObject<Env> {
 
   private bridgeFrame(ws: WebSocket, info: Extract<LinkInfo, { kind: "bridge" }>, data: ArrayBuffer, now: number): void {
     const d = decodeBridgeToRelay(data)
+    if (d._tag === "Invalid" && d.reason === "unknown-frame" && info.joined && this.auth.frame(ws, data)) return
     if (d._tag === "Invalid") return this.reject(ws, info, linkErrorOfDecode(d), `${d.reason}: ${d.detail}`, now)
     if (info.joined) return this.host.feed({ _tag: "BridgeFrameReceived", now, frame: d.value })
     if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
     const previous = this.host.bridge
+    if (previous !== undefined) audit("takeover", { link: "bridge", session: this.ctx.id.toString() })
     if (previous !== undefined) this.host.close(previous, "replaced", "another bridge took this VM", encodeRelayToBridge({ t: "error", code: "replaced", detail: "another bridge took this VM" }))
     this.host.joined(ws, info)
     this.host.feed({ _tag: "BridgeAttached", now, hello: d.value })
@@ -162,7 +203,7 @@ export class VmSession extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.host.feed({ _tag: "TimerFired", now: Date.now() })
+    if (this.auth.alarm(Date.now())) this.host.feed({ _tag: "TimerFired", now: Date.now() })
   }
 
   private status(claims: ForwardedClaims) {

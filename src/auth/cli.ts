@@ -2,13 +2,14 @@
 import { readFile } from "node:fs/promises"
 import { parseArgs } from "node:util"
 import { THUMBPRINT_PATTERN, isEd25519Private } from "./jwk.ts"
-import { MIN_KEY_BYTES, NAME_PATTERN, TOKEN_ROLES, mintToken, type SigningKey, type TokenRole } from "./token.ts"
+import { MIN_KEY_BYTES, NAME_PATTERN, TENANT_WIDE_VM, TOKEN_ROLES, mintToken, type SigningKey, type TokenRole } from "./token.ts"
 
 const USAGE = `usage: vdrelay token --tenant T --vm V --role R --ttl SECONDS [--single-use] [--jkt THUMBPRINT] [--key-file F]
 
   --tenant T      tenant name ([A-Za-z0-9._-], at most 63 characters)
-  --vm V          VM name (same alphabet)
-  --role R        controller | viewer (consoles), bridge (host bridge), operator (status and policy API)
+  --vm V          VM name (same alphabet); '*' for admin tokens
+  --role R        controller | viewer (consoles), bridge (host bridge), operator (status, policy and revocation
+                  API of one VM), admin (tenant-wide revocation only; --vm '*')
   --ttl SECONDS   lifetime in seconds
   --single-use    a join token the relay accepts once (replays are refused until it expires)
   --jkt THUMB     bridge tokens: thumbprint of the bridge host's key (printed by 'vdrelay host-key'); the bridge
@@ -89,8 +90,10 @@ export const main = async (args: ReadonlyArray<string>, io: Io = defaultIo): Pro
   }
   const { tenant, vm, role, ttl } = values
   if (tenant === undefined || !NAME_PATTERN.test(tenant)) return fail("--tenant missing or not a valid name")
-  if (vm === undefined || !NAME_PATTERN.test(vm)) return fail("--vm missing or not a valid name")
   if (role === undefined || !TOKEN_ROLES.includes(role as TokenRole)) return fail(`--role must be one of ${TOKEN_ROLES.join(", ")}`)
+  if (vm === undefined || (role === "admin" ? vm !== TENANT_WIDE_VM : !NAME_PATTERN.test(vm))) {
+    return fail(role === "admin" ? `admin tokens are tenant-wide: --vm '${TENANT_WIDE_VM}'` : "--vm missing or not a valid name")
+  }
   const seconds = ttl !== undefined && /^[1-9][0-9]{0,9}$/.test(ttl) ? Number(ttl) : NaN
   if (!Number.isSafeInteger(seconds)) return fail("--ttl must be a positive number of seconds")
   const { jkt } = values

@@ -4,10 +4,13 @@
 // (docs/security.md, "Keys"). WebCrypto only, so the same code runs in workerd, Node and the browser. Verification
 // never throws: it returns claims or an AuthError.
 import { decodeBase64url, encodeBase64url } from "./base64url.ts"
-import { THUMBPRINT_PATTERN, importPrivateKey, isEd25519Private, type KeySet, type PrivateJwk } from "./jwk.ts"
+import { KID_PATTERN, THUMBPRINT_PATTERN, importPrivateKey, isEd25519Private, type KeySet, type PrivateJwk } from "./jwk.ts"
 
-/** Who a token lets in: consoles (`controller`, `viewer`), the host bridge, and operators (status, policy, revocation). */
-export type TokenRole = "controller" | "viewer" | "bridge" | "operator"
+/**
+ * Who a token lets in: consoles (`controller`, `viewer`), the host bridge, operators of one VM (status, policy,
+ * revocation on that VM), and `admin`: the tenant's control plane, which can only revoke, tenant-wide (its `vm` is `*`).
+ */
+export type TokenRole = "controller" | "viewer" | "bridge" | "operator" | "admin"
 
 export interface Claims {
   readonly tenant: string
@@ -50,7 +53,9 @@ export type Verified = {
 
 export const authError = (reason: AuthErrorReason, detail: string): AuthError => ({ _tag: "AuthError", reason, detail })
 
-export const TOKEN_ROLES: ReadonlyArray<TokenRole> = ["controller", "viewer", "bridge", "operator"]
+export const TOKEN_ROLES: ReadonlyArray<TokenRole> = ["controller", "viewer", "bridge", "operator", "admin"]
+/** The `vm` of an admin token: every VM of the tenant. No VM name can be `*`, so no VM route ever matches it. */
+export const TENANT_WIDE_VM = "*"
 /** Tenant and VM names: they build Durable Object names (`tenant/vm`) and URLs, so no separators, no spaces. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 /** Longest token accepted before any parsing (a header can carry at most a few KiB anyway). */
@@ -149,8 +154,8 @@ const isNumericDate = (v: unknown): v is number => typeof v === "number" && Numb
 /** Returns a description of the first bad claim, or undefined when all claims are well-formed. */
 export const checkClaims = (c: Record<string, unknown>): string | undefined => {
   if (typeof c.tenant !== "string" || !NAME_PATTERN.test(c.tenant)) return "tenant"
-  if (typeof c.vm !== "string" || !NAME_PATTERN.test(c.vm)) return "vm"
   if (typeof c.role !== "string" || !TOKEN_ROLES.includes(c.role as TokenRole)) return "role"
+  if (typeof c.vm !== "string" || (c.role === "admin" ? c.vm !== TENANT_WIDE_VM : !NAME_PATTERN.test(c.vm))) return "vm"
   if (!isNumericDate(c.exp) || !isNumericDate(c.nbf) || !isNumericDate(c.iat)) return "exp/nbf/iat"
   if (c.exp <= c.nbf) return "exp not after nbf"
   if (typeof c.jti !== "string" || c.jti.length < 8 || c.jti.length > 128) return "jti"
@@ -214,6 +219,12 @@ const checkSignature = async (keys: TokenKeys, header: Record<string, unknown>, 
     return good ? HS256_KID : authError("bad-signature", "signature does not verify")
   }
   return authError("unsupported-alg", "only EdDSA is accepted")
+}
+
+/** The `kid` a token's header names (unverified: for audit lines about refusals only), if it looks like one. */
+export const tokenKid = (token: string): string | undefined => {
+  const h = token.length <= MAX_TOKEN_LENGTH ? parseSegment(token.split(".")[0] ?? "") : null
+  return typeof h?.kid === "string" && KID_PATTERN.test(h.kid) ? h.kid : undefined
 }
 
 /**
