@@ -7,7 +7,8 @@
 import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { parseArgs } from "node:util"
-import { type Stack, StackError, startStack } from "./lib/stack.ts"
+import { type Stack, StackError, startStack } from "../test/harness/stack.ts"
+import { buildConsole } from "./build-console.ts"
 
 const HELP = `usage: npm start [-- options]
 
@@ -83,6 +84,7 @@ const run = async (): Promise<number> => {
   process.stdin.on("end", () => void shutdown("npm start went away", 0))
 
   try {
+    if (await buildConsole()) progress("rebuilt the console page (workers/console/generated/assets.ts)")
     stack = await startStack({ port, vm: args.vm!, agent: args.agent as "auto" | "real" | "sim", progress })
   } catch (err) {
     if (err instanceof StackError) process.stderr.write(`npm start: ${err.message}\n  fix: ${err.fix}\n`)
@@ -92,7 +94,7 @@ const run = async (): Promise<number> => {
   // Miniflare and the process helpers exit on the first signal; from here on the orderly shutdown is ours.
   for (const sig of SIGNALS) for (const l of process.listeners(sig)) if (l !== onSignal) process.removeListener(sig, l as () => void)
   if (stopping !== undefined) return -1
-  void stack.bridgeExited.then(({ code, signal }) => {
+  void stack.bridge.managed.exited.then(({ code, signal }) => {
     if (stopping !== undefined) return
     process.stderr.write(`npm start: the bridge exited (${signal ?? code}):\n${stack!.bridge.log.text}\n`)
     void shutdown("bridge exited", 1)

@@ -12,3 +12,6 @@ export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   }
   return out
 }
+
+/** The little-endian u32 at byte `at` of `b` (any view: its byteOffset is honoured). */
+export const readU32LE = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true)

@@ -3,18 +3,16 @@
 // Every fault is followed by recovery checks: the agent is back for the console, a clipboard round trip works both
 // ways, and the daemon logged no "lost sync"/"invalid message size" line. VDRELAY_E2E_LOG=FILE keeps the bridge's log,
 // its metrics and the agent's logs there (with the test's steps) for a failure's post-mortem.
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtemp, rm, writeFile } from "node:fs/promises"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { writeFile } from "node:fs/promises"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { connect, type Session } from "../../src/client/index.ts"
-import { CutProxy } from "../harness/cut-proxy.ts"
-import { startFakeQmp, type FakeQmp } from "../harness/fake-qmp.ts"
-import { type RealAgent, realAgentAvailable, startRealAgent } from "../harness/real-agent.ts"
-import { type LocalWorker, startWorker } from "../harness/worker.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
+import type { BridgeProcess } from "../harness/bridge-process.ts"
+import type { CutProxy } from "../harness/cut-proxy.ts"
+import { type RealAgent, realAgentAvailable } from "../harness/real-agent.ts"
+import { type Stack, startStack } from "../harness/stack.ts"
+import type { LocalWorker } from "../harness/worker.ts"
 
-const BIN = resolve(import.meta.dirname, "../../bin/vdrelay.mjs")
 const TENANT = "acme"
 const VM = "vm-e2e"
 const MiB = 1024 * 1024
@@ -31,28 +29,15 @@ const until = async (pred: () => boolean, what: string, timeoutMs = 60_000): Pro
 }
 
 describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge process)", () => {
-  let dir: string
+  let stack: Stack
   let worker: LocalWorker
   let agent: RealAgent
-  let qmp: FakeQmp
   let proxy: CutProxy
-  let bridge: ChildProcess
-  let bridgeLog = ""
+  let bridge: BridgeProcess
   let client: Session
   const notices: Array<string> = []
 
-  /** Bridge JSON log events so far. */
-  const bridgeEvents = (): Array<Record<string, unknown>> =>
-    bridgeLog
-      .split("\n")
-      .filter((l) => l.startsWith('{"ts"') && !l.includes('"test-step"'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-  const metricsUrl = (): string => `http://${bridgeEvents().find((e) => e.event === "metrics-listening")!.address as string}/metrics`
-  const metric = async (name: string, labels = ""): Promise<number> => {
-    const text = await (await fetch(metricsUrl())).text()
-    const m = new RegExp(`^${name}\\{${labels}vm="${VM}"\\} (-?\\d+)$`, "m").exec(text)
-    return m === null ? 0 : Number(m[1])
-  }
+  const metric = (name: string, labels = ""): Promise<number> => bridge.metric(name, VM, labels)
   const waitMetric = async (name: string, value: number, what: string): Promise<void> => {
     const deadline = Date.now() + 60_000
     while ((await metric(name)) !== value) {
@@ -85,7 +70,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   let round = 0
   /** A clipboard round trip both ways, then no sync error in the daemon's log since `mark`. */
   const step = (what: string): void => {
-    if (process.env.VDRELAY_E2E_LOG !== undefined) bridgeLog += `{"ts":"${new Date().toISOString()}","test-step":"${what}"}\n`
+    if (process.env.VDRELAY_E2E_LOG !== undefined) bridge.log.push(`{"ts":"${new Date().toISOString()}","test-step":"${what}"}\n`)
   }
   const roundTrip = async (mark: number): Promise<void> => {
     await healthy()
@@ -106,28 +91,19 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   }
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "vdrelay-bridge-e2e-"))
-    worker = await startWorker()
-    agent = await startRealAgent()
-    qmp = await startFakeQmp({ path: join(dir, "qmp.sock"), device: "vdport", chardev: "vdagent", open: true, rateLimitMs: 1000 })
-    // The emulated chardev knows when the daemon has the port open: QEMU's VSERPORT_CHANGE, through the fake monitor.
-    agent.chardev.on("guest-open", () => qmp.setGuestOpen(true))
-    agent.chardev.on("guest-close", () => qmp.setGuestOpen(false))
-    proxy = await CutProxy.start(Number(new URL(worker.url).port))
-    await writeFile(join(dir, "bridge.token"), `${await worker.mint({ tenant: TENANT, vm: VM, role: "bridge", ttl: 3600 })}\n`)
-    const config = {
-      bridge: "e2e-host",
-      edge: `ws://127.0.0.1:${proxy.port}/v1/vms/{vm}/agent`,
-      tokenFile: join(dir, "bridge.token"),
-      reconnect: { baseMs: 50, capMs: 1000 },
-      vms: [{ id: VM, chardev: agent.hostSocketPath, qmp: { socket: join(dir, "qmp.sock"), device: "vdport" } }],
-    }
-    await writeFile(join(dir, "bridge.json"), JSON.stringify(config))
-    bridge = spawn(process.execPath, [BIN, "bridge", "--config", join(dir, "bridge.json"), "--metrics-port", "0", "--log-level", "debug"], {
-      stdio: ["ignore", "ignore", "pipe"],
+    // The real agent behind the emulated chardev, a fake QMP monitor following its guest port, a cuttable tunnel.
+    stack = await startStack({
+      tenant: TENANT,
+      vm: VM,
+      agent: "real",
+      qmp: true,
+      tunnelProxy: true,
+      bridge: { name: "e2e-host", reconnect: { baseMs: 50, capMs: 1000 }, metricsPort: 0, logLevel: "debug" },
+      tokenTtl: 3600,
     })
-    bridge.stderr!.on("data", (d: Buffer) => (bridgeLog += d.toString()))
-    await until(() => bridgeLog.includes('"metrics-listening"'), "the bridge's metrics endpoint")
+    ;({ worker, bridge } = stack)
+    agent = stack.agent.real!
+    proxy = stack.tunnelProxy!
     client = await connect({
       url: `${worker.wsUrl}/v1/vms/${VM}/console`,
       token: () => worker.mint({ tenant: TENANT, vm: VM, role: "controller" }),
@@ -138,25 +114,18 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   })
 
   afterAll(async () => {
-    const metricsText = await fetch(metricsUrl()).then((r) => r.text()).catch(() => "")
-    if (process.env.VDRELAY_E2E_LOG !== undefined) await writeFile(process.env.VDRELAY_E2E_LOG, `${metricsText}\n${bridgeLog}\n--- notices\n${notices.join("\n")}\n--- daemon\n${agent?.logs.daemon.text}\n--- session\n${agent?.logs.session.text}`)
+    const metricsText = await bridge?.metricsText()
+    if (process.env.VDRELAY_E2E_LOG !== undefined) await writeFile(process.env.VDRELAY_E2E_LOG, `${metricsText}\n${bridge?.log.text}\n--- notices\n${notices.join("\n")}\n--- daemon\n${agent?.logs.daemon.text}\n--- session\n${agent?.logs.session.text}`)
     await client?.close()
-    if (bridge !== undefined && bridge.exitCode === null) {
-      const exited = new Promise<number | null>((ok) => bridge.once("exit", (code) => ok(code)))
-      bridge.kill("SIGTERM")
-      expect(await exited).toBe(0)
-    }
-    await proxy?.close()
-    await qmp?.close()
-    await agent?.stop()
-    await worker?.stop()
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+    // SIGTERM: the bridge closes every tunnel and socket and exits 0.
+    if (bridge !== undefined && bridge.managed.running()) expect((await bridge.stop()).code).toBe(0)
+    await stack?.stop()
   })
 
   it("exchanges caps, carries the clipboard both ways and gets the monitors reply", async () => {
     const mark = agent.logs.daemon.mark()
     await healthy()
-    expect(client.agent.caps![0]! & 0x00038de7).toBe(0x00038de7)
+    expect(client.agent.caps![0]! & SPICE_VDAGENT_CAPS).toBe(SPICE_VDAGENT_CAPS)
     await client.setMonitors([{ width: 1024, height: 768 }])
     await roundTrip(mark)
   })
@@ -173,7 +142,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     await until(() => proxy.up - before > 2 * MiB, "2 MiB of the message through the tunnel")
     proxy.cut()
     expect(await request).toBe(text)
-    expect(bridgeEvents().some((e) => e.event === "tunnel-resumed")).toBe(true)
+    expect(bridge.events().some((e) => e.event === "tunnel-resumed")).toBe(true)
     await roundTrip(mark)
   })
 
@@ -223,9 +192,9 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   it("recovers when the chardev connection closes (VM restart): a new epoch", async () => {
     const mark = agent.logs.daemon.mark()
     await healthy()
-    const connects = bridgeEvents().filter((e) => e.event === "chardev-connected").length
+    const connects = bridge.events().filter((e) => e.event === "chardev-connected").length
     agent.dropHost()
-    await until(() => bridgeEvents().filter((e) => e.event === "chardev-connected").length > connects, "the bridge reconnected the chardev")
+    await until(() => bridge.events().filter((e) => e.event === "chardev-connected").length > connects, "the bridge reconnected the chardev")
     await daemonKnowsClient(mark)
     await roundTrip(mark)
   })

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path"
 import type { Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Browser, chromiumAvailable, launchChromium } from "../harness/chromium.ts"
-import { type Stack, startStack } from "../../scripts/lib/stack.ts"
+import { type Stack, startStack } from "../harness/stack.ts"
 import { realAgentAvailable } from "../harness/real-agent.ts"
 
 const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/browser-console")

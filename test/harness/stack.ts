@@ -1,20 +1,21 @@
-// The whole local stack behind `npm start` (and the browser tests): the Worker on local workerd, a VM agent (the real
-// spice-vdagent under Xvfb, or the built-in simulator), and `vdrelay bridge` as its own process between them, with
-// dev tokens signed by a fresh random key. Everything it starts, stop() stops, in reverse order.
+// The whole relay on this machine, the one stack launcher for `npm start`, the end-to-end tests and chaos: the Worker on
+// local workerd, a VM agent (the real spice-vdagent under Xvfb behind the emulated chardev, or the built-in simulator),
+// optionally a fake QMP monitor following the guest port and a cuttable proxy on the tunnel, and `vdrelay bridge` as
+// its own process between them, with tokens signed by a fresh random key. Everything it starts, stop() stops, in
+// reverse order. (The benchmarks share its bridge launcher, bridge-process.ts, with their own agents and worker.)
 import { randomBytes } from "node:crypto"
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, rm } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { connect } from "../../src/client/index.ts"
 import type { Role } from "../../src/link/types.ts"
-import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
-import { type RealAgent, findBinary, realAgentAvailable, startRealAgent } from "../../test/harness/real-agent.ts"
-import { type LocalWorker, startWorker } from "../../test/harness/worker.ts"
-import { buildConsole } from "../build-console.ts"
-import { type AgentSimHandle, startAgentSim } from "../../test/harness/agent-sim-server.ts"
-
-const ROOT = resolve(import.meta.dirname, "../..")
+import { type AgentSimHandle, startAgentSim } from "./agent-sim-server.ts"
+import { type BridgeProcess, type BridgeProcessOptions, startBridgeProcess } from "./bridge-process.ts"
+import { CutProxy } from "./cut-proxy.ts"
+import { type FakeQmp, startFakeQmp } from "./fake-qmp.ts"
+import { type RealAgent, findBinary, realAgentAvailable, startRealAgent } from "./real-agent.ts"
+import { type LocalWorker, startWorker } from "./worker.ts"
 
 /** A startup failure with what went wrong and what to do about it. */
 export class StackError extends Error {
@@ -29,14 +30,22 @@ export class StackError extends Error {
 }
 
 export interface StackOptions {
-  /** Worker port on 127.0.0.1 (0 = any free port). */
-  readonly port: number
+  /** Worker port on 127.0.0.1 (0 or absent = any free port). */
+  readonly port?: number
   readonly tenant?: string
   readonly vm?: string
   /** "auto": the real agent when installed, else the simulator. */
   readonly agent?: "auto" | "real" | "sim"
-  /** Dev token lifetime, seconds (default 12 h). */
+  /** A fake QMP monitor that follows the emulated chardev's guest port, as QEMU's VSERPORT_CHANGE (real agent only). */
+  readonly qmp?: boolean
+  /** A cuttable TCP proxy between the bridge and the worker (`tunnelProxy`), for tunnel faults. */
+  readonly tunnelProxy?: boolean
+  /** The bridge's name, backoff, limits, metrics port, log level (default: "npm-start", its defaults, warn). */
+  readonly bridge?: Pick<BridgeProcessOptions, "name" | "reconnect" | "limits" | "metricsPort" | "logLevel" | "nodeArgs">
+  /** Token lifetime, seconds (default 12 h). */
   readonly tokenTtl?: number
+  /** Worker options: its log lines go here (default: warnings and errors to `progress`). */
+  readonly onWorkerLog?: (log: { readonly level: string; readonly message: string }) => void
   readonly progress?: (line: string) => void
 }
 
@@ -61,11 +70,13 @@ export interface Stack {
   readonly vm: string
   readonly worker: LocalWorker
   readonly agent: StackAgent
-  readonly bridge: Managed
+  readonly bridge: BridgeProcess
+  /** The fake QMP monitor (with `qmp: true`). */
+  readonly qmp: FakeQmp | undefined
+  /** The proxy the tunnel goes through (with `tunnelProxy: true`). */
+  readonly tunnelProxy: CutProxy | undefined
   /** A console URL with a fresh dev token in the fragment (`role` says what the token allows; `as` what to open as). */
   consoleUrl(role: Role, opts?: { readonly as?: Role }): Promise<string>
-  /** Settles if the bridge process exits before stop(). */
-  readonly bridgeExited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stop(): Promise<void>
 }
 
@@ -113,23 +124,23 @@ const startAgent = async (want: "auto" | "real" | "sim", progress: (l: string) =
   }
 }
 
-export const startStack = async (o: StackOptions): Promise<Stack> => {
+export const startStack = async (o: StackOptions = {}): Promise<Stack> => {
   const progress = o.progress ?? (() => {})
   const tenant = o.tenant ?? "dev", vm = o.vm ?? "demo"
+  const ttl = o.tokenTtl ?? 43_200
   const undo: Array<() => Promise<unknown>> = []
   const stop = async (): Promise<void> => {
     for (const f of undo.splice(0).reverse()) await f().catch(() => {})
   }
   try {
-    await checkPort(o.port)
-    if (await buildConsole()) progress("rebuilt the console page (workers/console/generated/assets.ts)")
+    await checkPort(o.port ?? 0)
     progress("starting the worker on local workerd (Miniflare)…")
     // A fresh random signing key per run: nothing secret lives in the repository.
     const worker = await startWorker({
       port: o.port === 0 ? undefined : o.port,
       signingKey: randomBytes(32).toString("hex"),
       // The relay's info lines (clients joining and leaving) would drown the console URL: warnings and errors only.
-      onLog: (l) => (l.level === "warn" || l.level === "error" ? progress(`worker ${l.level}: ${l.message}`) : undefined),
+      onLog: o.onWorkerLog ?? ((l) => (l.level === "warn" || l.level === "error" ? progress(`worker ${l.level}: ${l.message}`) : undefined)),
     })
     undo.push(() => worker.stop())
     progress(`worker listening at ${worker.url}`)
@@ -137,16 +148,35 @@ export const startStack = async (o: StackOptions): Promise<Stack> => {
     const agent = await startAgent(o.agent ?? "auto", progress)
     undo.push(() => agent.real?.stop() ?? agent.sim!.stop())
 
-    const runDir = await mkdtemp(join(tmpdir(), "vdrelay-start-"))
-    undo.push(() => rm(runDir, { recursive: true, force: true }))
-    const tokenFile = join(runDir, "bridge.token")
-    await writeFile(tokenFile, await worker.mint({ tenant, vm, role: "bridge", ttl: o.tokenTtl ?? 43_200 }), { mode: 0o600 })
-    await chmod(tokenFile, 0o600)
-    const config = join(runDir, "bridge.json")
-    await writeFile(config, JSON.stringify({ bridge: "npm-start", edge: `${worker.wsUrl}/v1/vms/{vm}/agent`, tokenFile, vms: [{ id: vm, chardev: agent.real?.hostSocketPath ?? agent.sim!.hostSocketPath }] }, null, 2))
+    let qmp: FakeQmp | undefined
+    let qmpSocket: string | undefined
+    if (o.qmp === true) {
+      if (agent.real === undefined) throw new StackError("StartFailed", "a fake QMP monitor needs the real agent's emulated chardev", "use agent: \"real\"")
+      const dir = await mkdtemp(join(tmpdir(), "vdrelay-qmp-"))
+      undo.push(() => rm(dir, { recursive: true, force: true }))
+      qmpSocket = join(dir, "qmp.sock")
+      qmp = await startFakeQmp({ path: qmpSocket, device: "vdport", chardev: "vdagent", open: true, rateLimitMs: 1000 })
+      undo.push(() => qmp!.close())
+      // The emulated chardev knows when the daemon has the port open: QEMU's VSERPORT_CHANGE, through the fake monitor.
+      agent.real.chardev.on("guest-open", () => qmp!.setGuestOpen(true))
+      agent.real.chardev.on("guest-close", () => qmp!.setGuestOpen(false))
+    }
+    const tunnelProxy = o.tunnelProxy === true ? await CutProxy.start(Number(new URL(worker.url).port)) : undefined
+    if (tunnelProxy !== undefined) undo.push(() => tunnelProxy.close())
+
     progress("starting the bridge (vdrelay bridge)…")
-    const bridge = spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", config, "--log-level", "warn"], { cwd: ROOT })
-    undo.push(() => bridge.stop(5000))
+    const bridge = await startBridgeProcess({
+      name: "npm-start",
+      logLevel: "warn",
+      ...o.bridge,
+      mint: worker.mint,
+      tenant,
+      edgeBase: tunnelProxy === undefined ? worker.wsUrl : `ws://127.0.0.1:${tunnelProxy.port}`,
+      vms: [{ id: vm, chardev: agent.real?.hostSocketPath ?? agent.sim!.hostSocketPath, ...(qmpSocket === undefined ? {} : { qmp: { socket: qmpSocket, device: "vdport" } }) }],
+      tokenTtl: ttl,
+    })
+    undo.push(() => bridge.stop())
+    if (o.bridge?.metricsPort !== undefined) await bridge.metricsListening()
 
     await waitForAgent(worker, tenant, vm, bridge)
     progress(`agent connected through the bridge; files sent from the console land in ${agent.xferDir}`)
@@ -158,9 +188,10 @@ export const startStack = async (o: StackOptions): Promise<Stack> => {
       worker,
       agent,
       bridge,
-      bridgeExited: bridge.exited,
+      qmp,
+      tunnelProxy,
       consoleUrl: async (role, opts = {}) => {
-        const token = await worker.mint({ tenant, vm, role, ttl: o.tokenTtl ?? 43_200 })
+        const token = await worker.mint({ tenant, vm, role, ttl })
         const as = opts.as !== undefined && opts.as !== role ? `&role=${opts.as}` : ""
         return `${worker.url}/console#token=${token}${as}`
       },
@@ -173,16 +204,16 @@ export const startStack = async (o: StackOptions): Promise<Stack> => {
 }
 
 /** The stack is ready once a console sees the agent connected through the bridge. */
-const waitForAgent = async (worker: LocalWorker, tenant: string, vm: string, bridge: Managed, timeoutMs = 30_000): Promise<void> => {
+const waitForAgent = async (worker: LocalWorker, tenant: string, vm: string, bridge: BridgeProcess, timeoutMs = 60_000): Promise<void> => {
   const token = await worker.mint({ tenant, vm, role: "viewer" })
-  const session = await connect({ url: `${worker.wsUrl}/v1/vms/${vm}/console`, token, role: "viewer", clientName: "npm-start-probe", reconnect: false })
+  const session = await connect({ url: `${worker.wsUrl}/v1/vms/${vm}/console`, token, role: "viewer", clientName: "stack-probe", reconnect: false })
   try {
     await new Promise<void>((ok, fail) => {
       const timer = setTimeout(() => fail(new StackError("StartFailed", `the agent did not connect within ${timeoutMs / 1000} s; bridge log:\n${bridge.log.text || "(empty)"}`, "check the bridge log above")), timeoutMs)
       const done = (): void => (clearTimeout(timer), ok())
       if (session.agent.connected) return done()
       session.on("agent", (a) => a.connected && done())
-      void bridge.exited.then(({ code }) => {
+      void bridge.managed.exited.then(({ code }) => {
         clearTimeout(timer)
         fail(new StackError("StartFailed", `the bridge exited (${code}):\n${bridge.log.text}`, "see the bridge's message above"))
       })
