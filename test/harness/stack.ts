@@ -44,6 +44,8 @@ export interface StackOptions {
   readonly bridge?: Pick<BridgeProcessOptions, "name" | "reconnect" | "limits" | "metricsPort" | "logLevel" | "nodeArgs">
   /** Token lifetime, seconds (default 12 h). */
   readonly tokenTtl?: number
+  /** Called with the agent as soon as it runs, before the bridge connects (to tap its chardev from the first byte). */
+  readonly onAgent?: (agent: StackAgent) => void
   /** Worker options: its log lines go here (default: warnings and errors to `progress`). */
   readonly onWorkerLog?: (log: { readonly level: string; readonly message: string }) => void
   readonly progress?: (line: string) => void
@@ -147,6 +149,7 @@ export const startStack = async (o: StackOptions = {}): Promise<Stack> => {
 
     const agent = await startAgent(o.agent ?? "auto", progress)
     undo.push(() => agent.real?.stop() ?? agent.sim!.stop())
+    o.onAgent?.(agent)
 
     let qmp: FakeQmp | undefined
     let qmpSocket: string | undefined
