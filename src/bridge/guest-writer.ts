@@ -8,8 +8,13 @@ import type { Metrics } from "./metrics.ts"
 import type { ChardevPort } from "./vm-core.ts"
 import { WrittenKeys } from "./written-keys.ts"
 
-/** Chunk-aligned writes of about this size alternate between ports: bounds how long a MOUSE_STATE can wait. */
-const WRITE_BATCH = 32 * 1024
+/**
+ * Chunk-aligned writes of up to this size alternate between ports: bounds how long a MOUSE_STATE can wait. It is the
+ * wire size of the largest store-and-forward message (66 KiB in 33 chunks), so every message but a streamed CLIPBOARD
+ * goes to the socket in one write, and an idle writer never leaves part of a message there (spec §12: what the socket
+ * holds at a guest close reaches the next opener unless the bridge hangs up first).
+ */
+const WRITE_BATCH = 33 * (8 + 2048)
 
 /** What the writer needs from the rest of the VM's state. */
 export interface GuestHost {

@@ -11,6 +11,7 @@ interface Family {
 const families = {
   vdrelay_bridge_chardev_connects_total: ["counter", "Chardev socket connections made (each starts an epoch)."],
   vdrelay_bridge_chardev_disconnects_total: ["counter", "Chardev socket connections lost or closed."],
+  vdrelay_bridge_chardev_hangups_total: ["counter", "Chardev connections hung up because the guest closed its port (QEMU then drops the bytes it held)."],
   vdrelay_bridge_tunnel_connects_total: ["counter", "Tunnels that completed hello/welcome."],
   vdrelay_bridge_tunnel_disconnects_total: ["counter", "Tunnels lost or closed, by cause."],
   vdrelay_bridge_tunnel_resumes_total: ["counter", "Welcomes that resumed the current epoch."],

@@ -17,15 +17,19 @@ export class PortWatch {
   /** A reopen was learnt from a query before its event: QEMU is holding that open:true event back. */
   private openEventOwed = false
 
-  /** A VSERPORT_CHANGE for our device, given the level we currently report. */
-  event(open: boolean, level: PortLevel): void {
+  /**
+   * A VSERPORT_CHANGE for our device, given the level we currently report. Returns whether it shows the port closed
+   * since it was last seen open (the bridge then need not wait for the query to know bytes may be stranded).
+   */
+  event(open: boolean, level: PortLevel): boolean {
     if (open && this.openEventOwed) {
       this.openEventOwed = false // the late event of a reopen already reported
-      return
+      return false
     }
     if (open) this.openEvent = true
     // QEMU emits on changes only: any event while we believe the port open means it closed since.
     if (level === "open") this.closedWhileOpen = true
+    return level === "open"
   }
 
   /** Called as a query-chardev starts: the events it has to account for. */

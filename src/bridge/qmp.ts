@@ -15,6 +15,14 @@ import type { VmCore } from "./vm-core.ts"
 type Json = Record<string, unknown>
 const MAX_LINE = 1024 * 1024
 
+/**
+ * After each event (and at start) QEMU may hold the next one back for up to 1 s (rate limit, spec §12), so a close in
+ * that window would be learnt up to 1 s late, while guest-bound bytes pile up for the next opener. The bridge polls
+ * query-chardev meanwhile: a close is seen within one interval (the guest's reopen takes ≥ 20 ms after an agent exit).
+ */
+const POLL_WINDOW_MS = 1_100
+const POLL_INTERVAL_MS = 10
+
 /** JSON-lines QMP client: commands matched to replies by id, events handed to `onEvent`. */
 class QmpClient {
   private buffer = ""
@@ -126,6 +134,22 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     const watch = new PortWatch()
     let inFlight = false
     let again: string | undefined
+    let pollUntil = 0
+    let pollTimer: NodeJS.Timeout | undefined
+    let ended = false
+    const poll = (): void => {
+      if (ended || pollTimer !== undefined || Date.now() >= pollUntil) return
+      pollTimer = setTimeout(() => {
+        pollTimer = undefined
+        query("poll while QEMU may hold an event back")
+      }, POLL_INTERVAL_MS)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        ended = true
+        clearTimeout(pollTimer)
+      }),
+    )
     const query = (cause: string): void => {
       if (inFlight) {
         again = cause
@@ -145,7 +169,7 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
             const next = again
             again = undefined
             query(next)
-          }
+          } else poll()
         },
         () => {
           clearTimeout(timer)
@@ -159,9 +183,13 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
       const data = e.data as Json | undefined
       if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return
       metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
-      watch.event(data.open === true, core.port)
+      // A close is acted on before the query confirms it: bytes handed meanwhile would be stranded too.
+      if (watch.event(data.open === true, core.port)) core.guestPortClosed("VSERPORT_CHANGE")
+      pollUntil = Date.now() + POLL_WINDOW_MS
       query("VSERPORT_CHANGE")
     }
+    // The last event before we connected may have started QEMU's window: poll through it.
+    pollUntil = Date.now() + POLL_WINDOW_MS
     query("qmp connected")
     return yield* closed
   })

@@ -41,6 +41,8 @@ export class VmCore {
   private portProbe: (() => void) | undefined
   /** Agent bytes wait: they arrived while the port was known closed, and QMP is being asked (see agentBytes). */
   private holding = false
+  /** Guest-bound bytes handed to the current chardev connection (see guestPortClosed). */
+  private handed = 0
   private readonly labels: Record<string, string>
 
   constructor(
@@ -73,7 +75,17 @@ export class VmCore {
 
   chardevConnected(chardev: ChardevPort): void {
     this.epoch = Math.max(this.epoch + 1, Math.floor(Date.now() / 1000))
-    this.chardev = chardev
+    this.handed = 0
+    // Counts what is handed to the socket: bytes QEMU may still hold when the guest closes its port (guestPortClosed).
+    this.chardev = {
+      write: (bytes, done) => {
+        this.handed += bytes.length
+        chardev.write(bytes, done)
+      },
+      pause: () => chardev.pause(),
+      resume: () => chardev.resume(),
+      close: (cause) => chardev.close(cause),
+    }
     this.chardevUp = true
     this.tail.reset()
     this.guest.reset(undefined)
@@ -213,10 +225,28 @@ export class VmCore {
     this.log.log("info", "guest-port", { port: level, cause })
     if (level === "closed") this.guest.portClosed(cause)
     if (this.synced && level !== "unknown") this.link!.send({ t: "port", epoch: this.epoch, open: level === "open" })
+    if (level === "closed") this.guestPortClosed(cause)
     this.guest.sendWrote()
     this.pumpAgent()
     this.guest.pump()
     this.updateGauges()
+  }
+
+  /**
+   * The guest closed its port at some point since it was last seen open (a close event, or a query finding it closed).
+   * QEMU stops reading the chardev socket while the port is closed and hands what the socket holds to the next opener
+   * (spec §12): the middle of a message, written before the bridge could know of the close. What QEMU holds is unknown,
+   * so if this connection ever carried a guest-bound byte it is hung up at once, which makes QEMU drop those bytes; the
+   * supervisor reconnects (a new epoch, as for any chardev loss). Each close with bytes handed ends the connection, so
+   * one that carried none since it began holds nothing stale.
+   */
+  guestPortClosed(cause: string): void {
+    const chardev = this.chardev
+    if (!this.chardevUp || chardev === undefined || this.handed === 0) return
+    this.metrics.inc("vdrelay_bridge_chardev_hangups_total", this.labels)
+    this.log.log("info", "chardev-hangup", { epoch: this.epoch, cause, handedBytes: this.handed })
+    this.chardevLost(`hung up: guest port closed (${cause})`)
+    chardev.close(`hung up: guest port closed (${cause})`)
   }
 
   // ------------------------------------------------------------------ internals

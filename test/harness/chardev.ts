@@ -18,6 +18,12 @@ export interface ChardevCounters {
   guestClosedByHook: number
   /** Host connections dropped through `dropHost()`. */
   hostDroppedByHook: number
+  /** Host bytes read while no guest had the port open: held for the next opener, as QEMU holds them. */
+  hostBytesHeld: number
+  /** Held host bytes handed to a later opener: stale bytes, written before that opener opened the port. */
+  heldBytesDelivered: number
+  /** Held host bytes dropped because their host left before the next open (QEMU drops them too). */
+  heldBytesDropped: number
 }
 
 export interface ChardevEvents {
@@ -25,13 +31,19 @@ export interface ChardevEvents {
   "guest-close": [reason: "guest" | "host-left" | "hook" | "replaced"]
   "host-open": []
   "host-close": [reason: "host" | "hook"]
+  /** A new opener was handed `bytes` held host bytes before anything else. */
+  "held-delivered": [bytes: number]
+  /** Host bytes handed to guest connection number `connection` (counters.guestConnections when it opened). */
+  "to-guest": [bytes: Buffer, connection: number]
 }
 
 /**
  * QEMU's rules, as observed (spec §12), and where this emulation has to differ:
  * - While no host is connected, guest bytes are not read: they wait (QEMU blocks the guest's write) and the next host
- *   gets them. While no guest is connected, host bytes are not read either (QEMU's can-read is 0 while the port is
- *   closed).
+ *   gets them. While no guest has the port open, QEMU does not read host bytes: they wait in the socket and the NEXT
+ *   opener reads them first, in order (stale bytes); if their host disconnects before that open, they are gone. Here
+ *   they are read into a queue instead (without QEMU's ~200 KB bound, so that the host's hang-up is seen at once, as
+ *   QEMU's HUP watch sees it) with the same outcome: handed to the next opener, or dropped when their host leaves.
  * - A second host connection waits, unread, until the active one leaves, and is then accepted at once.
  * - When the active host leaves, the guest must see a lost connection. QEMU keeps the guest fd and makes read()
  *   return 0; a socket cannot do that and then carry data again, so the guest connection is closed instead, and
@@ -39,8 +51,8 @@ export interface ChardevEvents {
  *   byte has reached this guest connection yet, the daemon is still in its "opening" state, where it retries a 0-byte
  *   read every 10 ms forever instead of reopening (vdagent-connection.c); there the connection is kept, as QEMU keeps it.
  * - When the daemon itself closes the port (an error, a restart), host bytes already copied to the dying connection
- *   are lost. Under QEMU they would wait for the next opener, but a bridge must not rely on that either (stale bytes,
- *   spec §12): after a guest-side reopen, write again only after "guest-open", as a bridge waits for VSERPORT_CHANGE.
+ *   are lost (under QEMU the guest kernel drops what the opener had not read); host bytes not yet copied wait for the
+ *   next opener, as above.
  */
 export class EmulatedChardev extends EventEmitter<ChardevEvents> {
   readonly counters: ChardevCounters = {
@@ -51,10 +63,15 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
     guestClosedOnHostLeave: 0,
     guestClosedByHook: 0,
     hostDroppedByHook: 0,
+    hostBytesHeld: 0,
+    heldBytesDelivered: 0,
+    heldBytesDropped: 0,
   }
   private guest: Socket | undefined
   private guestDelivered = 0
   private host: Socket | undefined
+  /** Host bytes read while no guest had the port open, for the next opener. */
+  private held: Buffer[] = []
   private readonly waitingHosts: Socket[] = []
   private readonly hostCloseReason = new WeakMap<Socket, "hook">()
   private closed = false
@@ -160,6 +177,14 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
       this.flow()
     })
     this.emit("guest-open")
+    const held = this.held
+    this.held = []
+    if (held.length > 0) {
+      const n = held.reduce((sum, b) => sum + b.length, 0)
+      this.counters.heldBytesDelivered += n
+      this.emit("held-delivered", n)
+      for (const b of held) this.toGuest(s, b)
+    }
     this.flow()
   }
 
@@ -178,17 +203,27 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
     this.host = s
     this.counters.hostConnections++
     s.on("data", (b: Buffer) => {
+      if (this.host !== s) return
       const g = this.guest
-      if (g === undefined) return // unreachable: host is paused without a guest; kept for safety
-      this.counters.hostToGuestBytes += b.length
-      this.guestDelivered += b.length
-      if (!g.write(b)) {
-        s.pause()
-        g.once("drain", () => this.flow())
+      if (g === undefined) {
+        this.counters.hostBytesHeld += b.length
+        this.held.push(b)
+        return
       }
+      this.toGuest(g, b)
     })
     this.emit("host-open")
     this.flow()
+  }
+
+  private toGuest(g: Socket, b: Buffer): void {
+    this.emit("to-guest", b, this.counters.guestConnections)
+    this.counters.hostToGuestBytes += b.length
+    this.guestDelivered += b.length
+    if (!g.write(b)) {
+      this.host?.pause()
+      g.once("drain", () => this.flow())
+    }
   }
 
   private onHostClose(s: Socket): void {
@@ -199,6 +234,7 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
     }
     if (this.host !== s) return
     this.host = undefined
+    for (const b of this.held.splice(0)) this.counters.heldBytesDropped += b.length
     this.emit("host-close", this.hostCloseReason.get(s) ?? "host")
     if (this.guest !== undefined && this.guestDelivered > 0) {
       this.counters.guestClosedOnHostLeave++
@@ -224,7 +260,7 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
     this.flow()
   }
 
-  /** Reads from a side only while the other side can take the bytes. */
+  /** Reads the guest only while a host can take its bytes; reads the host while a guest can, or into `held`. */
   private flow(): void {
     const g = this.guest
     const h = this.host
@@ -233,7 +269,7 @@ export class EmulatedChardev extends EventEmitter<ChardevEvents> {
       if (!g.writableNeedDrain) h.resume()
     } else {
       g?.pause()
-      h?.pause()
+      h?.resume()
     }
   }
 }

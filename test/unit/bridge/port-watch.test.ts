@@ -38,4 +38,15 @@ describe("PortWatch", () => {
     w.event(false, "open")
     expect(w.queried("closed", "open", w.take())).toEqual(["closed"])
   })
+
+  it("says which events show the port closed since it was last seen open (the bridge acts before the query)", () => {
+    const w = new PortWatch()
+    expect(w.event(false, "open")).toBe(true)
+    expect(w.event(true, "closed")).toBe(false) // a reopen: nothing was open to be closed
+    expect(w.event(false, "closed")).toBe(false)
+    expect(w.event(true, "open")).toBe(true) // a close folded into this open event
+    w.take()
+    expect(w.queried("open", "closed", { closedWhileOpen: false, openEvent: false })).toEqual(["open"])
+    expect(w.event(true, "open")).toBe(false) // the late event of the reopen the query found
+  })
 })
