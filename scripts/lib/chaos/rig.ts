@@ -1,17 +1,15 @@
-// The chaos rig: every real part of vdrelay wired together on loopback — the Worker bundle in workerd (test/harness/
-// worker.ts), the real bridge process (`vdrelay bridge`), the real Debian spice-vdagent behind the emulated chardev with a
-// fake QMP monitor following the guest port, and two SDK consoles — with a cuttable TCP proxy in front of each link.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+// The chaos rig: every real part of vdrelay wired together on loopback by the test stack (test/harness/stack.ts) — the
+// Worker bundle in workerd, the real bridge process (`vdrelay bridge`), the real Debian spice-vdagent behind the emulated
+// chardev with a fake QMP monitor following the guest port — and two SDK consoles, with a cuttable TCP proxy in front
+// of each link.
 import { connect, type Session } from "../../../src/client/index.ts"
-import { startFakeQmp, type FakeQmp } from "../../../test/harness/fake-qmp.ts"
-import { type Managed, spawnGroup } from "../../../test/harness/processes.ts"
-import { type RealAgent, startRealAgent } from "../../../test/harness/real-agent.ts"
-import { type LocalWorker, startWorker } from "../../../test/harness/worker.ts"
 import { CutProxy } from "../../../test/harness/cut-proxy.ts"
+import type { FakeQmp } from "../../../test/harness/fake-qmp.ts"
+import type { Managed } from "../../../test/harness/processes.ts"
+import type { RealAgent } from "../../../test/harness/real-agent.ts"
+import { startStack } from "../../../test/harness/stack.ts"
+import type { LocalWorker } from "../../../test/harness/worker.ts"
 
-const ROOT = resolve(import.meta.dirname, "../../..")
 export const TENANT = "chaos"
 export const VM = "vm-chaos"
 
@@ -24,12 +22,11 @@ export interface Console {
 }
 
 export interface Rig {
-  readonly dir: string
   readonly worker: LocalWorker
   readonly agent: RealAgent
   readonly qmp: FakeQmp
   readonly bridgeProxy: CutProxy
-  bridge: Managed
+  readonly bridge: Managed
   readonly a: Console
   readonly b: Console
   bridgeEvents(): Array<Record<string, unknown>>
@@ -46,9 +43,6 @@ export const until = async (pred: () => boolean | Promise<boolean>, what: string
     await new Promise((r) => setTimeout(r, 25))
   }
 }
-
-const startBridge = (dir: string, log?: Managed["log"]): Managed =>
-  spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--metrics-port", "0", "--log-level", "info"], log === undefined ? {} : { log })
 
 const openConsole = async (worker: LocalWorker, name: string, role: "controller" | "viewer"): Promise<Console> => {
   const proxy = await CutProxy.start(Number(new URL(worker.url).port))
@@ -69,68 +63,36 @@ export const startRig = async (): Promise<Rig> => {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
   process.env.WRANGLER_SEND_METRICS = "false"
   process.env.DO_NOT_TRACK = "1"
-  const dir = mkdtempSync(join(tmpdir(), "vdrelay-chaos-"))
-  const worker = await startWorker()
-  const agent = await startRealAgent()
-  const qmp = await startFakeQmp({ path: join(dir, "qmp.sock"), device: "vdport", chardev: "vdagent", open: true, rateLimitMs: 1000 })
-  agent.chardev.on("guest-open", () => qmp.setGuestOpen(true))
-  agent.chardev.on("guest-close", () => qmp.setGuestOpen(false))
-  const bridgeProxy = await CutProxy.start(Number(new URL(worker.url).port))
-  writeFileSync(join(dir, "bridge.token"), `${await worker.mint({ tenant: TENANT, vm: VM, role: "bridge", ttl: 24 * 3600 })}\n`)
-  writeFileSync(
-    join(dir, "bridge.json"),
-    JSON.stringify({
-      bridge: "chaos-host",
-      edge: `ws://127.0.0.1:${bridgeProxy.port}/v1/vms/{vm}/agent`,
-      tokenFile: join(dir, "bridge.token"),
-      reconnect: { baseMs: 50, capMs: 1000 },
-      vms: [{ id: VM, chardev: agent.hostSocketPath, qmp: { socket: join(dir, "qmp.sock"), device: "vdport" } }],
-    }),
-  )
-  let bridge = startBridge(dir)
-  const events = (): Array<Record<string, unknown>> =>
-    bridge.log.lines.filter((l) => l.startsWith("{")).flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Record<string, unknown>]
-      } catch {
-        return []
-      }
-    })
-  await until(() => events().some((e) => e.event === "metrics-listening"), "the bridge's metrics endpoint")
-  const metric = async (name: string): Promise<number> => {
-    const address = [...events()].reverse().find((e) => e.event === "metrics-listening")?.address as string | undefined
-    if (address === undefined) return -1
-    const text = await fetch(`http://${address}/metrics`).then((r) => r.text()).catch(() => "")
-    const m = new RegExp(`^${name}\\{vm="${VM}"\\} (-?\\d+)$`, "m").exec(text)
-    return m === null ? 0 : Number(m[1])
-  }
+  const stack = await startStack({
+    tenant: TENANT,
+    vm: VM,
+    agent: "real",
+    qmp: true,
+    tunnelProxy: true,
+    bridge: { name: "chaos-host", reconnect: { baseMs: 50, capMs: 1000 }, metricsPort: 0, logLevel: "info" },
+    tokenTtl: 24 * 3600,
+  })
+  const { worker, bridge } = stack
   const a = await openConsole(worker, "console-a", "controller")
   const b = await openConsole(worker, "console-b", "viewer")
-  const rig: Rig = {
-    dir,
+  return {
     worker,
-    agent,
-    qmp,
-    bridgeProxy,
-    bridge,
+    agent: stack.agent.real!,
+    qmp: stack.qmp!,
+    bridgeProxy: stack.tunnelProxy!,
+    get bridge() {
+      return bridge.managed
+    },
     a,
     b,
-    bridgeEvents: events,
-    metric,
-    restartBridge: async () => {
-      await rig.bridge.stop(3000)
-      rig.bridge = bridge = startBridge(dir, rig.bridge.log)
-    },
+    bridgeEvents: () => bridge.events(),
+    metric: (name) => bridge.metric(name, VM),
+    restartBridge: () => bridge.restart(),
     stop: async () => {
       await a.session.close().catch(() => {})
       await b.session.close().catch(() => {})
-      await rig.bridge.stop(3000)
-      await Promise.all([a.proxy.close(), b.proxy.close(), bridgeProxy.close()])
-      await qmp.close()
-      await agent.stop()
-      await worker.stop()
-      rmSync(dir, { recursive: true, force: true })
+      await Promise.all([a.proxy.close(), b.proxy.close()])
+      await stack.stop()
     },
   }
-  return rig
 }
