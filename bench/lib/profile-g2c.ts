@@ -3,34 +3,14 @@
 // `node --import tsx bench/lib/profile-g2c.ts [runs]`; add NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR" for V8 profiles
 // of the bridge (written when it exits) and SDK_PROFILE=FILE for a V8 profile of this process during the transfers only.
 import { randomBytes } from "node:crypto"
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { writeFileSync } from "node:fs"
 import { Session as Inspector } from "node:inspector/promises"
+import { cpuMs, cpuSplitMs, workerdPid } from "../../test/harness/proc.ts"
 import { startRealAgent } from "../../test/harness/real-agent.ts"
 import { agentReady, openClient, startBenchWorker, startBridge } from "./stack.ts"
 import { median, now } from "./stats.ts"
 
 const MiB = 1024 * 1024
-const TICK_MS = 10 // USER_HZ = 100 on Linux
-
-/** User and system CPU of `pid`, ms. */
-const cpuSplit = (pid: number): [number, number] => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return [Number(f[11]) * TICK_MS, Number(f[12]) * TICK_MS]
-}
-const cpuOf = (pid: number): number => cpuSplit(pid).reduce((a, b) => a + b)
-const workerdPid = (parent: number): number => {
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid === parent && readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) return Number(pid)
-    } catch {
-      // gone
-    }
-  }
-  throw new Error("no workerd process")
-}
 
 const runs = Number(process.argv[2] ?? 8)
 const agent = await startRealAgent()
@@ -46,7 +26,7 @@ try {
   const wd = workerdPid(worker.pid)
   const times: number[] = []
   const cpu = { sdk: [] as number[], bridge: [] as number[], workerd: [] as number[] }
-  const sys0 = { sdk: process.cpuUsage().system / 1000, bridge: cpuSplit(bridge.pid)[1], workerd: cpuSplit(wd)[1] }
+  const sys0 = { sdk: process.cpuUsage().system / 1000, bridge: cpuSplitMs(bridge.pid).systemMs, workerd: cpuSplitMs(wd).systemMs }
   const inspector = process.env.SDK_PROFILE === undefined ? undefined : new Inspector()
   if (inspector !== undefined) {
     inspector.connect()
@@ -58,8 +38,8 @@ try {
     await grab
     if (inspector !== undefined && i > 0) await inspector.post("Profiler.start")
     const c0 = process.cpuUsage()
-    const b0 = cpuOf(bridge.pid)
-    const w0 = cpuOf(wd)
+    const b0 = cpuMs(bridge.pid)
+    const w0 = cpuMs(wd)
     const t0 = now()
     const got = await s.requestClipboardText()
     const ms = now() - t0
@@ -72,12 +52,12 @@ try {
     if (i === 0) continue // warm-up
     times.push(ms)
     cpu.sdk.push((c1.user + c1.system) / 1000)
-    cpu.bridge.push(cpuOf(bridge.pid) - b0)
-    cpu.workerd.push(cpuOf(wd) - w0)
+    cpu.bridge.push(cpuMs(bridge.pid) - b0)
+    cpu.workerd.push(cpuMs(wd) - w0)
   }
   // CPU as the mean over all runs: /proc counts in 10 ms ticks, too coarse for one run.
   const mean = (a: number[]) => Math.round(a.reduce((x, y) => x + y, 0) / a.length)
-  const sys = { sdk: process.cpuUsage().system / 1000 - sys0.sdk, bridge: cpuSplit(bridge.pid)[1] - sys0.bridge, workerd: cpuSplit(wd)[1] - sys0.workerd }
+  const sys = { sdk: process.cpuUsage().system / 1000 - sys0.sdk, bridge: cpuSplitMs(bridge.pid).systemMs - sys0.bridge, workerd: cpuSplitMs(wd).systemMs - sys0.workerd }
   const perRun = (x: number) => Math.round(x / runs)
   console.log(
     JSON.stringify({

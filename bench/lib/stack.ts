@@ -1,12 +1,13 @@
 // The whole relay for benchmarks: the Worker bundle in raw Miniflare/workerd (test/harness/worker.ts, never wrangler
 // dev's proxy), the host bridge as its own process (`vdrelay bridge`, as deployed), and SDK sessions in this process.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import WebSocket from "ws"
 import { type Session, type WebSocketConstructor, connect } from "../../src/client/index.ts"
 import type { ConnectOptions } from "../../src/client/types.ts"
-import { type Managed, spawnGroup } from "../../test/harness/processes.ts"
+import { type BridgeProcess, type BridgeVm, startBridgeProcess } from "../../test/harness/bridge-process.ts"
+import { descendants, rssBytes } from "../../test/harness/proc.ts"
 import { spawn } from "node:child_process"
 import { mintToken } from "../../src/auth/token.ts"
 import type { LocalWorker } from "../../test/harness/worker.ts"
@@ -21,48 +22,29 @@ process.env.DO_NOT_TRACK = "1"
 const ROOT = resolve(import.meta.dirname, "../..")
 export const TENANT = "bench"
 
-export interface BridgeVm {
-  readonly id: string
-  /** The VM's chardev socket (UNIX path). */
-  readonly chardev: string
-}
-
-export interface BridgeProcess {
-  readonly pid: number
-  readonly managed: Managed
-  stop(): Promise<void>
-}
+export type { BridgeProcess, BridgeVm }
 
 /** Extra node flags for bridge processes, e.g. BENCH_BRIDGE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" to profile them. */
 const bridgeNodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")
 
 /** Spawns `vdrelay bridge` for `vms`, each with its own bridge token, tunnelling to `worker` (or `edgeBase`). */
-export const startBridge = async (
+export const startBridge = (
   worker: LocalWorker,
   vms: ReadonlyArray<BridgeVm>,
-  opts: { edgeBase?: string; limits?: Record<string, number>; logLevel?: string } = {},
-): Promise<BridgeProcess> => {
-  const dir = mkdtempSync(join(tmpdir(), "vdr-bench-bridge-"))
-  for (const vm of vms) writeFileSync(join(dir, `${vm.id}.token`), await worker.mint({ tenant: TENANT, vm: vm.id, role: "bridge", ttl: 3600 }))
-  const config = {
-    bridge: "bench",
-    edge: `${opts.edgeBase ?? worker.wsUrl}/v1/vms/{vm}/agent`,
-    tokenFile: join(dir, "{vm}.token"),
+  opts: { edgeBase?: string; limits?: Record<string, number>; logLevel?: "debug" | "info" | "warn" | "error" } = {},
+): Promise<BridgeProcess> =>
+  startBridgeProcess({
+    mint: worker.mint,
+    tenant: TENANT,
+    edgeBase: opts.edgeBase ?? worker.wsUrl,
+    vms,
+    name: "bench",
     reconnect: { baseMs: 50, capMs: 1000 },
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
-    vms: vms.map((v) => ({ id: v.id, chardev: v.chardev })),
-  }
-  writeFileSync(join(dir, "bridge.json"), JSON.stringify(config))
-  const managed = spawnGroup("bridge", process.execPath, [...bridgeNodeArgs, join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", opts.logLevel ?? "warn"])
-  return {
-    pid: managed.pid,
-    managed,
-    stop: async () => {
-      await managed.stop(2000)
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
+    logLevel: opts.logLevel ?? "warn",
+    nodeArgs: bridgeNodeArgs,
+    tokenTtl: 3600,
+  })
 
 /** Opens an SDK session for `vm` as a controller; `url` overrides the endpoint (e.g. through a delay proxy). */
 export const openClient = (worker: LocalWorker, vm: string, opts: Partial<ConnectOptions> & { base?: string } = {}): Promise<Session> =>
@@ -171,20 +153,5 @@ export const startProbeRig = async (
   return { worker, bridge, probes, sessions, stop }
 }
 
-/** The workerd process serving `worker` (a child of its worker process): its resident memory, bytes. */
-export const workerdRss = async (worker: BenchWorker): Promise<number> => {
-  const { readdirSync, readFileSync } = await import("node:fs")
-  let total = 0
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid !== worker.pid || !readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("workerd")) continue
-      const status = readFileSync(`/proc/${pid}/status`, "utf8")
-      total += Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
-    } catch {
-      // The process went away while we looked.
-    }
-  }
-  return total
-}
+/** The workerd process serving `worker` (below its worker process): its resident memory, bytes. */
+export const workerdRss = (worker: BenchWorker): number => descendants(worker.pid, "workerd").reduce((sum, pid) => sum + rssBytes(pid), 0)

@@ -34,6 +34,8 @@ export interface BridgeProcessOptions {
   readonly logLevel?: "debug" | "info" | "warn" | "error"
   /** Extra node flags for the bridge process (e.g. --cpu-prof). */
   readonly nodeArgs?: ReadonlyArray<string>
+  /** The `vdrelay` command to run (e.g. ["/usr/bin/vdrelay"] of the installed .deb); default this node on bin/vdrelay.mjs. */
+  readonly command?: ReadonlyArray<string>
   /** Bridge token lifetime, seconds (default 24 h). */
   readonly tokenTtl?: number
 }
@@ -43,6 +45,8 @@ export interface BridgeProcess {
   readonly dir: string
   /** The running process (a new one after restart()). */
   readonly managed: Managed
+  /** Its pid (changes with restart()). */
+  readonly pid: number
   /** Its log, continued across restarts. */
   readonly log: LogLines
   /** The JSON log events so far (lines that are not JSON objects are skipped). */
@@ -85,9 +89,9 @@ export const startBridgeProcess = async (o: BridgeProcessOptions): Promise<Bridg
     vms: o.vms.map((v) => ({ id: v.id, chardev: v.chardev, ...(v.qmp === undefined ? {} : { qmp: v.qmp }) })),
   }
   await writeFile(join(dir, "bridge.json"), JSON.stringify(config, null, 2))
+  const [file, ...prefix] = o.command ?? [process.execPath, ...(o.nodeArgs ?? []), join(ROOT, "bin/vdrelay.mjs")]
   const args = [
-    ...(o.nodeArgs ?? []),
-    join(ROOT, "bin/vdrelay.mjs"),
+    ...prefix,
     "bridge",
     "--config",
     join(dir, "bridge.json"),
@@ -95,7 +99,7 @@ export const startBridgeProcess = async (o: BridgeProcessOptions): Promise<Bridg
     "--log-level",
     o.logLevel ?? "info",
   ]
-  const spawn = (log?: LogLines): Managed => spawnGroup("bridge", process.execPath, args, { cwd: ROOT, ...(log === undefined ? {} : { log }) })
+  const spawn = (log?: LogLines): Managed => spawnGroup("bridge", file!, args, { cwd: ROOT, ...(log === undefined ? {} : { log }) })
   let managed = spawn()
   const events = (): Array<Record<string, unknown>> => parseEvents(managed.log.lines)
   // The newest endpoint: a restarted bridge listens on another port.
@@ -108,6 +112,9 @@ export const startBridgeProcess = async (o: BridgeProcessOptions): Promise<Bridg
     dir,
     get managed() {
       return managed
+    },
+    get pid() {
+      return managed.pid
     },
     get log() {
       return managed.log

@@ -1,18 +1,26 @@
-// Linux /proc readings for load tests: the workerd process serving the local worker (a descendant of this process),
-// its resident memory and its CPU time.
+// Linux /proc readings for load tests and benchmarks: the workerd process serving a local worker (a descendant of the
+// process that started it), resident memory, and CPU time split into user and system.
 import { readFileSync, readdirSync } from "node:fs"
 
-const CLK_TCK = 100
+/** USER_HZ: /proc counts CPU time in ticks of 10 ms on Linux. */
+const TICK_MS = 10
 
-const stat = (pid: number): { ppid: number; comm: string; cpuMs: number } | undefined => {
+interface Stat {
+  readonly ppid: number
+  readonly comm: string
+  readonly userMs: number
+  readonly systemMs: number
+}
+
+const stat = (pid: number): Stat | undefined => {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // comm may hold spaces and parentheses: the fields start after the last ")".
     const close = s.lastIndexOf(")")
-    const comm = s.slice(s.indexOf("(") + 1, close)
     const f = s.slice(close + 2).split(" ")
-    return { ppid: Number(f[1]), comm, cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK }
+    return { ppid: Number(f[1]), comm: s.slice(s.indexOf("(") + 1, close), userMs: Number(f[11]) * TICK_MS, systemMs: Number(f[12]) * TICK_MS }
   } catch {
-    return undefined
+    return undefined // gone while we looked
   }
 }
 
@@ -35,16 +43,30 @@ export const descendants = (root: number, name: string): number[] => {
   return [...names].filter(([pid, comm]) => comm === name && under(pid)).map(([pid]) => pid)
 }
 
+/** Resident memory of `pid`, bytes (0 once it is gone). */
 export const rssBytes = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  return m === null ? 0 : Number(m[1]) * 1024
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return m === null ? 0 : Number(m[1]) * 1024
+  } catch {
+    return 0
+  }
 }
 
-export const cpuMs = (pid: number): number => stat(pid)?.cpuMs ?? 0
+/** User and system CPU time of `pid`, ms. */
+export const cpuSplitMs = (pid: number): { readonly userMs: number; readonly systemMs: number } => {
+  const s = stat(pid)
+  return { userMs: s?.userMs ?? 0, systemMs: s?.systemMs ?? 0 }
+}
 
-/** The single workerd process this Node process started (Miniflare spawns one). */
-export const workerdPid = (): number => {
-  const pids = descendants(process.pid, "workerd")
-  if (pids.length !== 1) throw new Error(`expected one workerd below pid ${process.pid}, found ${pids.length}`)
+export const cpuMs = (pid: number): number => {
+  const s = cpuSplitMs(pid)
+  return s.userMs + s.systemMs
+}
+
+/** The single workerd process below `root` (default: this process; Miniflare spawns one per worker). */
+export const workerdPid = (root = process.pid): number => {
+  const pids = descendants(root, "workerd")
+  if (pids.length !== 1) throw new Error(`expected one workerd below pid ${root}, found ${pids.length}`)
   return pids[0]!
 }

@@ -3,7 +3,7 @@
 // lost and torn exchanges, workerd memory per session, workerd CPU while every session is idle, and (soak) the memory
 // trend under steady load.
 import { startWorker, type LocalWorker } from "../../../test/harness/worker.ts"
-import { cpuMs, rssBytes, workerdPid } from "./proc.ts"
+import { cpuMs, rssBytes, workerdPid } from "../../../test/harness/proc.ts"
 import { VmPair } from "./vm-pair.ts"
 
 const TENANT = "load"
