@@ -11,7 +11,24 @@ import type { VmCore } from "./vm-core.ts"
 // four-fold against 64 KiB (docs/benchmarks.md).
 const READ_SIZE = 256 * 1024
 
+/** A deliberate close reconnects at once unless the previous one did so less than this long ago (no tight loop). */
+const IMMEDIATE_RECONNECT_SPACING_MS = 100
+
 export const chardevSession = (endpoint: Endpoint, core: VmCore) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
+  Effect.gen(function* () {
+    let lastImmediate = 0
+    while (true) {
+      let deliberate = false
+      const exit = yield* Effect.exit(Effect.scoped(connection(endpoint, core, mark, () => (deliberate = true))))
+      // The core hung up on purpose (a guest port close strands bytes in the socket only until the host leaves, spec
+      // §12): connect again at once rather than after the supervisor's backoff, so the guest's next opener finds a host.
+      const now = Date.now()
+      if (!deliberate || now - lastImmediate < IMMEDIATE_RECONNECT_SPACING_MS) return yield* exit
+      lastImmediate = now
+    }
+  })
+
+const connection = (endpoint: Endpoint, core: VmCore, mark: Established, closing: () => void): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.gen(function* () {
     const { closed } = yield* openSocket(
       endpoint,
@@ -35,7 +52,10 @@ export const chardevSession = (endpoint: Endpoint, core: VmCore) => (mark: Estab
           write: (bytes, done) => void socket.write(bytes, (e) => done(e ?? undefined)),
           pause: () => void socket.pause(),
           resume: () => void socket.resume(),
-          close: (cause) => void socket.destroy(new Error(cause)),
+          close: (cause) => {
+            closing()
+            socket.destroy(new Error(cause))
+          },
         })
       },
       (cause) => core.chardevLost(cause),
