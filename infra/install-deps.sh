@@ -5,6 +5,8 @@
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 pkgs=(spice-vdagent xvfb socat xclip x11-utils libspice-protocol-dev chromium websockify)
+# The .deb test (test/e2e/deb-bridge.test.ts) installs vdrelay-bridge, which depends on these (dpkg-deb is essential).
+pkgs+=(nodejs adduser)
 pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio x11-xserver-utils x11-xkb-utils xkb-data)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
