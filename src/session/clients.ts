@@ -3,7 +3,7 @@
 // cut a console that may still want to watch. The agent hears CLIENT_DISCONNECTED whenever a controller goes away
 // or is replaced, so it resets its client-port parser and releases what that client owned (spec §5.7 case 3); a
 // controller whose link was lost holds control for a grace instead, and may resume its seat (seats.ts).
-import { LINK_VERSION, type LinkErrorCode, type Role } from "../link/types.ts"
+import { LINK_VERSION, MAX_ORIGIN_LENGTH, type LinkErrorCode, type Role } from "../link/types.ts"
 import { FileXferResult, MessageType } from "../protocol/constants.ts"
 import { encodeFileXferStatus } from "../protocol/codec-file-xfer.ts"
 import type { ClientSide, Seat, SessionState } from "./state.ts"
@@ -19,8 +19,9 @@ import { dropInbound } from "./inbound.ts"
 import { expireSeats, keepSeat, takeSeat } from "./seats.ts"
 import { allocSeq } from "./seq.ts"
 
-const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string): ClientSide => ({
+const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string, origin: string): ClientSide => ({
   id,
+  origin,
   role: "viewer",
   maxRole,
   caps: [...caps],
@@ -45,6 +46,7 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
 })
 
 const validToken = (t: unknown): string => (typeof t === "string" && t.length <= 256 ? t : "")
+const validOrigin = (o: unknown): string => (typeof o === "string" && o.length <= MAX_ORIGIN_LENGTH ? o : "")
 
 export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "ClientJoined" }>): void => {
   const h = e.hello
@@ -60,7 +62,7 @@ export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "
   expireSeats(s, e.now)
   const token = validToken(e.resumeToken)
   const seat = validToken(h.resume) === "" ? undefined : claimSeat(s, h.resume!)
-  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now, token === h.resume ? "" : token)
+  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now, token === h.resume ? "" : token, validOrigin(h.origin))
   s.clients.set(c.id, c)
   s.persistDirty = true
   metric(s, "vdrelay_client_joins_total", { role: h.role, resumed: String(seat !== undefined) })

@@ -6,7 +6,7 @@ import type { NoticeCode } from "../link/types.ts"
 import { MessageType, Port } from "../protocol/constants.ts"
 import { MessageChunker, encodeChunkedMessage } from "../protocol/chunker.ts"
 import { encodeMouseState } from "../protocol/codec-display.ts"
-import type { GuestOut, Mouse, SessionState } from "./state.ts"
+import type { GuestOut, MessageKey, Mouse, SessionState } from "./state.ts"
 import type { ClientId } from "./types.ts"
 import { answer, record } from "./answers.ts"
 import { giveBack, returnCredit } from "./credit.ts"
@@ -17,17 +17,25 @@ export const newGuestOut = (): GuestOut => ({ wpos: 0, wrote: 0, known: true, st
 
 const FULL_CHUNK = 2056
 
-const emitWrites = (s: SessionState, port: number, bytes: Uint8Array, end: boolean): void => {
+/** `key`: the bytes begin a client's message, whose first frame names it for the bridge (written once, ever). */
+const emitWrites = (s: SessionState, port: number, bytes: Uint8Array, end: boolean, key?: MessageKey): void => {
   const g = s.guest
   const piece = Math.max(FULL_CHUNK, Math.floor(s.limits.bridgeWriteBytes / FULL_CHUNK) * FULL_CHUNK)
   // Pieces are cut at multiples of a full chunk, so every write frame carries whole chunks.
   for (let o = 0; o < bytes.length; o += piece) {
     const data = bytes.subarray(o, Math.min(bytes.length, o + piece))
     const last = o + piece >= bytes.length
-    s.out.push({ _tag: "SendToBridge", frame: { t: "write", epoch: s.epoch, pos: g.wpos, port, data, end: end && last } })
+    const named = o === 0 && key !== undefined ? { origin: key.origin, id: key.id } : {}
+    s.out.push({ _tag: "SendToBridge", frame: { t: "write", epoch: s.epoch, pos: g.wpos, port, data, end: end && last, ...named } })
     g.wpos += data.length
   }
   s.bridge!.dirty = true
+}
+
+/** The key of `client`'s message `id`, if the client named its origin. */
+const keyOf = (s: SessionState, client: ClientId, id: number): MessageKey | undefined => {
+  const origin = s.clients.get(client)?.origin ?? ""
+  return origin === "" ? undefined : { origin, id }
 }
 
 /** Bytes written now when the bridge is there (a whole message's end settles in `inflight`), else held (hold.ts). */
@@ -39,9 +47,10 @@ export const writeOut = (
   from: ClientId | null,
   settle: { client: ClientId | null; id: number } | null,
   credit: number,
+  key?: MessageKey,
 ): void => {
-  if (s.bridge === null) return hold(s, { port, bytes, end, from, settle, credit })
-  emitWrites(s, port, bytes, end)
+  if (s.bridge === null) return hold(s, { port, bytes, end, from, settle, credit, ...(key === undefined ? {} : { key }) })
+  emitWrites(s, port, bytes, end, key)
   if (settle !== null) s.guest.inflight.push({ end: s.guest.wpos, client: settle.client, id: settle.id })
   giveBack(s, from, credit)
 }
@@ -51,10 +60,10 @@ export const writeOut = (
  * sender's credit for it, given back once it is written (or dropped).
  */
 export const writeWhole = (s: SessionState, port: number, type: number, payload: Uint8Array, from: { client: ClientId; id: number } | null, credit = 0): void =>
-  writeOut(s, port, encodeChunkedMessage(port, type, payload), true, from?.client ?? null, { client: from?.client ?? null, id: from?.id ?? -1 }, credit)
+  writeOut(s, port, encodeChunkedMessage(port, type, payload), true, from?.client ?? null, { client: from?.client ?? null, id: from?.id ?? -1 }, credit, from === null ? undefined : keyOf(s, from.client, from.id))
 
 export const streamStart = (s: SessionState, client: ClientId, id: number, type: number, size: number): void => {
-  s.guest.stream = { client, id, chunker: new MessageChunker(Port.Client, type, size), start: s.guest.wpos, heldCredit: 0 }
+  s.guest.stream = { client, id, chunker: new MessageChunker(Port.Client, type, size), start: s.guest.wpos, heldCredit: 0, key: keyOf(s, client, id) ?? null }
   if (s.bridge !== null) s.bridge.dirty = true
 }
 
@@ -70,7 +79,10 @@ export const streamPush = (s: SessionState, bytes: Uint8Array): boolean => {
   const now = s.bridge !== null
   if (!now) st.heldCredit += bytes.length
   const credit = done && !now ? st.heldCredit : 0
-  if (out.length > 0 || done) writeOut(s, Port.Client, out, done, st.client, done ? { client: st.client, id: st.id } : null, credit)
+  if (out.length > 0 || done) {
+    writeOut(s, Port.Client, out, done, st.client, done ? { client: st.client, id: st.id } : null, credit, st.key ?? undefined)
+    st.key = null
+  }
   if (done) {
     record(s, st.client, st.id, "pending")
     s.guest.stream = null
@@ -172,6 +184,31 @@ export const inflightOf = (s: SessionState, client: ClientId): number[] => [
   ...s.guest.inflight.filter((f) => f.client === client).map((f) => f.id),
   ...s.guest.held.flatMap((h) => (h.settle !== null && h.settle.client === client ? [h.settle.id] : [])),
 ]
+
+/**
+ * A restart without the bridge link left message `id` of `client`, sent in `epoch`, of unknown fate: the bridge's next
+ * hello decides (unsureAnswered), or the grace that restore starts for it runs out (`dropped-by-disconnect`).
+ */
+export const restoreUnsure = (s: SessionState, client: ClientId, id: number, epoch: number): void => {
+  s.guest.inflight.push({ end: Number.POSITIVE_INFINITY, client, id, epoch })
+  record(s, client, id, "pending")
+}
+
+/**
+ * The bridge is back in `epoch`: unsure messages sent in another epoch went to an agent connection that has ended
+ * (they may have reached it, and are never written to another one: `dropped-by-disconnect`); those of this epoch are
+ * left to the caller's `resend` (the bridge writes a keyed message once, however often it is sent).
+ */
+export const unsureAnswered = (s: SessionState, epoch: number): void => {
+  const g = s.guest
+  if (!g.inflight.some((f) => f.epoch !== undefined)) return
+  const kept = []
+  for (const f of g.inflight) {
+    if (f.epoch === undefined || f.epoch === epoch) kept.push(f)
+    else if (f.client !== null) answer(s, f.client, f.id, "dropped-by-disconnect", "the agent connection this message was sent to ended during a relay restart")
+  }
+  g.inflight = kept
+}
 
 /** A restart kept message `id` of `client` in flight (the bridge link survived): `wrote` will settle it. */
 export const restoreInflight = (s: SessionState, client: ClientId, id: number): void => {

@@ -39,7 +39,7 @@ export const flushHeld = (s: SessionState, lost: ReadonlySet<ClientId>): void =>
   if (held.length > 0) metric(s, "vdrelay_guest_held_flushes_total")
   for (const w of held) {
     if (w.from === null || !lost.has(w.from)) {
-      writeOut(s, w.port, w.bytes, w.end, w.from, w.settle, w.credit)
+      writeOut(s, w.port, w.bytes, w.end, w.from, w.settle, w.credit, w.key)
       continue
     }
     if (w.settle !== null) answer(s, w.from, w.settle.id, "resend", LOST)

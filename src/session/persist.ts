@@ -56,6 +56,8 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   partialSeq: c.partialSeq,
   credit: c.credit,
   ...(c.token === "" ? {} : { resumeToken: c.token }),
+  ...(c.origin === "" ? {} : { origin: c.origin }),
+  inflightEpoch: s.epoch,
 })
 
 export const bridgeAttachment = (s: SessionState): BridgeLinkAttachment => ({

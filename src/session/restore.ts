@@ -2,7 +2,7 @@
 // of the WebSockets still open (spec §5.7 case 6). What lived only in memory is settled explicitly: the bridge is
 // asked to replay agent bytes from the persisted position, half-streamed guest-bound messages are aborted and their
 // senders told "resend", half-sent agent messages are aborted towards clients, credit is given back.
-import type { Policy } from "../link/types.ts"
+import { MAX_ORIGIN_LENGTH, type Policy } from "../link/types.ts"
 import { Port } from "../protocol/constants.ts"
 import { defaultLimits, type Limits } from "./limits.ts"
 import type { ClientSide, SessionState } from "./state.ts"
@@ -12,7 +12,7 @@ import { syncAgentState } from "./agent-view.ts"
 import { notice } from "./answers.ts"
 import { enqueue } from "./client-queue.ts"
 import { returnCredit } from "./credit.ts"
-import { newGuestOut, restoreInflight, restorePositions, settleInflight } from "./guest-out.ts"
+import { newGuestOut, restoreInflight, restorePositions, restoreUnsure, settleInflight } from "./guest-out.ts"
 import { inflightIds } from "./persist.ts"
 import { restoreSeats } from "./seats.ts"
 import { upkeep } from "./step.ts"
@@ -49,6 +49,7 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
 
 const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide => ({
   id: a.client,
+  origin: typeof a.origin === "string" && a.origin.length <= MAX_ORIGIN_LENGTH ? a.origin : "",
   role: a.role,
   maxRole: a.maxRole,
   caps: [...a.caps],
@@ -120,15 +121,17 @@ export const restoreSession = (
       if (!a.partialIn.told) notice(s, c, "resend", "the relay restarted while this message was arriving; send it again", a.partialIn.id)
       c.inMsg = { id: a.partialIn.id, type: 0, size: 0, received: 0, mode: "drop", buf: new Uint8Array(0), orphan: true }
     }
-    // Without the bridge link its fate cannot be learnt: the sender is told to resend (never left unanswered).
+    // Without the bridge link its fate is learnt from the bridge's next hello (restoreUnsure), within a grace.
     for (const id of inflightIds(a))
       if (b !== undefined) restoreInflight(s, c.id, id)
-      else notice(s, c, "resend", "the relay restarted without the bridge; this message may not have reached the agent", id)
+      else restoreUnsure(s, c.id, id, typeof a.inflightEpoch === "number" ? a.inflightEpoch : persisted.epoch)
     if (a.partialSeq !== null) enqueue(s, c, { frame: { t: "abort", seq: a.partialSeq, reason: lostHead ? "dropped-by-disconnect" : "resend" }, bytes: 0 })
     c.creditFree = c.creditOwed
     returnCredit(s, c)
   }
   restoreSeats(s, persisted.seats ?? [], now)
+  // Unsure messages are answered when the bridge says hello; if it does not come back, when this grace ends.
+  if (b === undefined && s.guest.inflight.length > 0) s.graceUntil = now + s.limits.bridgeGraceMs
   settleInflight(s)
   syncAgentState(s, true)
   upkeep(s)

@@ -35,8 +35,16 @@ export interface InMsg {
   readonly dup?: Answer
 }
 
+/** A client message's idempotence key, sent with its first `write` (the bridge writes a key at most once). */
+export interface MessageKey {
+  readonly origin: string
+  readonly id: number
+}
+
 export interface ClientSide {
   readonly id: ClientId
+  /** `hello.origin` ("" when the client sent none: its messages go to the bridge without a key). */
+  readonly origin: string
   role: Role
   readonly maxRole: Role
   caps: ReadonlyArray<number>
@@ -97,6 +105,11 @@ export interface InFlight {
   readonly end: number
   readonly client: ClientId | null
   readonly id: number
+  /**
+   * Restored after a restart that lost the bridge link: the epoch it was handed to the bridge in (its position is not
+   * known, `end` is +∞). The bridge's next hello answers it: `resend` in that epoch, else `dropped-by-disconnect`.
+   */
+  readonly epoch?: number
 }
 
 export interface Mouse {
@@ -120,6 +133,8 @@ export interface HeldWrite {
   readonly settle: { readonly client: ClientId | null; readonly id: number } | null
   /** Client→relay credit withheld for these bytes (given back when they are written or dropped). */
   readonly credit: number
+  /** On the first bytes of a client's message: its key, for the first `write` frame. */
+  readonly key?: MessageKey
 }
 
 /** The guest-bound side of the bridge link (guest-out.ts; `held`, `heldBytes`, `stream.heldCredit`: held.ts). */
@@ -135,7 +150,7 @@ export interface GuestOut {
    * The port-1 message being streamed, if any (only one at a time: the agent reassembles per port). `heldCredit`:
    * bytes of it pushed while held whose credit is withheld (held.ts).
    */
-  stream: { readonly client: ClientId; readonly id: number; readonly chunker: MessageChunker; readonly start: number; heldCredit: number } | null
+  stream: { readonly client: ClientId; readonly id: number; readonly chunker: MessageChunker; readonly start: number; heldCredit: number; key: MessageKey | null } | null
   inflight: InFlight[]
   /** Held while the tunnel is down within its grace, in order (held.ts); empty while a bridge is attached. */
   held: HeldWrite[]

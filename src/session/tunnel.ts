@@ -10,7 +10,7 @@ import { feedAgent, newAgentStream, restartStream, resumeStream } from "./agent-
 import { forgetCaps, syncAgentState } from "./agent-view.ts"
 import { log, metric } from "./emit.ts"
 import { discardGuestBound } from "./guest-discard.ts"
-import { failInflight, forgetMouse, guestWrote, restartPositions, serverWrote, streamAbort } from "./guest-out.ts"
+import { failInflight, forgetMouse, guestWrote, restartPositions, serverWrote, streamAbort, unsureAnswered } from "./guest-out.ts"
 import { flushHeld } from "./hold.ts"
 import { forgetPositions } from "./client-queue.ts"
 import { dropInbound } from "./inbound.ts"
@@ -51,6 +51,7 @@ const resume = (s: SessionState, h: Hello): void => {
   const g = s.guest
   // After a restart that lost the bridge link the relay does not know its positions: the hello's are the truth.
   if (h.wrote > g.wpos && g.known) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
+  unsureAnswered(s, h.epoch)
   guestWrote(s, Math.min(h.wrote, g.wpos))
   const lost = failInflight(s, "resend", "the bridge tunnel dropped before this message was written")
   restartPositions(s, h.wrote)

@@ -149,6 +149,15 @@ export interface ClientLinkAttachment {
   readonly partialSeq: number | null
   /** The seat's resume token (ClientJoined.resumeToken); absent in attachments written before resume existed. */
   readonly resumeToken?: string
+  /** `hello.origin`, the idempotence origin of its messages (absent: none). */
+  readonly origin?: string
+  /**
+   * The agent epoch its in-flight messages were handed to the bridge in. After a restart that lost the bridge link they
+   * are told `resend` only if the bridge comes back in that epoch (it writes a keyed message once, however often it
+   * is sent); in another one `dropped-by-disconnect`: never written to a new agent connection. Absent: the epoch
+   * persisted with the state.
+   */
+  readonly inflightEpoch?: number
   /**
    * Relay→client credit the client granted and the relay has not used yet (may be slightly negative: one fragment of
    * overdraw), so a restart neither stalls nor overruns the client. Absent in older attachments (initial credit then).

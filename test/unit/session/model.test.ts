@@ -1,7 +1,7 @@
 // Model-based test of the session actor: seeded random walks (model-walk.ts, including client resumes), invariants checked after every step.
 // 100,000+ steps in total; a failing seed is printed and belongs in REGRESSION_SEEDS.
 import { describe, expect, it } from "vitest"
-import { walk } from "./model-walk.ts"
+import { walk, writtenOutOfOrder } from "./model-walk.ts"
 
 const SEEDS = Array.from({ length: 25 }, (_, k) => 1000 + k)
 const STEPS = 4_200
@@ -14,5 +14,23 @@ describe("model: invariants hold over random walks", () => {
     expect(r.failures).toEqual([])
     expect(r.steps).toBe(STEPS)
     expect(r.resumes).toBeGreaterThan(0)
+  })
+})
+
+describe("model: the whole-stream oracle judges sequences, not only single messages", () => {
+  it("fails a walk whose bridge writes a resent message again (the restart defect), which passes with the dedupe", () => {
+    for (const seed of [1004, 1006]) {
+      expect(walk(seed, STEPS).failures).toEqual([])
+      const r = walk(seed, STEPS, { bridgeDedupe: false })
+      expect(r.failures.join("\n")).toMatch(/written after its message \d+: a duplicate/)
+    }
+  })
+
+  it("names a duplicate and a reorder in what reached the agent, per console", () => {
+    const m = (origin: string, id: number) => ({ port: 1, type: 4, payload: new Uint8Array(0), key: { origin, id } })
+    const unkeyed = { port: 1, type: 6, payload: new Uint8Array(0) }
+    expect(writtenOutOfOrder([m("a", 1), m("b", 1), unkeyed, m("a", 2), m("b", 3)])).toEqual([])
+    expect(writtenOutOfOrder([m("a", 1), m("a", 2), m("a", 2)])).toEqual(["a message 2 written after its message 2: a duplicate"])
+    expect(writtenOutOfOrder([m("a", 1), m("a", 3), m("a", 2)])).toEqual(["a message 2 written after its message 3: out of order"])
   })
 })

@@ -103,14 +103,26 @@ export class ClientModel {
   }
 }
 
-/** What the bridge and the guest would see: writes buffered per port, whole messages written, parsed like the agent. */
+/** A whole message written to the chardev, with the key its first write named (client messages only). */
+export type Written = Msg & { readonly key?: { readonly origin: string; readonly id: number } }
+
+/**
+ * What the bridge and the guest would see: writes buffered per port, whole messages written, parsed like the agent. A
+ * keyed message whose key was written before is not written again (src/bridge/written-keys.ts), unless `dedupe` is off
+ * (the defect the oracles must catch).
+ */
 export class BridgeModel {
+  dedupe = true
+  /** Keyed messages not written again (their key was). */
+  suppressed = 0
+  private readonly writtenKeys = new Set<string>()
+  private readonly portKey = new Map<number, { origin: string; id: number }>()
   connected = false
   epoch = 1
   /** Guest-bound: next expected position, per-port partial buffers, the chardev stream as messages. */
   wnext = 0
   portBuf = new Map<number, Uint8Array[]>()
-  written: Msg[] = []
+  written: Written[] = []
   torn: string[] = []
   /** Agent-bound: the agent's stream of this epoch, what was acked and sent. */
   agent: Uint8Array[] = []
@@ -121,10 +133,14 @@ export class BridgeModel {
   window = 0
   frames: unknown[] = []
 
-  write(f: { epoch: number; pos: number; port: number; data: Uint8Array; end: boolean }): void {
+  write(f: { epoch: number; pos: number; port: number; data: Uint8Array; end: boolean; origin?: string; id?: number }): void {
     if (f.epoch !== this.epoch) return
     if (f.pos !== this.wnext) this.torn.push(`write at ${f.pos}, expected ${this.wnext}`)
     this.wnext = f.pos + f.data.length
+    if (!this.portBuf.has(f.port)) {
+      if (f.origin !== undefined && f.id !== undefined) this.portKey.set(f.port, { origin: f.origin, id: f.id })
+      else this.portKey.delete(f.port)
+    }
     const buf = this.portBuf.get(f.port) ?? []
     buf.push(f.data)
     this.portBuf.set(f.port, buf)
@@ -143,13 +159,23 @@ export class BridgeModel {
       error: (e) => this.torn.push(`chardev write not parseable: ${e.reason} ${e.detail}`),
     })
     if (!parser.atBoundary || found.length !== 1 || found[0]!.port !== f.port) this.torn.push(`write end on port ${f.port} is not exactly one whole message (${found.length})`)
-    this.written.push(...found)
+    const key = this.portKey.get(f.port)
+    this.portKey.delete(f.port)
+    if (key === undefined) return void this.written.push(...found)
+    const k = `${key.origin}:${key.id}`
+    if (this.dedupe && this.writtenKeys.has(k)) {
+      this.suppressed++
+      return
+    }
+    this.writtenKeys.add(k)
+    this.written.push(...found.map((m) => ({ ...m, key })))
   }
 
   abort(f: { epoch: number; pos: number; port: number }): void {
     if (f.epoch !== this.epoch) return
     if (f.pos !== this.wnext) this.torn.push(`abort at ${f.pos}, expected ${this.wnext}`)
     this.portBuf.delete(f.port)
+    this.portKey.delete(f.port)
   }
 
   appendAgent(port: number, type: number, payload: Uint8Array): void {

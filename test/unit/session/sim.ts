@@ -36,6 +36,10 @@ export class Sim {
   attachments = new Map<string, ClientLinkAttachment | BridgeLinkAttachment>()
   bridge = new BridgeModel()
   clients = new Map<string, ClientModel>()
+  /** hello.origin per link: like the SDK's, one per console, kept by the links that resume its seat. */
+  origins = new Map<string, string>()
+  /** The link that holds each origin now: a console has one link at a time. */
+  private readonly holder = new Map<string, string>()
   departed = new Set<string>()
   violations: string[] = []
   split: number
@@ -167,7 +171,9 @@ export class Sim {
     const m = resume !== undefined && this.clients.get(id)?.frames.length === 0 ? this.clients.get(id)! : new ClientModel(id)
     this.clients.set(id, m)
     this.departed.delete(id)
-    const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }) }
+    if (!this.origins.has(id)) this.origins.set(id, `origin-${id}`)
+    this.holder.set(this.origins.get(id)!, id)
+    const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, origin: this.origins.get(id)!, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }) }
     this.step({ _tag: "ClientJoined", client: id, maxRole, hello, resumeToken: `tok-${id}` })
     return m
   }
@@ -179,6 +185,12 @@ export class Sim {
     const m = new ClientModel(id)
     m.floor = lastSeq
     this.clients.set(id, m)
+    // The console that held `old` goes on with its origin and numbering (per SDK session object, across its links and
+    // seats); a link offering a token of an older link of it is another console (a reused or guessed token).
+    const origin = this.origins.get(old) ?? `origin-${old}`
+    const same = this.holder.get(origin) === old
+    this.origins.set(id, same ? origin : `origin-${id}`)
+    if (same) m.nextId = prev.nextId
     return this.join(id, o.role ?? "controller", [0x3f7], o.maxRole ?? "controller", { token: o.token ?? prev.token(), ...(lastSeq < 0 ? {} : { lastSeq }) })
   }
 

@@ -1,0 +1,47 @@
+// The relay names each client message for the bridge (hello.origin + message id on its first `write`), so that the
+// bridge writes it at most once however often it is sent: whole and streamed messages, held ones written after a
+// blip, never the relay's own messages, and nothing for a client that named no origin.
+import { describe, expect, it } from "vitest"
+import type { RelayToBridge } from "../../../src/link/types.ts"
+import { MessageType } from "../../../src/protocol/constants.ts"
+import { ready } from "./resume-kit.ts"
+import { bytes, concat, u32le } from "./sim.ts"
+
+type Write = Extract<RelayToBridge, { t: "write" }>
+const writes = (frames: ReadonlyArray<unknown>): Write[] => frames.filter((f): f is Write => (f as Write).t === "write")
+
+describe("idempotence keys on guest-bound writes", () => {
+  it("names a whole message and a streamed one on their first write only", () => {
+    const sim = ready({ limits: { bridgeWriteBytes: 2 * 2056 } })
+    sim.join("c1")
+    const from = sim.bridge.frames.length
+    const a = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    const b = sim.send("c1", MessageType.Clipboard, concat([u32le(0, 1), bytes(200_000, 3)]), { frag: 30_000 })
+    const w = writes(sim.bridge.frames.slice(from)).filter((f) => f.port === 1)
+    const named = w.filter((f) => f.origin !== undefined)
+    expect(named.map((f) => [f.origin, f.id])).toEqual([["origin-c1", a], ["origin-c1", b]])
+    expect(w.length).toBeGreaterThan(3)
+    expect(w.filter((f) => f.id === b)).toHaveLength(1)
+  })
+
+  it("keeps the name of a message held during a tunnel blip, written when the bridge is back", () => {
+    const sim = ready()
+    sim.join("c1")
+    sim.detachBridge()
+    const a = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    const from = sim.bridge.frames.length
+    sim.attachBridge()
+    const named = writes(sim.bridge.frames.slice(from)).filter((f) => f.origin !== undefined)
+    expect(named.map((f) => [f.origin, f.id])).toEqual([["origin-c1", a]])
+  })
+
+  it("names nothing the relay makes itself (its caps request on a new agent connection)", () => {
+    const sim = ready()
+    sim.join("c1")
+    const from = sim.bridge.frames.length
+    sim.chardev(true, 7)
+    const w = writes(sim.bridge.frames.slice(from))
+    expect(w.length).toBeGreaterThan(0)
+    expect(w.every((f) => f.origin === undefined && f.id === undefined)).toBe(true)
+  })
+})
