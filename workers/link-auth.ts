@@ -42,9 +42,14 @@ export interface LinkAuthHost {
   readonly setAlarm: (at: number) => void
   readonly deleteAlarm: () => void
   readonly count: (key: string) => void
+  /** Hands a frame held while a fresh token was checked to the link's usual path, in arrival order. */
+  readonly replay: (ws: WebSocket, data: ArrayBuffer) => void
 }
 
 export class LinkAuth {
+  /** Links whose fresh token is being checked, with the frames that arrived meanwhile (handled after, in order). */
+  private readonly refreshing = new Map<WebSocket, ArrayBuffer[]>()
+
   constructor(
     private readonly ctx: DurableObjectState,
     private readonly env: Env,
@@ -131,7 +136,20 @@ export class LinkAuth {
   frame(ws: WebSocket, data: ArrayBuffer): boolean {
     const d = decodePeerAuth(data)
     if (d._tag !== "Ok" || d.value.t !== "token") return false
-    void this.refresh(ws, d.value.token)
+    this.refreshing.set(ws, [])
+    void this.refresh(ws, d.value.token).finally(() => {
+      const held = this.refreshing.get(ws) ?? []
+      this.refreshing.delete(ws)
+      if (ws.readyState === WebSocket.OPEN) for (const f of held) this.host.replay(ws, f)
+    })
+    return true
+  }
+
+  /** True when the frame was held: it came while this link's fresh token is checked, and is handled after it. */
+  held(ws: WebSocket, data: ArrayBuffer): boolean {
+    const q = this.refreshing.get(ws)
+    if (q === undefined) return false
+    q.push(data)
     return true
   }
 

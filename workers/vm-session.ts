@@ -45,20 +45,20 @@ export class VmSession extends DurableObject<Env> {
       if (info !== undefined) this.host.close(ws, "auth", detail, frame)
     }
     const count = (key: string) => this.host.count(key, 1)
+    // Frames held while a proof or a fresh token was checked go through the usual path afterwards, in order.
+    const replay = (ws: WebSocket, data: ArrayBuffer) => {
+      const info = this.host.links.get(ws)
+      if (info?.kind === "bridge") this.bridgeFrame(ws, info, data, Date.now())
+      else if (info?.kind === "client") this.clientFrame(ws, info, data, Date.now())
+    }
     this.auth = new LinkAuth(ctx, env, {
       close: authClose,
       setAlarm: (at) => void ctx.storage.setAlarm(at),
       deleteAlarm: () => void ctx.storage.deleteAlarm(),
       count,
+      replay,
     })
-    this.proofs = new BridgeProofs({
-      refuse: authClose,
-      count,
-      replay: (ws, data) => {
-        const info = this.host.links.get(ws)
-        if (info?.kind === "bridge") this.bridgeFrame(ws, info, data, Date.now())
-      },
-    })
+    this.proofs = new BridgeProofs({ refuse: authClose, count, replay })
     void ctx.blockConcurrencyWhile(async () => this.rebuild())
   }
 
@@ -149,6 +149,7 @@ export class VmSession extends DurableObject<Env> {
       return this.host.close(ws, "policy", detail, frame)
     }
     this.host.countFrame("in", info.kind, message.byteLength)
+    if (this.auth.held(ws, message)) return
     if (info.kind === "bridge" && !info.joined && this.proofs.gate(ws, message)) return
     if (info.kind === "client") this.clientFrame(ws, info, message, now)
     else this.bridgeFrame(ws, info, message, now)
