@@ -57,10 +57,19 @@ export const roundTrip = async (rig: Rig): Promise<void> => {
   if (pasted !== toGuest) throw new Error(`console→guest clipboard: the guest pasted ${pasted.length} chars, sent ${toGuest.length}`)
 
   const name = `chaos-${serial}.bin`
-  const data = new Uint8Array(64 * 1024 + serial).map((_, i) => (i * 31 + serial) & 0xff)
-  await withTimeout(c.session.sendFile({ name, data }).done, 60_000, "a small file transfer")
+  const data = fileBytes(64 * 1024 + serial, serial)
+  const transfer = c.session.sendFile({ name, data })
+  await withTimeout(transfer.done, 60_000, "a small file transfer")
+  rig.guestStream.judgeFile(transfer.id, data, "done")
   const written = await readFile(join(rig.agent.xferDir, name))
   if (!written.equals(Buffer.from(data))) throw new Error(`file transfer: ${written.length} bytes written, ${data.length} sent`)
+}
+
+/** File content that differs at every position (no two 64 KiB blocks alike), so a doubled or swapped block shows. */
+export const fileBytes = (size: number, salt: number): Uint8Array => {
+  const out = new Uint8Array(size)
+  for (let i = 0; i < size; i++) out[i] = (Math.imul(i + salt, 2654435761) >>> 24) ^ (i >>> 16)
+  return out
 }
 
 /** Agent log lines that mean lost sync or a refused chunk since `mark` (the real-agent harness's patterns). */

@@ -2,7 +2,8 @@
 // processes at a chosen moment (usually while a large message is in flight, in one direction or the other).
 import type { Rig } from "./rig.ts"
 
-export type Direction = "guest→console" | "console→guest"
+/** "file→guest": a file transfer of the round's size to the guest (judged byte for byte, or failed on both ends). */
+export type Direction = "guest→console" | "console→guest" | "file→guest"
 
 export interface Fault {
   readonly name: string
@@ -38,6 +39,8 @@ export const FAULTS: ReadonlyArray<Fault> = [
     await other.session.takeControl()
   } },
   { name: "bridge-restart", what: "the bridge process is killed and restarted mid transfer", during: "guest→console", inject: (r) => r.restartBridge() },
+  { name: "worker-restart-file", what: "workerd is killed and restarted while a file streams to the guest", during: "file→guest", inject: (r) => r.worker.restart() },
+  { name: "tunnel-drop-file", what: "the bridge tunnel drops while a file streams to the guest", during: "file→guest", inject: async (r) => r.bridgeProxy.cut() },
 ]
 
 /** DO hibernation cannot be forced from outside workerd: it is covered by test/workers (evictDurableObject). */

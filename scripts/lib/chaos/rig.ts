@@ -9,6 +9,7 @@ import type { Managed } from "../../../test/harness/processes.ts"
 import type { RealAgent } from "../../../test/harness/real-agent.ts"
 import { startStack } from "../../../test/harness/stack.ts"
 import type { LocalWorker } from "../../../test/harness/worker.ts"
+import { GuestStream } from "./guest-stream.ts"
 
 export const TENANT = "chaos"
 export const VM = "vm-chaos"
@@ -26,6 +27,8 @@ export interface Rig {
   readonly agent: RealAgent
   readonly qmp: FakeQmp
   readonly bridgeProxy: CutProxy
+  /** Every byte handed to the guest, parsed: the whole-stream oracle (duplicates, order, file content). */
+  readonly guestStream: GuestStream
   readonly bridge: Managed
   readonly a: Console
   readonly b: Console
@@ -63,6 +66,7 @@ export const startRig = async (): Promise<Rig> => {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
   process.env.WRANGLER_SEND_METRICS = "false"
   process.env.DO_NOT_TRACK = "1"
+  const guestStream = new GuestStream()
   const stack = await startStack({
     tenant: TENANT,
     vm: VM,
@@ -71,6 +75,8 @@ export const startRig = async (): Promise<Rig> => {
     tunnelProxy: true,
     bridge: { name: "chaos-host", reconnect: { baseMs: 50, capMs: 1000 }, metricsPort: 0, logLevel: "info" },
     tokenTtl: 24 * 3600,
+    // Tapped before the bridge connects: the oracle must see each guest connection from its first byte.
+    onAgent: (agent) => agent.real!.chardev.on("to-guest", (bytes, connection) => guestStream.feed(bytes, connection)),
   })
   const { worker, bridge } = stack
   const a = await openConsole(worker, "console-a", "controller")
@@ -80,6 +86,7 @@ export const startRig = async (): Promise<Rig> => {
     agent: stack.agent.real!,
     qmp: stack.qmp!,
     bridgeProxy: stack.tunnelProxy!,
+    guestStream,
     get bridge() {
       return bridge.managed
     },

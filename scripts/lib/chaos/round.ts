@@ -3,7 +3,9 @@
 // that sent or asked for it (never torn, never silently lost); the chain recovers (clipboard both ways + a small file);
 // and the real agent never lost sync.
 import type { Fault } from "./faults.ts"
-import { controller, healthy, roundTrip, syncErrors, withTimeout } from "./checks.ts"
+import { access, readFile } from "node:fs/promises"
+import { join } from "node:path"
+import { controller, fileBytes, healthy, roundTrip, syncErrors, withTimeout } from "./checks.ts"
 import type { Console, Rig } from "./rig.ts"
 import { until } from "./rig.ts"
 import type { CutProxy } from "../../../test/harness/cut-proxy.ts"
@@ -47,6 +49,47 @@ const pasteWithRetry = async (rig: Rig, crossed: () => number): Promise<Settled<
     if (r.ok || crossed() > 0 || attempt === 5) return r
     await new Promise((done) => setTimeout(done, 200))
   }
+}
+
+/**
+ * A file of `bytes` to the guest with the fault landing at `share` of it: done must mean byte-exact in the guest's
+ * folder and in the guest stream; a failure must be reported to the console and leave no partial file in the guest.
+ */
+const fileRound = async (
+  rig: Rig,
+  fault: Fault,
+  c: Console,
+  share: number,
+  bytes: number,
+  proxy: CutProxy,
+  dir: "up" | "down",
+): Promise<{ outcome: Outcome; at: number; problems: string[] }> => {
+  const problems: string[] = []
+  const name = `chaos-${fault.name}-${Date.now()}.bin`
+  const data = fileBytes(bytes, bytes & 0xffff)
+  const start = proxy[dir]
+  const reached = proxy.when(dir, start + share * bytes)
+  const t = c.session.sendFile({ name, data })
+  const done = settle(t.done)
+  await withTimeout(Promise.race([reached, done]), 60_000, "the file crossing the link")
+  const at = Math.min(1, (proxy[dir] - start) / bytes)
+  await withTimeout(fault.inject(rig), 60_000, "the fault")
+  const r = await withTimeout(done, 180_000, "the interrupted file transfer's outcome")
+  const path = join(rig.agent.xferDir, name)
+  if (r.ok) {
+    rig.guestStream.judgeFile(t.id, data, "done")
+    const written = await readFile(path).catch(() => undefined)
+    if (written === undefined || !written.equals(Buffer.from(data))) {
+      problems.push(`file→guest: reported done, the guest's file has ${written?.length ?? "no"} bytes of ${data.length}${written === undefined ? "" : " or differs"}`)
+      return { outcome: "torn", at, problems }
+    }
+    return { outcome: "whole", at, problems }
+  }
+  rig.guestStream.judgeFile(t.id, data, "failed")
+  // The agent removes a partial file when it is told (or loses its client); give it time to act on it.
+  const gone = await until(async () => !(await access(path).then(() => true, () => false)), "the partial file removed", 15_000).then(() => true, () => false)
+  if (!gone) problems.push(`file→guest: failed (${r.error}) and a partial ${name} stayed in the guest`)
+  return { outcome: "reported", at, problems }
 }
 
 const bigText = (bytes: number, tag: string): string => `${tag}|${"0123456789abcdef".repeat(Math.ceil(bytes / 16))}`.slice(0, bytes)
@@ -108,6 +151,8 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
   const marks = { session: rig.agent.logs.session.mark() }
   const problems: string[] = []
   const mark = rig.agent.logs.daemon.mark()
+  const streamMark = rig.guestStream.mark()
+  const streamMessages = rig.guestStream.messages
   let outcome: Outcome = "none"
   let at = 0
   try {
@@ -119,7 +164,13 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
     const text = bigText(bytes, `${fault.name}-${Date.now()}`)
     stage.now = "transfer setup"
     if (fault.during === undefined) await withTimeout(fault.inject(rig), 60_000, "the fault")
-    else {
+    else if (fault.during === "file→guest") {
+      stage.now = "file"
+      const { proxy, dir } = gauge(rig, fault, c)
+      const r = await fileRound(rig, fault, c, share, bytes, proxy, dir)
+      ;({ outcome, at } = r)
+      problems.push(...r.problems)
+    } else {
       const { proxy, dir } = gauge(rig, fault, c)
       let transfer: Promise<Settled<string>>
       if (fault.during === "guest→console") {
@@ -175,6 +226,9 @@ const roundBody = async (rig: Rig, fault: Fault, share: number, bytes: number, s
   }
   const sync = syncErrors(rig, mark)
   problems.push(...sync.map((l) => `agent log: ${l}`))
+  // The whole-stream oracle: nothing doubled, reordered or stale reached the guest during the round.
+  problems.push(...rig.guestStream.since(streamMark).map((p) => `guest stream: ${p}`))
+  if (rig.guestStream.messages === streamMessages) problems.push("guest stream: no whole message observed during the round (the chardev tap is missing)")
   const survived = problems.length === 0 && outcome !== "torn" && outcome !== "silent"
   return { fault: fault.name, survived, outcome, at, problems, ms: performance.now() - t0 }
 }
