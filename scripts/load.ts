@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { parseArgs } from "node:util"
-import { runLoad } from "./lib/load/run.ts"
+import { runLoad } from "../test/harness/load/run.ts"
 
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false"
 process.env.WRANGLER_SEND_METRICS = "false"

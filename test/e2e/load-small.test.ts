@@ -2,7 +2,7 @@
 // an in-process bridge + agent simulator and an SDK console, clipboard both ways and pointer moves for two rounds, then
 // idle. Every exchange must arrive whole, nothing may be lost, idle sessions must cost no CPU, and they must still work.
 import { expect, it } from "vitest"
-import { runLoad } from "../../scripts/lib/load/run.ts"
+import { runLoad } from "../harness/load/run.ts"
 
 it("50 sessions: no lost or torn message, no CPU while idle, working after idle, memory per session within budget", async () => {
   const r = await runLoad({ sessions: 50, rounds: 2, idleSeconds: 5, concurrency: 25 })

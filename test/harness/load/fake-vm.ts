@@ -5,7 +5,7 @@
 import WebSocket from "ws"
 import { decodeRelayToBridge, encodeBridgeToRelay } from "../../../src/link/bridge-codec.ts"
 import type { RelayToBridge } from "../../../src/link/types.ts"
-import { AgentSim, type SimEvent } from "../../../test/harness/agent-sim.ts"
+import { AgentSim, type SimEvent } from "../agent-sim.ts"
 
 const EPOCH = 1
 

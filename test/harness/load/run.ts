@@ -2,8 +2,8 @@
 // an in-process bridge + agent simulator and an SDK console, exchanging clipboard both ways and pointer moves. Reports
 // lost and torn exchanges, workerd memory per session, workerd CPU while every session is idle, and (soak) the memory
 // trend under steady load.
-import { startWorker, type LocalWorker } from "../../../test/harness/worker.ts"
-import { cpuMs, rssBytes, workerdPid } from "../../../test/harness/proc.ts"
+import { startWorker, type LocalWorker } from "../worker.ts"
+import { cpuMs, rssBytes, workerdPid } from "../proc.ts"
 import { VmPair } from "./vm-pair.ts"
 
 const TENANT = "load"

@@ -1,8 +1,8 @@
 // One load-test session: a FakeVm (bridge + agent simulator) and an SDK console on the same VM, and the three exchanges
 // each round makes — console→guest clipboard, guest→console clipboard, pointer moves — each checked byte for byte.
 import { connect, type Session } from "../../../src/client/index.ts"
-import type { SimEvent } from "../../../test/harness/agent-sim.ts"
-import { withTimeout } from "../../../test/harness/with-timeout.ts"
+import type { SimEvent } from "../agent-sim.ts"
+import { withTimeout } from "../with-timeout.ts"
 import { FakeVm } from "./fake-vm.ts"
 
 export interface PairOutcome {
