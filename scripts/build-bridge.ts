@@ -25,7 +25,12 @@ export const bundleEntrySource = (source: string): string => {
   if (table === null || !source.includes(dynamicImport) || !tsx.test(source)) {
     throw new Error("bin/vdrelay.mjs changed shape (command table, tsx register or command import): update scripts/build-bridge.ts")
   }
-  const entries = [...table[1]!.matchAll(/(\w+):\s*"([^"]+)"/g)].map(([, name, path]) => `  ${name}: () => import(${JSON.stringify(path)}),`)
+  const rows = table[1]!.split("\n").filter((l) => l.trim() !== "")
+  const entries = rows.map((row) => {
+    const m = /^\s*(?:"([\w-]+)"|(\w+)):\s*"([^"]+)",?\s*$/.exec(row)
+    if (m === null) throw new Error(`bin/vdrelay.mjs: command table row not understood: ${row.trim()}`)
+    return `  ${JSON.stringify(m[1] ?? m[2])}: () => import(${JSON.stringify(m[3])}),`
+  })
   if (entries.length === 0) throw new Error("bin/vdrelay.mjs: no commands found in its command table")
   return source
     .replace(tsx, "")
