@@ -1,5 +1,6 @@
 // Turns captured vdagent wire bytes into commented hex lines, one line per field (spec §1.2, §1.3, §2): the body of
 // each test/golden/*.hex file that scripts/capture-golden.ts writes.
+import { readU32LE as u32 } from "../src/protocol/bytes.ts"
 import { Cap, CHUNK_HEADER_SIZE, FileXferResult, MessageType, messageTypeName } from "../src/protocol/constants.ts"
 
 interface Field {
@@ -8,7 +9,6 @@ interface Field {
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex")
-const u32 = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true)
 const nameOf = (table: Record<string, number>, v: number): string => Object.entries(table).find(([, x]) => x === v)?.[0] ?? `unknown ${v}`
 const capNames = (word: number, base: number): string =>
   Array.from({ length: 32 }, (_, b) => b)

@@ -7,10 +7,12 @@ import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
 import type { MessageHeader } from "../../src/protocol/header.ts"
 import { StreamParser, type StreamSink } from "../../src/protocol/stream-parser.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
+import { u32At, u32s } from "../../test/harness/host-peer.ts"
 import { now } from "./stats.ts"
 
 /** The caps word spice-vdagent 0.22.1 announces (spec §11). */
-export const AGENT_CAPS = 0x00038de7
+export const AGENT_CAPS = SPICE_VDAGENT_CAPS
 const HEAD = 16
 
 export interface Arrival {
@@ -22,15 +24,6 @@ export interface Arrival {
   /** The first ≤ 16 body bytes (probes put their sequence number there). */
   readonly head: Uint8Array
 }
-
-const u32s = (...words: number[]): Uint8Array => {
-  const out = new Uint8Array(words.length * 4)
-  const v = new DataView(out.buffer)
-  words.forEach((w, i) => v.setUint32(i * 4, w >>> 0, true))
-  return out
-}
-
-export const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true)
 
 export class ProbeAgent {
   private socket: Socket | undefined
@@ -156,4 +149,4 @@ export class ProbeAgent {
   }
 }
 
-export { u32s }
+export { u32At, u32s }

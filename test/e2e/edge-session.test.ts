@@ -9,9 +9,10 @@ import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
 import { startWorker, type LocalWorker } from "../harness/worker.ts"
 import { FakeBridge } from "../workers/fake-bridge.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)))
-const AGENT_CAPS = 0x00038de7
+const AGENT_CAPS = SPICE_VDAGENT_CAPS
 const announce = encodeChunkedMessage(Port.Client, MessageType.AnnounceCapabilities, hex("01000000e78d0300"))
 const grabPayload = hex("000000000000000001000000")
 const grab = encodeChunkedMessage(Port.Client, MessageType.ClipboardGrab, grabPayload)

@@ -9,6 +9,7 @@ import { Cap, ClipboardType, FileXferResult, MessageType as T, Port, ReplyError 
 import { buildCaps } from "../../src/protocol/caps.ts"
 import { HostPeer, payload, u32At, u32s, words } from "../harness/host-peer.ts"
 import { type RealAgent, realAgentAvailable, startRealAgent } from "../harness/real-agent.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
 /** The caps spice-gtk 0.39 announces (spec §3). */
 const CLIENT_CAPS = buildCaps([
@@ -16,7 +17,7 @@ const CLIENT_CAPS = buildCaps([
   Cap.MonitorsConfigPosition, Cap.FileXferDetailedErrors, Cap.ClipboardNoReleaseOnRegrab, Cap.ClipboardGrabSerial,
 ])[0]!
 /** What 0.22.1 announces: bits 0,1,2,5,6,7,8,10,11,15,16,17 (spec §11). */
-const AGENT_CAPS = 0x00038de7
+const AGENT_CAPS = SPICE_VDAGENT_CAPS
 const enc = new TextEncoder()
 
 // Outside CI a machine without the Debian packages skips; in CI startRealAgent throws and the suite fails.

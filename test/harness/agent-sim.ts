@@ -9,9 +9,10 @@ import { Cap, ClipboardType, FileXferResult, MessageType, Port, ReplyError, VD_A
 import { encodeChunkHeader, encodeMessageHeader } from "../../src/protocol/header.ts"
 import { codecOptionsFor, decodeMessage, encodeMessage } from "../../src/protocol/message-codec.ts"
 import type { AgentMessage, MonitorConfig } from "../../src/protocol/messages.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
 /** The caps word the real spice-vdagent 0.22.1 announces (spec §11). */
-export const SIM_AGENT_CAPS: ReadonlyArray<number> = [0x00038de7]
+export const SIM_AGENT_CAPS: ReadonlyArray<number> = [SPICE_VDAGENT_CAPS]
 /** At most this many transfers at once, as spice-vdagentd. */
 const MAX_TRANSFERS = 128
 

@@ -1,7 +1,7 @@
 // The host end of the emulated chardev for tests and the golden capture: sends chunked messages to the real agent and
 // reassembles what it answers with src/protocol's StreamParser, keeping each message's raw wire bytes as captured.
 import { connect, type Socket } from "node:net"
-import { concatBytes } from "../../src/protocol/bytes.ts"
+import { concatBytes, readU32LE } from "../../src/protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MessageType, Port, messageTypeName } from "../../src/protocol/constants.ts"
 import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import type { MessageHeader } from "../../src/protocol/header.ts"
@@ -167,7 +167,8 @@ export const u32s = (...words: number[]): Uint8Array => {
   return out
 }
 
-export const u32At = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true)
+/** The little-endian u32 at `at` (src/protocol's reader, by the name these tests use). */
+export const u32At = readU32LE
 
 /** A payload read as little-endian u32 words (a trailing partial word is ignored). */
 export const words = (b: Uint8Array): number[] => Array.from({ length: b.length >>> 2 }, (_, i) => u32At(b, i * 4))

@@ -1,7 +1,7 @@
 // A fake host bridge speaking the bridge link over any transport (workerd WebSocket or Node `ws`): it keeps agent
 // bytes until acknowledged and replays them on welcome/rewind, and assembles guest-bound `write` frames the way the
 // real bridge must (whole messages only, `abort` drops a partial one), recording every message the "guest" receives.
-import { concatBytes } from "../../src/protocol/bytes.ts"
+import { concatBytes, readU32LE as u32 } from "../../src/protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE } from "../../src/protocol/constants.ts"
 import { LINK_VERSION, type BridgeToRelay, type RelayToBridge } from "../../src/link/types.ts"
 
@@ -10,8 +10,6 @@ export interface GuestMessage {
   readonly type: number
   readonly payload: Uint8Array
 }
-
-const u32 = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset + at, 4).getUint32(0, true)
 
 /** Splits whole chunked bytes of one port into the messages they carry (throws on a torn message: a test failure). */
 export const unchunk = (port: number, bytes: Uint8Array): GuestMessage[] => {

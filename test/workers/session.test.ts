@@ -8,10 +8,11 @@ import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
 import { FakeBridge } from "./fake-bridge.ts"
 import { ORIGIN, bridgePeer, clientPeer, mint, receiveMessage, stubFor, upgrade, type ClientPeer } from "./helpers.ts"
+import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)))
 /** Caps of spice-vdagent 0.22.1 (test/golden/captured-agent-announce-request.hex). */
-const AGENT_CAPS = 0x00038de7
+const AGENT_CAPS = SPICE_VDAGENT_CAPS
 const announce = encodeChunkedMessage(Port.Client, MessageType.AnnounceCapabilities, hex("01000000e78d0300"))
 /** CLIPBOARD_GRAB(selection 0, serial 0, UTF8_TEXT) as the real agent sends it. */
 const grab = encodeChunkedMessage(Port.Client, MessageType.ClipboardGrab, hex("00000000" + "00000000" + "01000000"))

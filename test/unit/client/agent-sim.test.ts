@@ -14,6 +14,7 @@ import { codecOptionsFor, encodeMessage } from "../../../src/protocol/message-co
 import type { AgentMessage } from "../../../src/protocol/messages.ts"
 import { defaultClientCaps } from "../../../src/client/index.ts"
 import { concat } from "./helpers.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 const golden = (name: string): Uint8Array => parseGolden(name, readFileSync(join(GOLDEN_DIR, `${name}.hex`), "utf8")).bytes
 
@@ -38,7 +39,7 @@ const make = () => {
 
 /** A client message as the SDK's relay would put it on the wire (chunks ≤ 2048). */
 const client = (msg: AgentMessage, port: number = Port.Client): Uint8Array => {
-  const r = encodeMessage(msg, codecOptionsFor([0x00038de7]))
+  const r = encodeMessage(msg, codecOptionsFor([SPICE_VDAGENT_CAPS]))
   if (r._tag !== "Ok") throw new Error(r.detail)
   return encodeChunkedMessage(port, MessageType[msg._tag], r.value)
 }

@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from "ws"
 import { decodeClientToRelay, encodeRelayToClient } from "../../../src/link/client-codec.ts"
 import { defaultPolicy, LINK_VERSION, type ClientToRelay, type RelayToClient } from "../../../src/link/types.ts"
 import { concatBytes } from "../../../src/protocol/bytes.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 export interface WholeMessage {
   readonly id: number
@@ -60,7 +61,7 @@ export class FakeLink {
     this.clientCredit = o.credit ?? 4 * 1024 * 1024
     this.send({
       t: "welcome", v: LINK_VERSION, session: "s-1", role: this.hello?.role ?? "controller",
-      agent: { connected: true, caps: [0x00038de7] }, policy: defaultPolicy, credit: this.clientCredit, resume: "r-1", ...o,
+      agent: { connected: true, caps: [SPICE_VDAGENT_CAPS] }, policy: defaultPolicy, credit: this.clientCredit, resume: "r-1", ...o,
     })
   }
 

@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it } from "vitest"
 import { ClientError, MessageType } from "../../../src/client/index.ts"
 import type { FakeLink } from "./fake-relay.ts"
 import { type Opened, concat, open, u32, until } from "./helpers.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
+import { readU32LE } from "../../../src/protocol/bytes.ts"
 
 let o: Opened | undefined
 afterEach(async () => {
@@ -13,7 +15,7 @@ afterEach(async () => {
 
 const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff)
 const status = (link: FakeLink, id: number, result: number, detail: Uint8Array = new Uint8Array(0)) => link.agentMessage(MessageType.FileXferStatus, concat(u32(id, result), detail))
-const idOf = (p: Uint8Array) => new DataView(p.buffer, p.byteOffset).getUint32(0, true)
+const idOf = (p: Uint8Array) => readU32LE(p, 0)
 const dataOf = (link: FakeLink) => link.messages.filter((m) => m.type === MessageType.FileXferData)
 
 describe("file transfer", () => {
@@ -161,7 +163,7 @@ describe("file transfer", () => {
   })
 
   it("refuses locally when the agent announces FILE_XFER_DISABLED or the policy forbids it", async () => {
-    o = await open({ agent: { connected: true, caps: [0x00038de7 | (1 << 13)] } })
+    o = await open({ agent: { connected: true, caps: [SPICE_VDAGENT_CAPS | (1 << 13)] } })
     const t = o.session.sendFile({ name: "a", data: bytes(1) })
     await expect(t.done).rejects.toBeInstanceOf(ClientError)
     expect(t.status).toBe("failed")

@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest"
 import { MessageType } from "../../../src/client/index.ts"
 import { type Opened, open, u32 } from "./helpers.ts"
+import { readU32LE } from "../../../src/protocol/bytes.ts"
 
 let o: Opened | undefined
 afterEach(async () => {
@@ -73,7 +74,7 @@ describe("reconnect", () => {
     expect(await grab).toMatchObject({ reason: "interrupted" })
     await expect(file.done).rejects.toMatchObject({ reason: "interrupted" })
     const announce = await link2.nextMessage(MessageType.AnnounceCapabilities, 0)
-    expect(new DataView(announce.payload.buffer).getUint32(0, true)).toBe(1)
+    expect(readU32LE(announce.payload, 0)).toBe(1)
     expect(link2.messages.some((m) => m.type === MessageType.ClipboardGrab || m.type === MessageType.FileXferStart)).toBe(false)
   })
 

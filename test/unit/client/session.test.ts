@@ -3,8 +3,10 @@ import { afterEach, describe, expect, it } from "vitest"
 import { ClientError, ClipboardType, MessageType } from "../../../src/client/index.ts"
 import { FakeRelay } from "./fake-relay.ts"
 import { type Opened, concat, open, u32, until } from "./helpers.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
+import { readU32LE } from "../../../src/protocol/bytes.ts"
 
-const AGENT_CAPS = 0x00038de7 // spice-vdagent 0.22.1, observed (spec §11)
+const AGENT_CAPS = SPICE_VDAGENT_CAPS
 const utf8 = new TextEncoder()
 let o: Opened | undefined
 afterEach(async () => {
@@ -44,7 +46,7 @@ describe("caps announce", () => {
   it("a controller announces its caps with request=1 when the agent is connected, then MAX_CLIPBOARD", async () => {
     o = await open()
     const announce = await o.link.nextMessage(MessageType.AnnounceCapabilities, 0)
-    expect(new DataView(announce.payload.buffer).getUint32(0, true)).toBe(1)
+    expect(readU32LE(announce.payload, 0)).toBe(1)
     const max = await o.link.nextMessage(MessageType.MaxClipboard, 0)
     expect(new DataView(max.payload.buffer).getInt32(0, true)).toBe(100 * 1024 * 1024)
   })
@@ -65,7 +67,7 @@ describe("caps announce", () => {
     await o.session.setClipboardText("one") // serial 0
     await o.link.agentMessage(MessageType.AnnounceCapabilities, u32(1, AGENT_CAPS))
     const reply = await o.link.nextMessage(MessageType.AnnounceCapabilities, 1)
-    expect(new DataView(reply.payload.buffer).getUint32(0, true)).toBe(0)
+    expect(readU32LE(reply.payload, 0)).toBe(0)
     const from = o.link.messages.length
     await o.session.setClipboardText("two")
     const grab = await o.link.nextMessage(MessageType.ClipboardGrab, from)
@@ -81,7 +83,7 @@ describe("caps announce", () => {
     const from = o.link.messages.length
     o.link.send({ t: "agent", connected: true, caps: [AGENT_CAPS] })
     const again = await o.link.nextMessage(MessageType.AnnounceCapabilities, from)
-    expect(new DataView(again.payload.buffer).getUint32(0, true)).toBe(1)
+    expect(readU32LE(again.payload, 0)).toBe(1)
   })
 })
 
@@ -154,7 +156,7 @@ describe("roles", () => {
     await taking
     expect(o.session.role).toBe("controller")
     const announce = await o.link.nextMessage(MessageType.AnnounceCapabilities, 0)
-    expect(new DataView(announce.payload.buffer).getUint32(0, true)).toBe(1)
+    expect(readU32LE(announce.payload, 0)).toBe(1)
   })
 
   it("take control is refused with the relay's notice", async () => {

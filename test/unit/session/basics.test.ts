@@ -5,8 +5,9 @@ import { Cap, MessageType } from "../../../src/protocol/constants.ts"
 import { buildCaps, hasCap } from "../../../src/protocol/caps.ts"
 import { decodeAnnounceCapabilities } from "../../../src/protocol/codec-misc.ts"
 import { Sim, announce, bytes, concat, same, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
-const AGENT_CAPS = [0x00038de7]
+const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 
 describe("session basics", () => {
   it("agent attach: the relay asks for caps itself (the agent does not re-announce on host reconnect)", () => {

@@ -4,8 +4,9 @@ import { Cap, FileXferResult, MessageType, Port } from "../../../src/protocol/co
 import { buildCaps } from "../../../src/protocol/caps.ts"
 import { decodeFileXferStatus } from "../../../src/protocol/codec-file-xfer.ts"
 import { Sim, announce, bytes, concat, same, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
-const AGENT_CAPS = [0x00038de7]
+const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 
 const ready = (o: ConstructorParameters<typeof Sim>[0] = {}): Sim => {
   const sim = new Sim(o)

@@ -3,8 +3,9 @@ import { describe, expect, it } from "vitest"
 import { MessageType, Port } from "../../../src/protocol/constants.ts"
 import { decodeAnnounceCapabilities } from "../../../src/protocol/codec-misc.ts"
 import { Sim, announce, bytes, concat, same, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
-const AGENT_CAPS = [0x00038de7]
+const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 
 const ready = (o: ConstructorParameters<typeof Sim>[0] = {}): Sim => {
   const sim = new Sim(o)
@@ -214,6 +215,8 @@ describe("case 6: Durable Object restarted", () => {
     expect(sim.bridge.frames.some((f) => (f as { t: string }).t === "abort")).toBe(true)
     sim.sendRest("c1", id, payload, 100_000, 50_000)
     expect(c.closed).toBeNull()
+    // Sent again under its id, as the SDK does (a later id would be told resend until it comes: per-sender order).
+    c.nextId = id
     sim.send("c1", MessageType.Clipboard, payload, { frag: 50_000 })
     expect(sim.agentGot(MessageType.Clipboard)).toHaveLength(1)
     expect(sim.tornAnywhere()).toEqual([])

@@ -4,11 +4,12 @@
 import { expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 it("delivers every message of a new connection even when its epoch number was used before", () => {
   const sim = new Sim()
   sim.attachBridge({ epoch: 7 })
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   const c = sim.join("c1")
   sim.credit("c1", 1 << 30)
   for (let i = 0; i < 8; i++) sim.agentSays(MessageType.Reply, u32le(i, 1))
@@ -26,7 +27,7 @@ it("delivers every message of a new connection even when its epoch number was us
 it("a message of the old connection still queued when a new one starts does not hide the new one's messages", () => {
   const sim = new Sim({ limits: { initialClientCredit: 1 } })
   sim.attachBridge({ epoch: 1 })
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   const c = sim.join("c1")
   sim.agentSays(MessageType.Reply, new Uint8Array(8).fill(1))

@@ -4,11 +4,12 @@
 import { expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 it("every message in flight across a restart is answered, however many there are", () => {
   const sim = new Sim()
   sim.attachBridge()
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   const c = sim.join("c1")
   // The guest is stalled: nothing is confirmed written while the console keeps sending small messages.

@@ -6,6 +6,7 @@ import { MessageType } from "../../../src/protocol/constants.ts"
 import { defaultPolicy } from "../../../src/link/types.ts"
 import type { Written } from "./peers.ts"
 import { Sim, announce, bytes, concat, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 export const mulberry32 = (seed: number) => () => {
   seed = (seed + 0x6d2b79f5) | 0
@@ -35,7 +36,7 @@ export const LIMITS = {
   clientGraceMs: 60,
 }
 
-const AGENT_CAPS = [0x00038de7]
+const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 
 interface Pending {
   readonly client: string

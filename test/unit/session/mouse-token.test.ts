@@ -3,8 +3,9 @@
 import { describe, expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce, bytes, concat, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
-const AGENT_CAPS = [0x00038de7]
+const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 
 const ready = (): Sim => {
   const sim = new Sim()

@@ -4,11 +4,12 @@
 import { expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 it("aborts an agent message half sent to a console even after a whole relay-made message went out meanwhile", () => {
   const sim = new Sim({ split: 20, policy: { fileTransfer: false } })
   sim.attachBridge({ epoch: 1, port: "open" })
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   const c = sim.join("c1")
   sim.credit("c1", 1 << 20)

@@ -5,13 +5,14 @@
 import { expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 const requests = (sim: Sim): number => sim.agentGot(MessageType.AnnounceCapabilities).filter((m) => m.payload[0] === 1).length
 
 it("asks the agent for its caps when the port opens on a new connection that has not announced", () => {
   const sim = new Sim()
   sim.attachBridge({ epoch: 1, port: "open" })
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(true, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(true, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   const c = sim.join("c1")
   sim.port(false) // the guest's port closes (VM reboot) ...
@@ -19,7 +20,7 @@ it("asks the agent for its caps when the port opens on a new connection that has
   const before = requests(sim)
   sim.port(true)
   expect(requests(sim)).toBe(before + 1)
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
-  expect(c.agent).toMatchObject({ connected: true, caps: [0x00038de7] })
+  expect(c.agent).toMatchObject({ connected: true, caps: [SPICE_VDAGENT_CAPS] })
 })

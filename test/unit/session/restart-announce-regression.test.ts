@@ -5,11 +5,12 @@ import { expect, it } from "vitest"
 import { restore } from "../../../src/session/index.ts"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 it("a relay restart on the same agent connection sends the agent no new caps request", () => {
   const sim = new Sim()
   sim.attachBridge({ epoch: 5, port: "open" })
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(true, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(true, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   sim.join("c1")
   sim.wrote()

@@ -3,8 +3,10 @@
 import { MessageType } from "../../../src/protocol/constants.ts"
 import type { RelayToClient } from "../../../src/link/types.ts"
 import { Sim, announce } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
+import { readU32LE } from "../../../src/protocol/bytes.ts"
 
-export const AGENT_CAPS = [0x00038de7]
+export const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 export const GRACE = 10_000
 
 export const ready = (o: ConstructorParameters<typeof Sim>[0] = {}): Sim => {
@@ -25,4 +27,4 @@ export const timer = (sim: Sim, at: number): void => {
   sim.now = at - 1 // step() adds 1
   sim.step({ _tag: "TimerFired" })
 }
-export const statusOf = (p: Uint8Array) => ({ id: new DataView(p.buffer, p.byteOffset).getUint32(0, true), result: new DataView(p.buffer, p.byteOffset).getUint32(4, true) })
+export const statusOf = (p: Uint8Array) => ({ id: readU32LE(p, 0), result: readU32LE(p, 4) })

@@ -3,11 +3,12 @@
 import { expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
 import { Sim, announce, u32le } from "./sim.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
 it("data frames sent before the bridge saw the rewind are stale: every message arrives whole, once, in order", () => {
   const sim = new Sim({ split: 36, limits: { initialClientCredit: 1 } })
   sim.attachBridge()
-  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x00038de7]))
+  sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
   const c = sim.join("c1")
   sim.join("v1", "viewer") // grants no credit: it holds the acknowledgement back

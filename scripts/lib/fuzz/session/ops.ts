@@ -11,8 +11,9 @@ import { fnv } from "../reference.ts"
 import { Rng } from "../rng.ts"
 import type { ClientView } from "./client-view.ts"
 import type { SessionWorld } from "./world.ts"
+import { SPICE_VDAGENT_CAPS } from "../../../../src/protocol/known.ts"
 
-export const AGENT_CAPS = [0x00038de7] // what spice-vdagent 0.22.1 announces (spec §11)
+export const AGENT_CAPS = [SPICE_VDAGENT_CAPS]
 export const CLIENT_CAPS = [0x000355f7]
 
 export const Op = {
