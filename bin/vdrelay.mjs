@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// vdrelay command line: `vdrelay token …` mints tokens, `vdrelay bridge …` runs the host bridge.
+// vdrelay command line: `vdrelay token …` mints tokens, `keygen` and `host-key` make keys, `vdrelay bridge …` runs the
+// host bridge.
 // Sources are TypeScript run through tsx's loader (no build step); Node ≥ 22.12.
 import { register } from "tsx/esm/api"
 
@@ -7,6 +8,8 @@ register()
 const [command, ...args] = process.argv.slice(2)
 const commands = {
   token: "../src/auth/cli.ts",
+  keygen: "../src/auth/keygen-cli.ts",
+  "host-key": "../src/bridge/host-key.ts",
   bridge: "../src/bridge/cli.ts",
 }
 if (command === undefined || command === "--help" || command === "-h" || !(command in commands)) {
@@ -14,8 +17,10 @@ if (command === undefined || command === "--help" || command === "-h" || !(comma
   out.write(`usage: vdrelay <command> [options]
 
 commands:
-  token    mint a signed token (tenant, vm, role, ttl) for consoles, bridges and operators
-  bridge   run the host bridge: VM chardev sockets -> outbound tunnels to the relay
+  token     mint a signed token (tenant, vm, role, ttl) for consoles, bridges and operators
+  keygen    make an Ed25519 token signing key (private JWK file; prints the public JWK for VDRELAY_JWKS)
+  host-key  make this bridge host's key if needed and print its thumbprint (for bridge tokens' --jkt)
+  bridge    run the host bridge: VM chardev sockets -> outbound tunnels to the relay
 
 Run 'vdrelay <command> --help' for a command's options.
 `)

@@ -1,12 +1,15 @@
 // The tunnel session: one outbound WebSocket to the VM's Durable Object speaking the bridge link. Hello on open,
 // frames to the core, pings for liveness, a bounded amount of unflushed bytes, and a finalizer that tells the relay
-// (close 1001 on shutdown) and the core (tunnel lost) why it ended.
+// (close 1001 on shutdown) and the core (tunnel lost) why it ended. When the token names a host key, the relay's first
+// frame is a challenge, answered with the host key before the hello (docs/security.md, "Bridge host keys"); a token
+// file rewritten while the link is up is presented over the link, so the link outlives the old token.
 import { readFile } from "node:fs/promises"
 import { Effect, type Scope } from "effect"
 import WebSocket from "ws"
-import { CloseCode, closeReason, decodeRelayToBridge, encodeBridgeToRelay, linkErrorOfDecode, closeCodeOf, MAX_FRAME_BYTES } from "../link/index.ts"
+import { CloseCode, closeReason, decodeChallenge, decodeRelayToBridge, encodeBridgeToRelay, encodePeerAuth, linkErrorOfDecode, closeCodeOf, MAX_FRAME_BYTES } from "../link/index.ts"
 import type { VmConfig } from "./config.ts"
 import { BridgeError, describeCause } from "./errors.ts"
+import { hostKeyFile, loadHostKey, tokenHostKey, type HostKey } from "./host-key.ts"
 import type { Logger } from "./log.ts"
 import { exitCause } from "./socket.ts"
 import type { Established } from "./supervise.ts"
@@ -17,6 +20,31 @@ export interface TunnelOptions {
   readonly pingIntervalMs: number
   /** How long the relay may take to answer hello with welcome. */
   readonly welcomeTimeoutMs: number
+  /** This host's key file (default: VDRELAY_HOST_KEY_FILE, else /etc/vdrelay/host-key.jwk); read only for tokens naming a key. */
+  readonly hostKeyFile?: string
+  /** How often the token file is read again while the link is up (a new token is sent over the link). Default 60 s. */
+  readonly tokenCheckMs?: number
+}
+
+/** Answers the relay's challenge for one VM with this host's key. */
+interface Prover {
+  readonly vm: string
+  readonly key: HostKey
+}
+
+/** The host key a token asks for, loaded; undefined when the token names none (development tokens). */
+const proverFor = (token: string, vm: VmConfig, opts: TunnelOptions): Effect.Effect<Prover | undefined, BridgeError> => {
+  const jkt = tokenHostKey(token)
+  if (jkt === undefined) return Effect.succeed(undefined)
+  return Effect.promise(() => loadHostKey(opts.hostKeyFile ?? hostKeyFile())).pipe(
+    Effect.flatMap((key) =>
+      key instanceof Error
+        ? Effect.fail(fail("TokenUnreadable", key.message))
+        : key.jkt !== jkt
+          ? Effect.fail(fail("TokenUnreadable", `${vm.tokenFile} names host key ${jkt}, this host's key is ${key.jkt}`))
+          : Effect.succeed({ vm: vm.id, key }),
+    ),
+  )
 }
 
 const readToken = (file: string): Effect.Effect<string, BridgeError> =>
@@ -60,7 +88,7 @@ class Inbox {
 }
 
 /** Opens the WebSocket (the token travels in the Authorization header, never in the URL, so it stays out of logs). */
-const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, opts: TunnelOptions): Effect.Effect<WebSocket, BridgeError, Scope.Scope> =>
+const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, opts: TunnelOptions, prover: Prover | undefined): Effect.Effect<WebSocket, BridgeError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<WebSocket, BridgeError>((resume) => {
       const ws = new WebSocket(url, {
@@ -75,9 +103,7 @@ const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, o
         ws.terminate()
       })
       ws.once("error", (e) => resume(Effect.fail(fail("TunnelRefused", describeCause(e)))))
-      ws.once("open", () => {
-        ws.removeAllListeners("error")
-        ws.on("error", () => {}) // the close event that follows carries the outcome
+      const attach = (): void => {
         ws.on("message", (data: Buffer, isBinary: boolean) => inbox.message(data, isBinary))
         ws.on("close", (code: number, reason: Buffer) => inbox.close(code, reason))
         let inflight = 0
@@ -96,6 +122,35 @@ const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, o
           },
         })
         resume(Effect.succeed(ws))
+      }
+      ws.once("open", () => {
+        ws.removeAllListeners("error")
+        ws.on("error", () => {}) // the close event that follows carries the outcome
+        if (prover === undefined) return attach()
+        // The relay's first frame is the challenge; nothing else happens on the link until it is answered.
+        const early = (code: number, reason: Buffer): void =>
+          resume(Effect.fail(fail("TunnelClosed", `close ${code} before the host key was proven${reason.length > 0 ? `: ${reason.toString("utf8")}` : ""}`)))
+        ws.once("close", early)
+        ws.once("message", (data: Buffer, isBinary: boolean) => {
+          const d = isBinary ? decodeChallenge(data) : undefined
+          if (d === undefined || d._tag !== "Ok") {
+            ws.off("close", early)
+            ws.close(CloseCode.ProtocolError, "expected a challenge")
+            return resume(Effect.fail(fail("TunnelProtocol", "the relay's first frame is not a challenge")))
+          }
+          prover.key.prove(prover.vm, d.value.nonce).then(
+            (proof) => {
+              ws.off("close", early)
+              if (ws.readyState !== WebSocket.OPEN) return resume(Effect.fail(fail("TunnelClosed", "closed while the host key was proven")))
+              ws.send(encodePeerAuth({ t: "proof", key: proof.key, sig: proof.sig }))
+              attach()
+            },
+            (e: unknown) => {
+              ws.terminate()
+              resume(Effect.fail(fail("TunnelProtocol", `host key proof: ${describeCause(e)}`)))
+            },
+          )
+        })
       })
       return Effect.sync(() => ws.terminate())
     }),
@@ -118,8 +173,9 @@ const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, o
 export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: TunnelOptions) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.gen(function* () {
     const token = yield* readToken(vm.tokenFile)
+    const prover = yield* proverFor(token, vm, opts)
     const inbox = new Inbox()
-    const ws = yield* openWebSocket(vm.url, token, core, inbox, opts)
+    const ws = yield* openWebSocket(vm.url, token, core, inbox, opts, prover)
     // Timers and listeners live until the session ends, however it ends (an async's canceler runs only on interrupt).
     const timers: Array<NodeJS.Timeout> = []
     yield* Effect.addFinalizer(() =>
@@ -136,6 +192,7 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
       }
       let lastHeard = Date.now()
       let pings = 0
+      let current = token
       const protocolError = (detail: string, code: number = CloseCode.ProtocolError): void => {
         log.log("error", "tunnel-protocol-error", { cause: detail })
         ws.close(code, closeReason(detail))
@@ -167,6 +224,20 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
           }
           if (core.tunnelSynced) ws.send(encodeBridgeToRelay({ t: "ping", n: ++pings }))
         }, opts.pingIntervalMs),
+        // A token file rewritten by provisioning (before the old token expires) is presented over the link: the relay
+        // then ends the link at the new token's expiry instead of the old one's, and nothing reconnects.
+        setInterval(() => {
+          void readFile(vm.tokenFile, "utf8").then(
+            (text) => {
+              const fresh = text.trim()
+              if (fresh === "" || fresh === current || !core.tunnelSynced || ws.readyState !== WebSocket.OPEN) return
+              current = fresh
+              log.log("info", "token-refreshed", { file: vm.tokenFile })
+              ws.send(encodePeerAuth({ t: "token", token: fresh }))
+            },
+            () => {}, // unreadable for a moment (being rewritten): the next check, or the next connect, tells
+          )
+        }, opts.tokenCheckMs ?? 60_000),
       )
       inbox.take(onMessage, onClose)
     })
