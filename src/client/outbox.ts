@@ -14,6 +14,9 @@ export interface Outgoing {
   readonly reject: (err: ClientError) => void
   /** Given up while the relay held it whole: it waits for its answer but is never sent again (a `resend` fails it). */
   withdrawn?: ClientError
+  /** The relay asked for it again (`resend`): if it is given up instead, the relay is told (`abort`), since it holds
+   * back this console's later messages until it comes (per-sender order). */
+  owed?: boolean
 }
 
 export interface OutboxOptions {
@@ -90,10 +93,12 @@ export class Outbox {
     if (m === undefined) return undefined
     if (code === "resend" && m.withdrawn !== undefined) {
       this.unacked.delete(id)
+      if (this.open) this.opts.send({ t: "abort", id })
       m.reject(m.withdrawn)
       return m
     }
     if (code === "resend") {
+      m.owed = true
       if (!this.unacked.delete(id)) {
         // Half sent when the relay dropped it (the rest of this attempt would be discarded): restart it from byte 0.
         if (this.queue[0] === m && this.offset > 0) {
@@ -130,10 +135,10 @@ export class Outbox {
     if (this.unacked.delete(m.id)) return m.reject(err)
     const at = this.queue.indexOf(m)
     if (at === -1) return
-    if (at === 0 && this.offset > 0) {
-      if (this.open) this.opts.send({ t: "abort", id: m.id })
-      this.offset = 0
-    }
+    const halfSent = at === 0 && this.offset > 0
+    // A half-sent message is aborted; so is one the relay asked for again (it holds back what comes after it).
+    if ((halfSent || m.owed === true) && this.open) this.opts.send({ t: "abort", id: m.id })
+    if (halfSent) this.offset = 0
     this.queue.splice(at, 1)
     m.reject(err)
     this.pump()

@@ -33,6 +33,7 @@ export const notice = (s: SessionState, c: ClientSide, code: NoticeCode, detail:
   if (id !== undefined) {
     c.dirty = true
     remember(s, c.answered, id, code)
+    if (code === "resend") c.owed.add(id)
   }
   const frame =
     id === undefined

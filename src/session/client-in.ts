@@ -44,6 +44,9 @@ const refuseFileXfer = (s: SessionState, c: ClientSide, start: Uint8Array): void
 }
 
 const refusal = (s: SessionState, c: ClientSide, f: Frame<"msg">): { code: NoticeCode; detail: string } | undefined => {
+  // Per-sender order: nothing overtakes a message the relay asked for again (the SDK puts this one back behind it).
+  if (c.owed.size > 0 && !c.owed.delete(f.id) && f.id > Math.min(...c.owed))
+    return { code: "resend", detail: "an earlier message of this console is being sent again: send this one after it" }
   if (c.role !== "controller") return { code: "dropped-by-role", detail: "viewers cannot send to the agent" }
   if (!reachable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }
   return checkHeader(f.type, f.size, s.policy, s.limits, s.rawCaps)
@@ -180,6 +183,8 @@ const trackXfer = (s: SessionState, c: ClientSide, type: number, buf: Uint8Array
 
 const onAbort = (s: SessionState, c: ClientSide, f: Frame<"abort">): void => {
   const m = c.inMsg
+  // The console gives up an id it was asked to send again: later ones no longer wait for it.
+  c.owed.delete(f.id)
   if (m === null || m.id !== f.id) return
   if (m.mode === "stream" && s.guest.stream?.client === c.id) streamAbort(s)
   c.creditFree += m.mode === "store" ? m.received : 0

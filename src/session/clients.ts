@@ -43,6 +43,7 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
   answered: new Map(),
   xfers: new Set(),
   cancelled: new Set(),
+  owed: new Set(),
 })
 
 const validToken = (t: unknown): string => (typeof t === "string" && t.length <= 256 ? t : "")

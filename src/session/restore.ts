@@ -72,6 +72,7 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   answered: new Map(),
   xfers: new Set(),
   cancelled: new Set(),
+  owed: new Set(),
 })
 
 const validCredit = (n: unknown): number | undefined =>

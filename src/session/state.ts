@@ -79,6 +79,11 @@ export interface ClientSide {
   xfers: Set<number>
   /** Transfers the relay cancelled towards the agent while it was away: their data is refused, the client is told. */
   cancelled: Set<number>
+  /**
+   * Ids told `resend` and not sent again (answers.ts adds, client-in.ts removes): a later message arriving before them
+   * would be written ahead of them, so it is told `resend` too (per-sender order). An `abort` of an owed id releases it.
+   */
+  owed: Set<number>
 }
 
 /** What a message id was answered with: "pending" while handed to the bridge and not yet written. */

@@ -37,3 +37,16 @@ it("reports a relay abort of a half-received agent message as 'aborted' with its
   await seen
   expect(errors.map((e) => [e.reason, e.extra.notice])).toEqual([["aborted", "dropped-by-disconnect"]])
 })
+
+it("tells the relay (abort) when it gives up a message the relay asked for again, which holds back its later ones", async () => {
+  const { Outbox } = await import("../../../src/client/outbox.ts")
+  const { ClientError } = await import("../../../src/client/errors.ts")
+  const frames: Array<{ t: string; id?: number }> = []
+  const out = new Outbox({ maxFragment: 1000, send: (f) => frames.push(f) })
+  out.linkOpened(10)
+  const p = out.enqueue(4, new Uint8Array(10), "file:1").catch((e: ClientError) => e.reason)
+  out.notice(1, "resend", "restart") // back in the queue, no credit left to send it
+  out.cancel((m) => m.group === "file:1", new ClientError("cancelled", "test"))
+  expect(await p).toBe("cancelled")
+  expect(frames.map((f) => f.t)).toEqual(["msg", "abort"])
+})

@@ -45,3 +45,39 @@ describe("idempotence keys on guest-bound writes", () => {
     expect(w.every((f) => f.origin === undefined && f.id === undefined)).toBe(true)
   })
 })
+
+describe("per-sender order after a resend", () => {
+  it("tells resend a later message that arrives before the one asked for again, and writes them in order once it comes", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    sim.bridge.dedupe = false // this bridge really lost the message: nothing of it was written
+    const before = sim.bridge.wnext
+    const first = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    sim.detachBridge()
+    sim.bridge.wnext = before
+    sim.bridge.written.pop()
+    sim.attachBridge()
+    expect(c.sent.get(first)!.fate).toEqual(["resend"])
+    // A message the console had already sent behind it arrives before the resend: it must not overtake it.
+    const later = sim.send("c1", MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)]))
+    expect(c.sent.get(later)!.fate).toEqual(["resend"])
+    c.nextId = first
+    sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    sim.send("c1", MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)]))
+    sim.wrote()
+    expect(sim.agentGot().filter((m) => m.port === 1).map((m) => m.type).slice(-2)).toEqual([MessageType.ClipboardRelease, MessageType.MonitorsConfig])
+    expect(c.sent.get(first)!.fate).toEqual(["ack"])
+  })
+
+  it("releases the hold when the console gives the owed message up (abort)", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    const first = sim.send("c1", MessageType.Clipboard, concat([u32le(0, 1), bytes(200_000)]), { frag: 50_000, stopAfter: 2 })
+    sim.detachBridge()
+    sim.attachBridge()
+    sim.frame("c1", { t: "abort", id: first })
+    const later = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    sim.wrote()
+    expect(c.sent.get(later)!.fate).toEqual(["ack"])
+  })
+})
