@@ -17,7 +17,7 @@ export interface PendingProof {
 }
 
 export interface ProofHost {
-  /** Ends the link with close 4002 (the `auth` link error), an error frame first. */
+  /** Ends the link with close 4401 (the `auth` link error), an error frame first. */
   readonly refuse: (ws: WebSocket, detail: string) => void
   /** Hands a frame held during the check to the link's usual path, in arrival order. */
   readonly replay: (ws: WebSocket, data: ArrayBuffer) => void

@@ -1,5 +1,5 @@
 // Tokens on open links (docs/security.md, "Open links"): each link remembers the token it joined with (id, issue time,
-// expiry) and is closed with 4002 when that token expires, unless a fresh token for the same tenant, VM and role came
+// expiry) and is closed with 4401 when that token expires, unless a fresh token for the same tenant, VM and role came
 // over the link first; revocations (by token id, or every token issued before a time, for the VM or its tenant) close
 // the links they match at once and refuse later joins. The Durable Object's one alarm is shared between the session
 // actor's timer and the earliest link expiry.
@@ -37,7 +37,7 @@ interface LinkRow {
 }
 
 export interface LinkAuthHost {
-  /** Ends a link with close 4002 (an `auth` error frame first). */
+  /** Ends a link with close 4401 (an `auth` error frame first). */
   readonly close: (ws: WebSocket, detail: string) => void
   readonly setAlarm: (at: number) => void
   readonly deleteAlarm: () => void

@@ -14,7 +14,7 @@ export type PeerAuthFrame =
   | { readonly t: "proof"; readonly key: string; readonly sig: Uint8Array }
   /**
    * Console or bridge → relay on a joined link: a fresh token for the same tenant, VM and role (and host key). The
-   * link then ends at the new token's expiry instead of the old one's; a token refused ends the link (close 4002).
+   * link then ends at the new token's expiry instead of the old one's; a token refused ends the link (close 4401).
    */
   | { readonly t: "token"; readonly token: string }
 

@@ -19,7 +19,7 @@ export const CloseCode = {
    * Authentication ended the link: its token expired (and no fresh one came over the link), was revoked, a fresh one
    * was refused, or a bridge could not prove it holds its host key. Get a new token before reconnecting.
    */
-  Auth: 4002,
+  Auth: 4401,
 } as const
 
 export const closeCodeOf = (code: LinkErrorCode): number => {

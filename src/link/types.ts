@@ -57,7 +57,7 @@ export type LinkErrorCode =
   | "replaced" // 4000: another bridge took the VM; another controller took over and we close
   | "slow-consumer" // 4001: a viewer fell behind its queue cap
   | "going-away" // 1001
-  | "auth" // 4002: the link's token expired or was revoked, a refreshed token or a bridge's proof of its host key refused
+  | "auth" // 4401: the link's token expired or was revoked, a refreshed token or a bridge's proof of its host key refused
 
 export interface AgentState {
   readonly connected: boolean

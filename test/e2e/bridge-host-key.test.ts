@@ -1,6 +1,6 @@
 // The real bridge against the real Worker bundle in workerd, with production-style keys (issue 14): an EdDSA bridge
 // token naming this host's key; the bridge answers the relay's challenge and its tunnel comes up. A copy of the same
-// token used without the host key is refused with close 4002 while the real tunnel stays up and is never replaced;
+// token used without the host key is refused with close 4401 while the real tunnel stays up and is never replaced;
 // a host key that is not the one the token names stops the bridge before it connects.
 import { writeFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -38,7 +38,7 @@ afterAll(async () => {
 const bridgeConfig = (tokenFile: string) => ({ edge: `${worker.wsUrl}/v1/vms/{vm}/agent`, tokenFile, vms: [{ id: VM, chardev: chardev.path }] })
 
 describe("bridge host key against the real Worker", () => {
-  it("the bridge proves its host key and its tunnel comes up; a thief with the token alone is refused (4002), the tunnel untouched", async () => {
+  it("the bridge proves its host key and its tunnel comes up; a thief with the token alone is refused (4401), the tunnel untouched", async () => {
     const keyFile = join(dir.dir, "host-key.jwk")
     const hostKey = await createHostKey(keyFile)
     if (hostKey instanceof Error) throw hostKey
@@ -59,7 +59,7 @@ describe("bridge host key against the real Worker", () => {
     expect(decodeChallenge(first)._tag).toBe("Ok")
     const closed = new Promise<number>((ok) => thief.once("close", (code: number) => ok(code)))
     thief.send(encodeBridgeToRelay({ t: "hello", v: LINK_VERSION, bridge: "thief", epoch: 1, chardev: true, from: 0, wrote: 0, port: "open" }))
-    expect(await closed).toBe(4002)
+    expect(await closed).toBe(4401)
 
     // The real tunnel: still up, never dropped or replaced.
     expect(bridge.metric("vdrelay_bridge_tunnel_up")).toBe(1)

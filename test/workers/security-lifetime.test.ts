@@ -1,4 +1,4 @@
-// Tokens on open links (issue 14): a link ends with close 4002 when its token expires (at exp + skew, the object's
+// Tokens on open links (issue 14): a link ends with close 4401 when its token expires (at exp + skew, the object's
 // alarm), unless a fresh token came over the link; revocation by token id, by VM and by tenant closes the matching
 // links before the operator's request is answered and refuses those tokens from then on; keys rotate (old and new key
 // valid together, the old one then removed) without dropping a single link.
@@ -35,24 +35,24 @@ const post = async (path: string, token: string, body: unknown) =>
 const jtiOf = (token: string): string => JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).jti
 
 describe("expiry on open links", () => {
-  it("a console link ends with 4002 when its token expires; the object's alarm is set for exactly exp + skew", async () => {
+  it("a console link ends with 4401 when its token expires; the object's alarm is set for exactly exp + skew", async () => {
     const t0 = nowS()
     const peer = await joined("vm-exp-1", await mintEd({ tenant: "acme", vm: "vm-exp-1", role: "viewer", now: t0, ttl: 1 }))
     const deadline = (t0 + 1 + SKEW) * 1000
     expect(await alarmOf("acme", "vm-exp-1")).toBeLessThanOrEqual(deadline)
     const closed = await peer.closed
     const lag = Date.now() - deadline
-    expect(closed.code).toBe(4002)
+    expect(closed.code).toBe(4401)
     expect(lag).toBeGreaterThanOrEqual(0) // never before its time
     expect(peer.inbox).toContainEqual({ t: "error", code: "auth", detail: "token expired" })
     console.log(`measured: console link closed ${lag} ms after exp + skew`)
   })
 
-  it("a bridge link ends with 4002 when its token expires", async () => {
+  it("a bridge link ends with 4401 when its token expires", async () => {
     const t0 = nowS()
     const real = await provenBridge("acme", "vm-exp-2", "real-bridge", { now: t0, ttl: 1 })
     const closed = await real.peer.closed
-    expect(closed.code).toBe(4002)
+    expect(closed.code).toBe(4401)
     expect(Date.now()).toBeGreaterThanOrEqual((t0 + 1 + SKEW) * 1000)
     expect(real.peer.inbox).toContainEqual({ t: "error", code: "auth", detail: "token expired" })
   })
@@ -73,10 +73,10 @@ describe("expiry on open links", () => {
     ["another VM", { vm: "vm-other" }],
     ["another role", { role: "controller" as const }],
     ["an expired token", { now: nowS() - 3600, ttl: 60 }],
-  ])("a fresh token for %s is refused and ends the link (4002)", async (_what, change) => {
+  ])("a fresh token for %s is refused and ends the link (4401)", async (_what, change) => {
     const peer = await joined("vm-exp-4", await mintEd({ tenant: "acme", vm: "vm-exp-4", role: "viewer" }))
     refresh(peer.ws, await mintEd({ tenant: "acme", vm: "vm-exp-4", role: "viewer", ...change }))
-    expect((await peer.closed).code).toBe(4002)
+    expect((await peer.closed).code).toBe(4401)
     expect(peer.inbox.find((f) => f.t === "error")).toMatchObject({ code: "auth", detail: expect.stringContaining("fresh token refused") })
   })
 })
@@ -90,7 +90,7 @@ describe("revocation", () => {
     expect(res.status).toBe(200)
     expect(await res.json()).toMatchObject({ jti: jtiOf(token), closed: 1 })
     expect(victim.inbox).toContainEqual({ t: "error", code: "auth", detail: "token revoked" })
-    expect((await victim.closed).code).toBe(4002)
+    expect((await victim.closed).code).toBe(4401)
     const again = await upgrade("/v1/vms/vm-rev-1/console", { token })
     expect(again.status).toBe(401)
     expect(await again.text()).toContain("revoked")
@@ -104,8 +104,8 @@ describe("revocation", () => {
     const cut = nowS() + 1 // after every token above was issued
     const res = await post("/v1/vms/vm-rev-2/revocations", await mintEd({ tenant: "acme", vm: "vm-rev-2", role: "operator", now: cut, nbf: cut - 1 }), { issuedBefore: cut })
     expect(await res.json()).toMatchObject({ issuedBefore: cut, closed: 2 })
-    expect((await a.closed).code).toBe(4002)
-    expect((await bridge.peer.closed).code).toBe(4002)
+    expect((await a.closed).code).toBe(4401)
+    expect((await bridge.peer.closed).code).toBe(4401)
     const later = await joined("vm-rev-2", await mintEd({ tenant: "acme", vm: "vm-rev-2", role: "viewer", now: cut, nbf: cut - 1 }))
     await ping(later, 1)
     later.ws.close(1000)
@@ -121,8 +121,8 @@ describe("revocation", () => {
     const res = await post("/v1/revocations", admin, { issuedBefore: cut })
     expect(res.status).toBe(200)
     expect(await res.json()).toMatchObject({ vms: 2, closed: 2 })
-    expect((await v1.closed).code).toBe(4002)
-    expect((await v2.closed).code).toBe(4002)
+    expect((await v1.closed).code).toBe(4401)
+    expect((await v2.closed).code).toBe(4401)
     await ping(other, 1)
     // A token issued before the cut, for a VM that never had a link: refused before any VmSession exists.
     const before = await doCount()

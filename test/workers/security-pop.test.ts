@@ -1,5 +1,5 @@
 // Proof of possession for bridges (issue 14): a bridge token names its host's key (cnf.jkt) and the relay's first frame
-// on the link is a challenge only that key can answer. A stolen token without the key is refused with close 4002
+// on the link is a challenge only that key can answer. A stolen token without the key is refused with close 4401
 // before the live bridge is touched: no close 4000 for it, no change to the VM's stored session, a counter and an audit
 // line. A replayed answer is refused too.
 import { afterEach, describe, expect, it, vi } from "vitest"
@@ -19,7 +19,7 @@ const thiefRefused = async (vm: string, attempt: (thief: Awaited<ReturnType<type
   const thief = await challenged(vm, await bridgeToken("acme", vm))
   await attempt(thief, real)
   expect(await thief.peer.next()).toMatchObject({ t: "error", code: "auth" })
-  expect((await thief.peer.closed).code).toBe(4002)
+  expect((await thief.peer.closed).code).toBe(4401)
   // The live bridge: still the VM's bridge, still answering, never told it was replaced; the session unchanged.
   await roundTrip(real.peer, 2)
   expect(real.peer.inbox.filter((f) => f.t === "error")).toEqual([])
@@ -34,18 +34,18 @@ const thiefRefused = async (vm: string, attempt: (thief: Awaited<ReturnType<type
 }
 
 describe("a stolen bridge token without its host key", () => {
-  it("cannot say hello without answering the challenge (4002; live bridge untouched)", async () => {
+  it("cannot say hello without answering the challenge (4401; live bridge untouched)", async () => {
     await thiefRefused("vm-pop-1", async (thief) => thief.peer.send(bridgeHello("thief")))
   })
 
-  it("cannot answer with another key, even with a valid signature of that key (4002; live bridge untouched)", async () => {
+  it("cannot answer with another key, even with a valid signature of that key (4401; live bridge untouched)", async () => {
     await thiefRefused("vm-pop-2", async (thief) => {
       sendAuth(thief.ws, await proofBy(TEST_KEYS.otherHost, "vm-pop-2", thief.nonce))
       thief.peer.send(bridgeHello("thief"))
     })
   })
 
-  it("cannot replay the real bridge's answer to another challenge (4002; live bridge untouched)", async () => {
+  it("cannot replay the real bridge's answer to another challenge (4401; live bridge untouched)", async () => {
     await thiefRefused("vm-pop-3", async (thief, real) => {
       expect(thief.nonce).not.toBe(real.nonce)
       sendAuth(thief.ws, real.proof)
@@ -53,7 +53,7 @@ describe("a stolen bridge token without its host key", () => {
     })
   })
 
-  it("cannot use the host's public key with a forged signature (4002; live bridge untouched)", async () => {
+  it("cannot use the host's public key with a forged signature (4401; live bridge untouched)", async () => {
     await thiefRefused("vm-pop-4", async (thief) => {
       sendAuth(thief.ws, { t: "proof", key: TEST_KEYS.host.x, sig: new Uint8Array(64) })
     })
