@@ -12,6 +12,7 @@ const WORKERS_TEST_BINDINGS = {
   VDRELAY_SIGNING_KEY: "test-signing-key-0123456789abcdef0123456789abcdef",
   VDRELAY_JWKS: TEST_JWKS,
   VDRELAY_CLOCK_SKEW_SECONDS: "2",
+  VDRELAY_DEMO_CONSOLE: "on",
 }
 
 export default defineConfig({

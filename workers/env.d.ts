@@ -10,6 +10,8 @@ interface VdrelaySecrets {
   readonly VDRELAY_SIGNING_KEY?: string
   /** Clock skew tolerated on token `exp`/`nbf`, seconds (default 30). */
   readonly VDRELAY_CLOCK_SKEW_SECONDS?: string
+  /** "on" serves the demo console at / and /console (development stacks, demos); anything else: 404 there. */
+  readonly VDRELAY_DEMO_CONSOLE?: string
 }
 interface Env extends VdrelaySecrets {}
 declare namespace Cloudflare {

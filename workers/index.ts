@@ -7,6 +7,7 @@ import { audit } from "./audit.ts"
 import { serveConsole } from "./console/index.ts"
 import { matchRoute, type AuthRoute } from "./routes.ts"
 import { mergePolicy } from "./status.ts"
+import { demoConsoleEnabled, healthz } from "./ops.ts"
 import { defaultPolicy } from "../src/link/types.ts"
 import type { Revocation } from "./link-auth.ts"
 
@@ -28,8 +29,8 @@ export default {
     if (m._tag === "NotFound") return refusal(404, "not found")
     if (m._tag === "BadMethod") return refusal(405, "method not allowed", { Allow: m.allow })
     const route = m.route
-    if (route.kind === "healthz") return new Response("ok")
-    if (route.kind === "console-page") return serveConsole(request, route.path)
+    if (route.kind === "healthz") return healthz(env)
+    if (route.kind === "console-page") return demoConsoleEnabled(env) ? serveConsole(request, route.path) : refusal(404, "not found")
     return authRoute(request, route, env)
   },
 } satisfies ExportedHandler<Env>

@@ -107,7 +107,8 @@ export const startWorker = async (opts: StartWorkerOptions = {}): Promise<LocalW
   const signingKey = opts.signingKey ?? randomBytes(32).toString("hex")
   const ownDir = opts.persistDir === undefined
   const persistDir = opts.persistDir ?? (await mkdtemp(join(tmpdir(), "vdrelay-do-")))
-  const vars = { ...opts.vars, VDRELAY_SIGNING_KEY: signingKey }
+  // A development stack: the demo console is on (production leaves VDRELAY_DEMO_CONSOLE unset).
+  const vars = { VDRELAY_DEMO_CONSOLE: "on", ...opts.vars, VDRELAY_SIGNING_KEY: signingKey }
   const logLevel = opts.logLevel ?? LogLevel.WARN
   const port = opts.port ?? (await freePort())
   let mf = makeMiniflare(b, port, persistDir, vars, logLevel, opts.onLog)
