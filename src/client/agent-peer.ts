@@ -70,10 +70,13 @@ export class AgentPeer {
     this.d.send({ _tag: "MaxClipboard", max: Math.min(max, 0x7fffffff) }).catch(() => {})
   }
 
-  /** What depended on the agent (or on our seat with it) is over. */
-  reset(err: ClientError): void {
+  /**
+   * What depended on the agent (or on our seat with it) is over. `agentLost`: the relay lost sight of the agent, which
+   * may still hold our transfers (a relay restart does not end the agent connection): they are cancelled when it is back.
+   */
+  reset(err: ClientError, agentLost = false): void {
     this.clipboard.reset(err)
-    this.files.failAll(err)
+    this.files.failAll(err, agentLost)
     this.replies.failAll(err)
   }
 

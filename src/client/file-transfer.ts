@@ -218,6 +218,8 @@ export class FileTransfer {
 /** The session's transfers by id. */
 export class FileTransfers {
   private readonly active = new Map<number, FileTransfer>()
+  /** Transfers failed while the relay could not see the agent, which may still hold them: cancelled when it is back. */
+  private readonly orphans = new Set<number>()
 
   constructor(private readonly deps: FileTransferDeps) {}
 
@@ -244,9 +246,22 @@ export class FileTransfers {
     this.active.get(s.id)?.onStatus(s)
   }
 
-  /** The agent connection, this console's seat or the session is over: every transfer fails now, nothing to tell. */
-  failAll(err: ClientError): void {
-    for (const t of [...this.active.values()]) t.fail(err, "agent-gone")
+  /**
+   * The agent connection, this console's seat or the session is over: every transfer fails now. `agentLost`: the relay
+   * lost sight of the agent, which may still hold them (a relay restart does not end the agent connection): each is
+   * told CANCELLED once the agent is seen again (harmless to another agent connection: it knows no such id).
+   */
+  failAll(err: ClientError, agentLost = false): void {
+    for (const t of [...this.active.values()]) {
+      if (agentLost) this.orphans.add(t.id)
+      t.fail(err, "agent-gone")
+    }
+  }
+
+  /** The agent is seen again: transfers failed while it was out of sight are cancelled on it. */
+  agentBack(): void {
+    for (const id of this.orphans) void this.deps.send({ _tag: "FileXferStatus", id, result: FileXferResult.Cancelled }).catch(() => {})
+    this.orphans.clear()
   }
 
   get list(): ReadonlyArray<FileTransfer> {

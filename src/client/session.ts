@@ -317,7 +317,8 @@ export class Session extends Emitter<SessionEvents> {
   private setAgent(next: AgentInfo, announce: boolean): void {
     const prev = this.agent
     this.agent = next
-    if (prev.connected && !next.connected) this.peer.reset(new ClientError("agent-not-connected", "the agent disconnected"))
+    if (prev.connected && !next.connected) this.peer.reset(new ClientError("agent-not-connected", "the agent disconnected"), true)
+    if (next.connected && this.role === "controller") this.peer.files.agentBack()
     this.emit("agent", next)
     if (next.connected && (!prev.connected || announce) && this.role === "controller") this.peer.announce()
     else if (next.caps !== null) this.peer.sendMaxClipboard()

@@ -9,6 +9,7 @@ const MESSAGE_HEADER = 20
 const FILE_XFER_START = 10
 const FILE_XFER_STATUS = 11
 const FILE_XFER_DATA = 12
+const CLIENT_DISCONNECTED = 13
 
 interface Transfer {
   /** Guest connection its START was written to. */
@@ -122,6 +123,8 @@ export class GuestStream {
   }
 
   private message(port: number, type: number, payload: Buffer): void {
+    // The agent drops every transfer of this connection when its client goes (spec §5.7 case 3).
+    if (type === CLIENT_DISCONNECTED) for (const t of this.transfers.values()) if (t.connection === this.connection) t.cancelled = true
     if (port !== 1 || payload.length < 4) return
     const id = payload.readUInt32LE(0)
     switch (type) {

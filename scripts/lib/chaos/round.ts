@@ -85,9 +85,10 @@ const fileRound = async (
     }
     return { outcome: "whole", at, problems }
   }
+  // The agent is told (or loses its client) and removes the partial file: give it time, the SDK may have had to wait
+  // for the agent to be seen again after a relay restart.
+  const gone = await until(async () => !(await access(path).then(() => true, () => false)), "the partial file removed", 30_000).then(() => true, () => false)
   rig.guestStream.judgeFile(t.id, data, "failed")
-  // The agent removes a partial file when it is told (or loses its client); give it time to act on it.
-  const gone = await until(async () => !(await access(path).then(() => true, () => false)), "the partial file removed", 15_000).then(() => true, () => false)
   if (!gone) problems.push(`file→guest: failed (${r.error}) and a partial ${name} stayed in the guest`)
   return { outcome: "reported", at, problems }
 }

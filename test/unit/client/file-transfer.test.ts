@@ -127,7 +127,7 @@ describe("file transfer", () => {
     expect(dataOf(o.link)).toHaveLength(2)
   })
 
-  it("tells the agent nothing when it ended the transfer itself, nor when it is gone", async () => {
+  it("tells the agent nothing when it ended the transfer itself; when it went out of sight, CANCELLED once it is back", async () => {
     o = await open()
     const a = o.session.sendFile({ name: "a", data: bytes(10) })
     await status(o.link, a.id, 0)
@@ -139,6 +139,10 @@ describe("file transfer", () => {
     o.link.send({ t: "agent", connected: false, caps: null })
     await expect(b.done).rejects.toMatchObject({ reason: "agent-not-connected" })
     expect(o.link.messages.filter((m) => m.type === MessageType.FileXferStatus)).toEqual([])
+    // The relay only lost sight of the agent (e.g. it restarted): once the agent is seen again, it is told CANCELLED.
+    o.link.send({ t: "agent", connected: true, caps: [0x00038de7] })
+    const st = await o.link.nextMessage(MessageType.FileXferStatus, 0)
+    expect(st.payload).toEqual(u32(b.id, 1))
   })
 
   it("reports the agent's refusals: not enough space, disabled", async () => {
