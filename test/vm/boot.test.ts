@@ -1,5 +1,8 @@
 // The VM test bed itself: the image boots in a real QEMU, the control port answers, and the real agent inside the
-// guest announces itself on the agent chardev socket, as infra/qemu wires it. Boot time is measured and logged.
+// guest announces itself on the agent chardev socket, as infra/qemu wires it. Boot time is measured and logged. Then
+// the lifecycle primitives other VM tests build on: agent restart, holding the port by hand (stale bytes), system_reset,
+// guest poweroff and QEMU started again on the same sockets.
+import { randomBytes } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { MessageType as T, Port } from "../../src/protocol/constants.ts"
 import type { HostPeer } from "../harness/host-peer.ts"
@@ -60,5 +63,51 @@ describe.skipIf(!vmTestsEnabled())("real QEMU guest boot", () => {
     const logs = await vm.guest.agentLogs()
     expect(logs.daemon).toMatch(/opening vdagent virtio channel/)
     expect(await vm.guest.syncErrors()).toEqual([])
+  })
+
+  it("restarts the agent inside the guest: the port closes and reopens, and the daemon announces again", async () => {
+    const mark = vm.qmp.mark()
+    await vm.guest.restartAgent()
+    await vm.qmp.waitForEvent("VSERPORT_CHANGE", { from: mark, where: (d) => d.id === "vdport" && d.open === false })
+    const hello = await host.expect(T.AnnounceCapabilities, { timeoutMs: 30_000 })
+    expect([u32At(hello.body, 0), u32At(hello.body, 4)]).toEqual([1, AGENT_CAPS])
+    expect(await handshake(host)).toBe(AGENT_CAPS)
+  })
+
+  it("hands bytes the host wrote while the port was closed to the next opener (what capturePort shows)", async () => {
+    await vm.guest.stopAgent()
+    await vm.waitForAgentPort(false)
+    const stale = randomBytes(3000)
+    await host.write(stale)
+    const [first, second] = await vm.guest.capturePort([{ holdMs: 500 }, { gapMs: 100, holdMs: 300 }])
+    expect(Buffer.from(first!).equals(stale)).toBe(true)
+    expect(second!.length).toBe(0)
+    await vm.guest.startAgent()
+    await host.expect(T.AnnounceCapabilities, { timeoutMs: 30_000 })
+    expect(await handshake(host)).toBe(AGENT_CAPS)
+  })
+
+  it("reboots on system_reset with the chardev connection kept, and the agent announces on it again", async () => {
+    host.clear()
+    const before = await vm.guest.sh("cat /proc/sys/kernel/random/boot_id")
+    await vm.reset()
+    expect((await vm.guest.sh("cat /proc/sys/kernel/random/boot_id")).equals(before)).toBe(false)
+    expect(host.closed).toBe(false)
+    expect(await handshake(host)).toBe(AGENT_CAPS)
+    console.log(`[vm] system_reset → agent port open ${vm.bootMs} ms`)
+  })
+
+  it("powers off from inside (EOF on the chardev socket) and boots again on the same sockets", async () => {
+    const mark = vm.qmp.mark()
+    const qmp = vm.qmp
+    await vm.poweroff()
+    expect(qmp.events.slice(mark).map((e) => e.event)).toContain("SHUTDOWN")
+    // QEMU has exited, so its end of the chardev socket is gone: EOF reaches the host (spec §12).
+    for (let i = 0; i < 100 && !host.closed; i++) await new Promise((r) => setTimeout(r, 50))
+    expect(host.closed).toBe(true)
+    await vm.restart()
+    host = await connectAgent(vm.agentSocket)
+    expect(await handshake(host)).toBe(AGENT_CAPS)
+    console.log(`[vm] QEMU restarted on the same sockets → agent port open ${vm.bootMs} ms`)
   })
 })

@@ -18,7 +18,7 @@
 // dependency fails the test (startVm throws VmSetupError naming the Debian package); outside CI it skips, loudly.
 import { vmMissing } from "./qemu.ts"
 
-export { startVm, vmMissing, type Vm, type VmOptions, AGENT_CHARDEV, AGENT_DEVICE, CONTROL_CHARDEV, CONTROL_DEVICE } from "./qemu.ts"
+export { startVm, vmMissing, type Vm, type VmOptions, type VmWait, AGENT_CHARDEV, AGENT_DEVICE, CONTROL_CHARDEV, CONTROL_DEVICE } from "./qemu.ts"
 export { Guest, XFER_DIR, AGENT_PORT_PATH, shq, type GuestFile, type PortHold, type ClipboardOptions, type AgentLogs } from "./guest.ts"
 export { ControlClient, GuestCommandError, type ExecResult, type ExecOptions } from "./control.ts"
 export { Qmp, QmpError, type QmpEvent } from "./qmp.ts"

@@ -21,6 +21,9 @@ export const CONTROL_CHARDEV = "ctl"
 export const CONTROL_DEVICE = "ctlport"
 export const CONTROL_PORT_NAME = "org.vdrelay.ctl"
 
+/** How far a (re)boot has got: QEMU's monitor answers; the guest's control loop answers; the agent has its port open. */
+export type VmWait = "qmp" | "control" | "agent"
+
 export interface VmOptions {
   /** Directory for the sockets and the console log. Default: a new temporary directory, removed by stop(). */
   readonly dir?: string
@@ -30,13 +33,15 @@ export interface VmOptions {
   readonly noReboot?: boolean
   /** `-incoming <uri>`: start as a live-migration destination (then wait defaults to "qmp"). */
   readonly incoming?: string
+  /** Appended to the guest kernel's command line. */
+  readonly kernelArgs?: ReadonlyArray<string>
   /** Appended to the QEMU command line as is. */
   readonly extraArgs?: ReadonlyArray<string>
   /**
    * What start (and restart) waits for: "qmp" (QEMU up), "control" (the guest's control loop answers),
    * "agent" (also spice-vdagentd has the agent port open: `frontend-open` of chardev "vdagent"). Default "agent".
    */
-  readonly wait?: "qmp" | "control" | "agent"
+  readonly wait?: VmWait
   /** Milliseconds for the wait above. Default 90 s (TCG boots take ~9 s on 2 idle cores; much longer when busy). */
   readonly bootTimeoutMs?: number
   readonly image?: ImageOptions
@@ -69,17 +74,21 @@ export interface Vm {
   readonly process: Managed
   /** Resolves when the guest has the agent port open (query-chardev `frontend-open`), polling every 50 ms. */
   waitForAgentPort(open?: boolean, timeoutMs?: number): Promise<void>
-  /** QMP system_reset, then waits as on start (the guest reboots; sockets stay connected, spec §12). */
-  reset(): Promise<void>
+  /** QMP system_reset, then waits for `wait` (default "agent"; the guest reboots, sockets stay connected, spec §12). */
+  reset(wait?: VmWait): Promise<void>
   /** Guest `poweroff -f`; resolves when QEMU has exited (SHUTDOWN, then EOF on the chardev socket). */
   poweroff(): Promise<void>
   /** SIGKILL to QEMU; resolves once it has exited. */
   kill(): Promise<void>
-  /** Starts QEMU again on the same sockets and image after it exited; waits as on start. */
-  restart(): Promise<void>
+  /** Starts QEMU again on the same sockets and image after it exited; waits for `wait` (default "agent"). */
+  restart(wait?: VmWait): Promise<void>
   /** QMP quit (SIGKILL if that does not end it), closes clients, removes a temporary dir. Idempotent. */
   stop(): Promise<void>
 }
+
+/** Quiet unless VDRELAY_VM_DEBUG=1 (then the kernel's messages and each control request reach the console log). */
+const kernelCommandLine = (opts: VmOptions): string =>
+  ["console=ttyS0", process.env.VDRELAY_VM_DEBUG === "1" ? "loglevel=7 vdrelay.debug" : "quiet loglevel=3", "panic=-1", ...(opts.kernelArgs ?? [])].join(" ")
 
 /** What this machine lacks to run VM tests (empty: all there). */
 export const vmMissing = (): string[] => {
@@ -119,7 +128,7 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
     ...["-machine", `q35,accel=${accel}`, "-cpu", accel === "kvm" ? "host" : "max", "-m", String(opts.memoryMb ?? 256), "-smp", "1"],
     // No default NIC/VGA/option ROMs: nothing the guest needs, and iPXE alone costs seconds under TCG.
     ...["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"],
-    ...["-kernel", image.kernel, "-initrd", image.initrd, "-append", "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable"],
+    ...["-kernel", image.kernel, "-initrd", image.initrd, "-append", kernelCommandLine(opts)],
     ...["-device", "virtio-serial-pci,id=vser0"],
     ...["-chardev", `socket,id=${AGENT_CHARDEV},path=${paths.agent},server=on,wait=off`],
     ...["-device", `virtserialport,bus=vser0.0,chardev=${AGENT_CHARDEV},name=com.redhat.spice.0,id=${AGENT_DEVICE}`],
@@ -150,20 +159,20 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
   }
   const tail = (): string => consoleLog.lines.slice(-20).join("\n")
 
-  /** Waits for `wait` from now; fails early if QEMU exits. */
-  const awaitReady = async (): Promise<void> => {
+  /** Waits for `until` from now; fails early if QEMU exits. */
+  const awaitReady = async (until: VmWait): Promise<void> => {
     const exited = proc.exited.then(({ code, signal }) => Promise.reject(new Error(`QEMU exited (${signal ?? `code ${code}`}) during boot:\n${consoleLog.text}`)))
     exited.catch(() => {})
     const steps = async (): Promise<void> => {
-      if (wait === "qmp") return
+      if (until === "qmp") return
       await guest.sh("true", { timeoutMs: bootTimeoutMs })
-      if (wait === "agent") await waitForAgentPort(true, bootTimeoutMs)
+      if (until === "agent") await waitForAgentPort(true, bootTimeoutMs)
     }
     await Promise.race([steps(), exited])
     bootMs = Date.now() - startedAt
   }
 
-  const launch = async (): Promise<void> => {
+  const launch = async (until: VmWait): Promise<void> => {
     consoleFile ??= createWriteStream(paths.console, { flags: "a" })
     startedAt = Date.now()
     proc = spawnGroup("qemu", qemuBin, args, { log: consoleLog })
@@ -172,9 +181,11 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
     const exited = proc.exited.then(({ code, signal }) => Promise.reject(new Error(`QEMU exited (${signal ?? `code ${code}`}) at start:\n${consoleLog.text}`)))
     exited.catch(() => {})
     qmp = await Promise.race([Qmp.connect(paths.testQmp, 15_000), exited])
+    // Events interleaved with the serial console, so a console log tells the whole story of a boot.
+    qmp.onEvent = (e) => consoleLog.push(`[qmp] ${e.event} ${JSON.stringify(e.data)}\n`)
     control = await Promise.race([ControlClient.connect(paths.control, 15_000), exited])
     guest = new Guest(control)
-    await awaitReady()
+    await awaitReady(until)
   }
 
   const closeClients = (): void => {
@@ -210,14 +221,14 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       return proc
     },
     waitForAgentPort,
-    reset: async () => {
+    reset: async (until = "agent") => {
       const mark = qmp.mark()
       await qmp.execute("system_reset")
       await qmp.waitForEvent("RESET", { from: mark })
       // Whatever was asked of the old boot will not be answered.
       control.abandonPending("the guest was reset")
       startedAt = Date.now()
-      await awaitReady()
+      await awaitReady(until)
     },
     poweroff: async () => {
       guest.poweroff()
@@ -228,10 +239,10 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       await proc.stop(0)
       closeClients()
     },
-    restart: async () => {
+    restart: async (until = "agent") => {
       if (proc.running()) throw new Error("restart: QEMU is still running (poweroff, kill or stop it first)")
       closeClients()
-      await launch()
+      await launch(until)
     },
     stop: async () => {
       if (stopped) return
@@ -250,7 +261,7 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
   }
 
   try {
-    await launch()
+    await launch(wait)
   } catch (e) {
     await vm.stop()
     throw e

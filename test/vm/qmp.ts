@@ -27,6 +27,8 @@ export class QmpError extends Error {
 export class Qmp {
   /** Every event received, in order. */
   readonly events: QmpEvent[] = []
+  /** Called with each event as it arrives (after it is added to `events`). */
+  onEvent: (e: QmpEvent) => void = () => {}
   private buffer = ""
   private nextId = 1
   private readonly pending = new Map<number, { command: string; ok: (v: unknown) => void; err: (e: Error) => void }>()
@@ -151,7 +153,9 @@ export class Qmp {
     if ("QMP" in m) this.greetingSeen = true
     else if (typeof m.event === "string") {
       const ts = m.timestamp as QmpEvent["timestamp"]
-      this.events.push({ event: m.event, data: (m.data as Json | undefined) ?? {}, at: Date.now(), timestamp: ts })
+      const e: QmpEvent = { event: m.event, data: (m.data as Json | undefined) ?? {}, at: Date.now(), timestamp: ts }
+      this.events.push(e)
+      this.onEvent(e)
     } else if (typeof m.id === "number") {
       const p = this.pending.get(m.id)
       if (p === undefined) return
