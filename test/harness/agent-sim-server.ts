@@ -1,17 +1,21 @@
-// Puts the agent simulator behind a UNIX socket that behaves like QEMU's `-chardev socket,server=on` for a bridge:
-// one host connection at a time (a second waits until the first leaves), guest bytes held while no host is connected,
-// and a transfer folder on disk. `npm start` runs it when the real spice-vdagent is not installed.
+// Puts the agent simulator behind the emulated QEMU chardev (chardev.ts, the same one the real agent runs behind): the
+// simulator opens the guest end as spice-vdagentd opens its virtio port, and reopens it when the chardev ends it (its
+// host left); a bridge connects to the host end, with QEMU's rules (one host at a time, guest bytes wait for a host).
+// Files sent to the guest land in a folder on disk. `npm start` runs it when the real spice-vdagent is not installed.
 import { EventEmitter } from "node:events"
 import { mkdir, mkdtemp, open, rm, appendFile } from "node:fs/promises"
-import { type Socket, createServer } from "node:net"
+import { type Socket, createConnection } from "node:net"
 import { tmpdir } from "node:os"
 import { extname, join } from "node:path"
 import { AgentSim, type FileSink, type SimEvent } from "./agent-sim.ts"
+import { EmulatedChardev } from "./chardev.ts"
 
 export interface AgentSimHandle {
   readonly runDir: string
   /** Connect here as QEMU's chardev peer (the bridge's side). */
   readonly hostSocketPath: string
+  /** The emulated chardev between the simulator and the host (its events: guest-open, guest-close, to-guest). */
+  readonly chardev: EmulatedChardev
   /** Where file transfers land. */
   readonly xferDir: string
   readonly sim: AgentSim
@@ -23,8 +27,8 @@ export interface AgentSimHandle {
   stop(): Promise<void>
 }
 
-/** Guest bytes kept while no host is connected; past this the guest "blocks" (we drop and log). */
-const MAX_HELD_BYTES = 4 * 1024 * 1024
+/** How soon the simulated daemon reopens its port after the chardev ended it (spice-vdagentd retries at once). */
+const REOPEN_MS = 10
 
 /** Creates files the way the real agent does: the name as given, else "name (1).ext", "name (2).ext", … */
 const folderSink = (dir: string): FileSink => ({
@@ -52,59 +56,46 @@ export const startAgentSim = async (opts: { readonly runDir?: string; readonly x
   await mkdir(xferDir, { recursive: true })
   const hostSocketPath = join(runDir, "chardev.sock")
   const events = new EventEmitter<{ event: [SimEvent] }>()
-  let host: Socket | undefined
-  const waiting: Socket[] = []
-  let held: Uint8Array[] = []
-  let heldBytes = 0
+  const chardev = await EmulatedChardev.listen({ guestPath: join(runDir, "vport.sock"), hostPath: hostSocketPath })
+  /** The simulated daemon's open port (the guest end of the chardev), and whole messages written while it reopens. */
+  let port: Socket | undefined
+  let pending: Uint8Array[] = []
+  let stopping = false
 
   const sim = new AgentSim({
-    write: (bytes) => {
-      if (host !== undefined) return void host.write(bytes)
-      if (heldBytes + bytes.length > MAX_HELD_BYTES) return events.emit("event", { _tag: "Log", line: "no host connected: guest output dropped" })
-      held.push(bytes)
-      heldBytes += bytes.length
-    },
+    write: (bytes) => (port !== undefined ? void port.write(bytes) : void pending.push(bytes)),
     files: folderSink(xferDir),
     event: (e) => events.emit("event", e),
   })
 
-  const activate = (s: Socket): void => {
-    host = s
-    s.on("data", (d: Buffer) => sim.receive(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)))
-    s.resume()
-    for (const b of held) s.write(b)
-    held = []
-    heldBytes = 0
-    sim.hostConnected()
-  }
-
-  const server = createServer((s) => {
+  const openPort = (): void => {
+    const s = createConnection(chardev.guestPath)
     s.on("error", () => {})
-    s.on("close", () => {
-      const at = waiting.indexOf(s)
-      if (at !== -1) return void waiting.splice(at, 1)
-      if (host !== s) return
-      host = undefined
-      sim.hostDisconnected()
-      const next = waiting.shift()
-      if (next !== undefined) activate(next)
+    s.on("connect", () => {
+      port = s
+      s.on("data", (d: Buffer) => sim.receive(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)))
+      // The port-open announce (first open only) and anything written meanwhile wait in the chardev for a host.
+      sim.hostConnected()
+      for (const b of pending.splice(0)) s.write(b)
     })
-    if (host === undefined) activate(s)
-    else {
-      s.pause()
-      waiting.push(s)
-    }
-  })
-  await rm(hostSocketPath, { force: true })
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(hostSocketPath, () => resolve())
-  })
+    s.on("close", () => {
+      if (port === s) {
+        port = undefined
+        // The chardev ended the port (its host left): the daemon's parsers and transfers are gone, it reopens.
+        sim.hostDisconnected()
+      }
+      if (!stopping) setTimeout(openPort, REOPEN_MS)
+    })
+  }
+  const opened = chardev.waitForGuest(0)
+  openPort()
+  await opened
 
   const utf8 = new TextEncoder(), utf8Decode = new TextDecoder()
   return {
     runDir,
     hostSocketPath,
+    chardev,
     xferDir,
     sim,
     events,
@@ -114,8 +105,9 @@ export const startAgentSim = async (opts: { readonly runDir?: string; readonly x
       return data === undefined ? undefined : utf8Decode.decode(data)
     },
     stop: async () => {
-      for (const s of [host, ...waiting]) s?.destroy()
-      await new Promise<void>((r) => server.close(() => r()))
+      stopping = true
+      port?.destroy()
+      await chardev.close()
       if (opts.runDir === undefined) await rm(runDir, { recursive: true, force: true })
     },
   }

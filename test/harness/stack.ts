@@ -12,6 +12,7 @@ import { connect } from "../../src/client/index.ts"
 import type { Role } from "../../src/link/types.ts"
 import { type AgentSimHandle, startAgentSim } from "./agent-sim-server.ts"
 import { type BridgeProcess, type BridgeProcessOptions, startBridgeProcess } from "./bridge-process.ts"
+import type { EmulatedChardev } from "./chardev.ts"
 import { CutProxy } from "./cut-proxy.ts"
 import { type FakeQmp, startFakeQmp } from "./fake-qmp.ts"
 import { type RealAgent, findBinary, realAgentAvailable, startRealAgent } from "./real-agent.ts"
@@ -36,7 +37,7 @@ export interface StackOptions {
   readonly vm?: string
   /** "auto": the real agent when installed, else the simulator. */
   readonly agent?: "auto" | "real" | "sim"
-  /** A fake QMP monitor that follows the emulated chardev's guest port, as QEMU's VSERPORT_CHANGE (real agent only). */
+  /** A fake QMP monitor that follows the emulated chardev's guest port, as QEMU's VSERPORT_CHANGE. */
   readonly qmp?: boolean
   /** A cuttable TCP proxy between the bridge and the worker (`tunnelProxy`), for tunnel faults. */
   readonly tunnelProxy?: boolean
@@ -57,6 +58,8 @@ export interface StackAgent {
   readonly xferDir: string
   /** X display of the real agent's session (undefined for the simulator). */
   readonly display: string | undefined
+  /** The emulated QEMU chardev the agent sits behind (the bridge connects to its host end). */
+  readonly chardev: EmulatedChardev
   /** Copies text inside the guest (xclip -i, or the simulator's guest clipboard). */
   setClipboard(text: string): Promise<void>
   /** Pastes text inside the guest (xclip -o, or the simulator's guest clipboard). */
@@ -106,7 +109,7 @@ const startAgent = async (want: "auto" | "real" | "sim", progress: (l: string) =
         : `agent: built-in simulator, because ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} not installed; for the real Debian spice-vdagent run \`sudo bash infra/install-deps.sh\` (or apt-get install spice-vdagent xvfb xclip)`,
     )
     const sim = await startAgentSim()
-    return { kind: "sim", xferDir: sim.xferDir, display: undefined, setClipboard: async (t) => sim.setClipboard(t), getClipboard: async () => (await sim.getClipboard()) ?? "", real: undefined, sim }
+    return { kind: "sim", xferDir: sim.xferDir, display: undefined, chardev: sim.chardev, setClipboard: async (t) => sim.setClipboard(t), getClipboard: async () => (await sim.getClipboard()) ?? "", real: undefined, sim }
   }
   if (!realAgentAvailable()) {
     const missing = ["spice-vdagentd", "spice-vdagent", "Xvfb", "xclip"].filter((b) => findBinary(b) === undefined)
@@ -118,6 +121,7 @@ const startAgent = async (want: "auto" | "real" | "sim", progress: (l: string) =
     kind: "real",
     xferDir: real.xferDir,
     display: real.display,
+    chardev: real.chardev,
     setClipboard: (t) => real.setClipboard(t),
     // UTF8_STRING: xclip's default target (STRING, Latin-1) is not what an app pasting text asks for.
     getClipboard: async () => (await real.getClipboard({ target: "UTF8_STRING" })).toString("utf8"),
@@ -154,15 +158,14 @@ export const startStack = async (o: StackOptions = {}): Promise<Stack> => {
     let qmp: FakeQmp | undefined
     let qmpSocket: string | undefined
     if (o.qmp === true) {
-      if (agent.real === undefined) throw new StackError("StartFailed", "a fake QMP monitor needs the real agent's emulated chardev", "use agent: \"real\"")
       const dir = await mkdtemp(join(tmpdir(), "vdrelay-qmp-"))
       undo.push(() => rm(dir, { recursive: true, force: true }))
       qmpSocket = join(dir, "qmp.sock")
       qmp = await startFakeQmp({ path: qmpSocket, device: "vdport", chardev: "vdagent", open: true, rateLimitMs: 1000 })
       undo.push(() => qmp!.close())
       // The emulated chardev knows when the daemon has the port open: QEMU's VSERPORT_CHANGE, through the fake monitor.
-      agent.real.chardev.on("guest-open", () => qmp!.setGuestOpen(true))
-      agent.real.chardev.on("guest-close", () => qmp!.setGuestOpen(false))
+      agent.chardev.on("guest-open", () => qmp!.setGuestOpen(true))
+      agent.chardev.on("guest-close", () => qmp!.setGuestOpen(false))
     }
     const tunnelProxy = o.tunnelProxy === true ? await CutProxy.start(Number(new URL(worker.url).port)) : undefined
     if (tunnelProxy !== undefined) undo.push(() => tunnelProxy.close())
@@ -175,7 +178,7 @@ export const startStack = async (o: StackOptions = {}): Promise<Stack> => {
       mint: worker.mint,
       tenant,
       edgeBase: tunnelProxy === undefined ? worker.wsUrl : `ws://127.0.0.1:${tunnelProxy.port}`,
-      vms: [{ id: vm, chardev: agent.real?.hostSocketPath ?? agent.sim!.hostSocketPath, ...(qmpSocket === undefined ? {} : { qmp: { socket: qmpSocket, device: "vdport" } }) }],
+      vms: [{ id: vm, chardev: agent.chardev.hostPath, ...(qmpSocket === undefined ? {} : { qmp: { socket: qmpSocket, device: "vdport" } }) }],
       tokenTtl: ttl,
     })
     undo.push(() => bridge.stop())
