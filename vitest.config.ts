@@ -43,8 +43,9 @@ export default defineConfig({
           include: ["test/vm/**/*.test.ts"],
           environment: "node",
           fileParallelism: false,
-          testTimeout: 180_000,
-          hookTimeout: 240_000,
+          // A reboot inside a test (system_reset, poweroff + start) takes 10–60 s under TCG depending on load.
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
         },
       },
     ],

@@ -42,7 +42,7 @@ export interface VmOptions {
    * "agent" (also spice-vdagentd has the agent port open: `frontend-open` of chardev "vdagent"). Default "agent".
    */
   readonly wait?: VmWait
-  /** Milliseconds for the wait above. Default 90 s (TCG boots take ~9 s on 2 idle cores; much longer when busy). */
+  /** Milliseconds for the wait above. Default 180 s: a TCG boot takes ~9 s on 2 idle cores, 40–60 s at load 12+. */
   readonly bootTimeoutMs?: number
   readonly image?: ImageOptions
   /** Copy the serial console to stderr as it arrives (also VDRELAY_HARNESS_ECHO=1). */
@@ -123,7 +123,7 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
   }
   const accel = kvmUsable() ? "kvm" : "tcg"
   const wait = opts.wait ?? (opts.incoming !== undefined ? "qmp" : "agent")
-  const bootTimeoutMs = opts.bootTimeoutMs ?? 90_000
+  const bootTimeoutMs = opts.bootTimeoutMs ?? 180_000
   const args = [
     ...["-machine", `q35,accel=${accel}`, "-cpu", accel === "kvm" ? "host" : "max", "-m", String(opts.memoryMb ?? 256), "-smp", "1"],
     // No default NIC/VGA/option ROMs: nothing the guest needs, and iPXE alone costs seconds under TCG.
