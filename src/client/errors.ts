@@ -29,6 +29,11 @@ export type ClientErrorReason =
   | "timeout"
   /** The relay sent a frame this SDK cannot decode or did not expect. */
   | "protocol"
+  /**
+   * The token is no good any more: expired (and no fresh one from the token source), revoked, or refused by the relay
+   * (close 4401, or a reconnect refused right after one). Retrying with the same credentials would only repeat it.
+   */
+  | "auth"
 
 export class ClientError extends Error {
   override readonly name = "ClientError"

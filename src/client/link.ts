@@ -1,7 +1,12 @@
 // The session's link to the relay across drops: dials, says hello, keeps the resume token, pings, and after a drop
-// either reconnects with backoff or ends the session when the close says retrying is pointless (policy, protocol).
+// either reconnects with backoff or ends the session when the close says retrying is pointless (policy, protocol,
+// authentication). With a token source function it presents a fresh token over the link before the current one
+// expires, so the relay does not end the link (close 4401).
+import { encodePeerAuth } from "../link/auth-codec.ts"
+import { CloseCode } from "../link/close-codes.ts"
 import type { ClientToRelay, LinkErrorCode } from "../link/types.ts"
 import { backoffDelay, openSocket, type WebSocketConstructor, type WebSocketLike } from "./connection.ts"
+import { EXPIRED_GRACE_SECONDS, refreshAt, tokenLifetime } from "./token-lifetime.ts"
 import { ClientError } from "./errors.ts"
 import type { CloseInfo, ConnectOptions, ConnectionState } from "./types.ts"
 import { encodeClientFrame } from "./wire.ts"
@@ -34,6 +39,11 @@ export class Link {
   private ended = false
   private everWelcomed = false
   private relayError: { code: LinkErrorCode; detail: string } | undefined
+  /** The token of the current (or last) socket. */
+  private token: string | undefined
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined
+  /** The last link ended for authentication: the next dial, with a fresh token, is the only other chance. */
+  private authRetry = false
   private first: { resolve: () => void; reject: (e: ClientError) => void } | undefined
 
   constructor(
@@ -57,6 +67,8 @@ export class Link {
     // Single use, and "" when the relay cannot resume this link.
     this.resumeToken = resume === "" ? undefined : resume
     this.everWelcomed = true
+    this.authRetry = false
+    this.scheduleRefresh()
     this.attempt = 0
     this.cb.state("open")
     this.first?.resolve()
@@ -87,8 +99,22 @@ export class Link {
 
   private async dial(): Promise<void> {
     this.cb.state(this.everWelcomed ? "reconnecting" : "connecting")
+    let token: string
     try {
-      await openSocket(this.Ctor, this.opts.url, this.opts.token, {
+      token = typeof this.opts.token === "function" ? await this.opts.token() : this.opts.token
+    } catch (err) {
+      if (this.ended) return
+      if (!this.everWelcomed) return this.end(new ClientError("auth", `the token source failed: ${String((err as Error).message ?? err)}`), CloseCode.Auth, "")
+      return this.retry(1006, `the token source failed: ${String((err as Error).message ?? err)}`)
+    }
+    if (this.ended) return
+    const life = tokenLifetime(token)
+    if (life !== undefined && life.exp + EXPIRED_GRACE_SECONDS < Date.now() / 1000) {
+      return this.end(new ClientError("auth", "the token has expired"), CloseCode.Auth, "token expired")
+    }
+    this.token = token
+    try {
+      await openSocket(this.Ctor, this.opts.url, token, {
         opened: (ws) => {
           if (this.ended) return ws.close(1000)
           this.ws = ws
@@ -101,6 +127,8 @@ export class Link {
       })
     } catch (err) {
       if (this.ended) return
+      // Browsers do not show why an upgrade was refused; right after a close for authentication, it was the token.
+      if (this.authRetry) return this.end(new ClientError("auth", `reconnecting with a fresh token failed (${String((err as Error).message ?? err)})`, { code: CloseCode.Auth }), CloseCode.Auth, "")
       if (!this.everWelcomed) return this.end(new ClientError("connect-failed", String((err as Error).message ?? err)), 1006, "")
       this.retry(1006, String((err as Error).message ?? err))
     }
@@ -108,12 +136,21 @@ export class Link {
 
   private closed(code: number, reason: string): void {
     this.stopHeartbeat()
+    this.stopRefresh()
     this.ws = undefined
     this.cb.down()
     if (this.ended) return
     const relayError = this.relayError
     this.relayError = undefined
     const why = relayError === undefined ? reason : `${relayError.code}: ${relayError.detail}`
+    if (code === CloseCode.Auth || relayError?.code === "auth") {
+      // Expired, revoked or refused: a token source may have a fresh token (one try); a fixed token never will.
+      if (typeof this.opts.token !== "function" || this.authRetry || !this.everWelcomed || this.opts.reconnect === false) {
+        return this.end(new ClientError("auth", `the relay ended the link (code ${code}${why ? `, ${why}` : ""})`, { code, link: "auth" }), code, why)
+      }
+      this.authRetry = true
+      return this.retry(code, why)
+    }
     const fatal = FATAL_CODES.has(code) || (relayError !== undefined && FATAL_ERRORS.has(relayError.code))
     if (!this.everWelcomed || fatal || this.opts.reconnect === false) {
       const reasonCode = this.everWelcomed ? "closed" : "connect-failed"
@@ -138,9 +175,10 @@ export class Link {
     if (this.ended) return
     this.ended = true
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    this.stopRefresh()
     this.cb.state("closed")
     this.cb.ended(err)
-    this.cb.close({ code, reason, reconnecting: false })
+    this.cb.close({ code, reason, reconnecting: false, error: err })
     this.first?.reject(err)
     this.first = undefined
   }
@@ -149,6 +187,7 @@ export class Link {
   private drop(code: number, reason: string): void {
     const ws = this.ws
     this.stopHeartbeat()
+    this.stopRefresh()
     this.ws = undefined
     if (ws === undefined) return
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null
@@ -171,6 +210,45 @@ export class Link {
       }
       this.send({ t: "ping", n: ++this.pings })
     }, every)
+  }
+
+  /** With a token source: ask it for a fresh token a little before the current one expires, and send it over the link. */
+  private scheduleRefresh(): void {
+    this.stopRefresh()
+    const life = this.token === undefined ? undefined : tokenLifetime(this.token)
+    if (typeof this.opts.token !== "function" || life === undefined) return
+    const at = refreshAt(life)
+    // setTimeout holds at most ~24.8 days: a longer wait is taken in steps.
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined
+      if (Date.now() < at - 1000) return this.scheduleRefresh()
+      void this.refresh(life.exp)
+    }, Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1))
+  }
+
+  private async refresh(exp: number): Promise<void> {
+    const source = this.opts.token
+    if (typeof source !== "function") return
+    let fresh: string | undefined
+    try {
+      fresh = await source()
+    } catch {
+      fresh = undefined
+    }
+    if (this.ended || this.ws === undefined) return
+    if (fresh === undefined || fresh === this.token || (tokenLifetime(fresh)?.exp ?? 0) <= exp) {
+      // Nothing newer yet: ask again shortly, for as long as the current token lasts.
+      if (Date.now() / 1000 < exp) this.refreshTimer = setTimeout(() => void this.refresh(exp), 5_000)
+      return
+    }
+    this.token = fresh
+    if (this.ws.readyState === 1) this.ws.send(encodePeerAuth({ t: "token", token: fresh }))
+    this.scheduleRefresh()
+  }
+
+  private stopRefresh(): void {
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer)
+    this.refreshTimer = undefined
   }
 
   private stopHeartbeat(): void {

@@ -83,6 +83,8 @@ export interface CloseInfo {
   readonly reason: string
   /** Whether the session is trying again (state "reconnecting") or has ended (state "closed"). */
   readonly reconnecting: boolean
+  /** Why the session ended (when `reconnecting` is false), e.g. reason "auth": get a new token and connect again. */
+  readonly error?: ClientError
 }
 
 export interface SessionEvents {
