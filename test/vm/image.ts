@@ -8,6 +8,9 @@ import { createHash, randomBytes } from "node:crypto"
 import { execFileSync } from "node:child_process"
 import {
   chmodSync,
+  closeSync,
+  openSync,
+  utimesSync,
   copyFileSync,
   existsSync,
   lstatSync,
@@ -92,7 +95,7 @@ export const findKernel = (): { path: string; version: string } => {
   if (version === undefined) throw new VmSetupError("no /boot/vmlinuz-* with modules in /lib/modules: install the Debian package 'linux-image-amd64' (bash infra/install-deps.sh)")
   const path = join("/boot", `vmlinuz-${version}`)
   try {
-    readFileSync(path, { flag: "r" }).subarray(0, 0)
+    closeSync(openSync(path, "r"))
   } catch (e) {
     throw new VmSetupError(`cannot read ${path} (${(e as Error).message}); Debian installs it mode 0600: run as root or copy it`)
   }
@@ -272,6 +275,21 @@ const packCpio = (root: string): Buffer => {
   return execFileSync("cpio", ["-o", "-H", "newc", "-R", "0:0", "--quiet"], { cwd: root, input: list, maxBuffer: 512 * 1024 * 1024 })
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000
+
+/**
+ * Removes images unused for 3 days (another checkout may still use an older one, so not just "every other key") and
+ * build directories a killed builder left behind over an hour ago.
+ */
+const prune = (cacheDir: string): void => {
+  const now = Date.now()
+  for (const name of readdirSync(cacheDir)) {
+    const p = join(cacheDir, name)
+    const age = now - statSync(p).mtimeMs
+    if (name.startsWith(".build-") ? age > DAY_MS / 24 : age > 3 * DAY_MS) rmSync(p, { recursive: true, force: true })
+  }
+}
+
 /** Returns the cached image for the current inputs, building it first when there is none. */
 export const guestImage = (opts: ImageOptions = {}): GuestImage => {
   const t0 = performance.now()
@@ -290,9 +308,14 @@ export const guestImage = (opts: ImageOptions = {}): GuestImage => {
     buildMs: Math.round(performance.now() - t0),
     bytes: statSync(join(finalDir, initrdName)).size,
   })
-  if (existsSync(join(finalDir, initrdName))) return result(false)
+  if (existsSync(join(finalDir, initrdName))) {
+    // Marks it in use, so that pruning (below) keeps it.
+    utimesSync(finalDir, new Date(), new Date())
+    return result(false)
+  }
 
   mkdirSync(cacheDir, { recursive: true })
+  prune(cacheDir)
   const work = join(cacheDir, `.build-${process.pid}-${randomBytes(4).toString("hex")}`)
   try {
     const root = join(work, "root")
