@@ -64,8 +64,6 @@ export const forbidImports = (from: string, to: ReadonlyArray<string>, pending: 
  */
 const TEST_IMPORTS_SCRIPTS_PENDING: ReadonlyArray<File> = [
   "test/e2e/chaos-faults.test.ts",
-  "test/e2e/deb-bridge.test.ts",
-  "test/e2e/package.test.ts",
   "test/unit/chaos/guest-stream.test.ts",
   "test/unit/client/console-assets.test.ts",
   "test/unit/fuzz/decoders.test.ts",

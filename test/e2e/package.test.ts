@@ -9,10 +9,10 @@ import { join, resolve } from "node:path"
 import { gzipSync } from "node:zlib"
 import { build } from "esbuild"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { PKG_DIR, buildPkg } from "../../scripts/build-pkg.ts"
 
 const ROOT = resolve(import.meta.dirname, "../..")
 const TSC = join(ROOT, "node_modules/typescript/bin/tsc")
+const PKG_DIR = join(ROOT, "dist/pkg")
 
 const run = (file: string, args: ReadonlyArray<string>, cwd: string): string => {
   try {
@@ -64,7 +64,8 @@ describe("the vdrelay npm package (npm pack, installed in a fresh project)", () 
   let tarball: string
 
   beforeAll(async () => {
-    await buildPkg()
+    // `npm run build:pkg`: tsc to dist/pkg/dist, the bundled command, the generated manifest.
+    run(process.execPath, ["--import", "tsx", "scripts/build-pkg.ts"], ROOT)
     project = await mkdtemp(join(tmpdir(), "vdrelay-consumer-"))
     const packed = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", project, PKG_DIR], ROOT)) as Array<{ filename: string }>
     tarball = join(project, packed[0]!.filename)
