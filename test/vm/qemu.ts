@@ -236,7 +236,13 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       closeClients()
     },
     kill: async () => {
-      await proc.stop(0)
+      // SIGKILL at once: a SIGTERM would let QEMU shut down in order, which is not the fault being simulated.
+      try {
+        process.kill(-proc.pid, "SIGKILL")
+      } catch {
+        // already gone
+      }
+      await proc.exited
       closeClients()
     },
     restart: async (until = "agent") => {
