@@ -1,13 +1,15 @@
 // The npm package as a consumer gets it: `npm run build:pkg`, `npm pack` of dist/pkg, the tarball installed into a
 // fresh project outside this repository (msgpackr, its one dependency, from npm's cache or the registry), then used
 // the three ways the SDK is: imported from plain Node (no TypeScript loader), type-checked by a strict TypeScript
-// consumer under moduleResolution bundler and node16, and bundled for a browser by esbuild (no Node built-ins).
+// consumer under moduleResolution bundler and node16, bundled for a browser by esbuild (no Node built-ins), and run as
+// a Worker in workerd.
 import { execFileSync } from "node:child_process"
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { gzipSync } from "node:zlib"
 import { build } from "esbuild"
+import { Miniflare, convertV4MiniflareOptions } from "miniflare"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 const ROOT = resolve(import.meta.dirname, "../..")
@@ -113,6 +115,43 @@ console.log(JSON.stringify({ tag: v._tag, vm: v.claims.vm, connect: typeof conne
       run(process.execPath, [TSC, "-p", "tsconfig.json"], dir)
     })
   }
+
+  it("runs in a Worker (workerd): a token minted and verified, the client's module loaded", async () => {
+    await writeFile(
+      join(project, "worker.js"),
+      `import { connect } from "vdrelay/client"
+import { mintToken, verifyToken } from "vdrelay/auth"
+export default {
+  async fetch() {
+    const secret = "a-worker-secret-of-at-least-32-bytes!!!"
+    const v = await verifyToken(secret, await mintToken(secret, { tenant: "t", vm: "w", role: "viewer", ttl: 60 }))
+    return Response.json({ tag: v._tag, vm: v.claims.vm, connect: typeof connect })
+  },
+}
+`,
+    )
+    // As wrangler bundles a Worker: ES modules, the workerd/worker/browser export conditions.
+    const out = await build({
+      entryPoints: [join(project, "worker.js")],
+      absWorkingDir: project,
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      conditions: ["workerd", "worker", "browser"],
+      mainFields: ["module", "main"],
+      write: false,
+      logLevel: "silent",
+    })
+    const compatibilityDate = /^compatibility_date = "([^"]+)"/m.exec(await readFile(join(ROOT, "wrangler.toml"), "utf8"))![1]!
+    // cf: false: no request.cf download, the test runs offline.
+    const mf = new Miniflare(convertV4MiniflareOptions({ name: "consumer", modules: true, script: out.outputFiles[0]!.text, compatibilityDate, cf: false }))
+    try {
+      const res = await mf.dispatchFetch("http://worker.test/")
+      expect(await res.json()).toEqual({ tag: "Ok", vm: "w", connect: "function" })
+    } finally {
+      await mf.dispose()
+    }
+  })
 
   it("bundles for the browser with esbuild (no Node built-ins); gzip size reported", async () => {
     await writeFile(join(project, "browser.js"), `import { connect } from "vdrelay/client"\nimport { mintToken } from "vdrelay/auth"\nglobalThis.vdrelay = { connect, mintToken }\n`)
