@@ -43,10 +43,16 @@ const refuseFileXfer = (s: SessionState, c: ClientSide, start: Uint8Array): void
   enqueue(s, c, { frame: { t: "msg", seq, type: MessageType.FileXferStatus, size: enc.value.length, data: enc.value, end: true }, bytes: enc.value.length, seq })
 }
 
+/** Per-sender order: message `id` would overtake one the relay asked for again (the SDK puts it back behind it). */
+const overtakes = (c: ClientSide, id: number): Refusal | undefined =>
+  c.owed.size > 0 && !c.owed.has(id) && id > Math.min(...c.owed)
+    ? { code: "resend", detail: "an earlier message of this console is being sent again: send this one after it" }
+    : undefined
+
 const refusal = (s: SessionState, c: ClientSide, f: Frame<"msg">): { code: NoticeCode; detail: string } | undefined => {
-  // Per-sender order: nothing overtakes a message the relay asked for again (the SDK puts this one back behind it).
-  if (c.owed.size > 0 && !c.owed.delete(f.id) && f.id > Math.min(...c.owed))
-    return { code: "resend", detail: "an earlier message of this console is being sent again: send this one after it" }
+  const behind = overtakes(c, f.id)
+  if (behind !== undefined) return behind
+  c.owed.delete(f.id)
   if (c.role !== "controller") return { code: "dropped-by-role", detail: "viewers cannot send to the agent" }
   if (!reachable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }
   return checkHeader(f.type, f.size, s.policy, s.limits, s.rawCaps)
@@ -147,11 +153,12 @@ const complete = (s: SessionState, c: ClientSide): void => {
   c.dirty = true
   if (m.dup !== undefined) return answerAgain(s, c, m.id, m.type, m.dup)
   if (m.mode !== "store") return
-  const bad = !reachable(s)
+  // Started before the relay asked for an earlier one again, it must still not be written ahead of it.
+  const bad = overtakes(c, m.id) ?? (!reachable(s)
     ? { code: "agent-not-connected" as const, detail: "no agent is connected" }
     : checkPayload(m.type, m.buf, s.rawCaps, s.limits) ??
       cancelledXfer(c, m.type, m.buf) ??
-      (s.bridge === null && !fitsHeld(s, chunkedSize(m.size)) ? { code: "agent-not-connected" as const, detail: FULL } : undefined)
+      (s.bridge === null && !fitsHeld(s, chunkedSize(m.size)) ? { code: "agent-not-connected" as const, detail: FULL } : undefined))
   if (bad !== undefined) {
     notice(s, c, bad.code, bad.detail, m.id, m.type)
     c.creditFree += m.size

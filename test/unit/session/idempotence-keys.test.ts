@@ -69,6 +69,24 @@ describe("per-sender order after a resend", () => {
     expect(c.sent.get(first)!.fate).toEqual(["ack"])
   })
 
+  it("does not write a message that began before the relay asked for an earlier one again and ended after (found by chaos)", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    sim.bridge.dedupe = false
+    const before = sim.bridge.wnext
+    const first = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    const body = concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)])
+    const later = sim.send("c1", MessageType.MonitorsConfig, body, { frag: 10, stopAfter: 1 })
+    sim.detachBridge()
+    sim.bridge.wnext = before
+    sim.bridge.written.pop()
+    sim.attachBridge()
+    expect(c.sent.get(first)!.fate).toEqual(["resend"])
+    sim.sendRest("c1", later, body, 10, 10)
+    expect(c.sent.get(later)!.fate).toEqual(["resend"])
+    expect(sim.agentGot(MessageType.MonitorsConfig)).toHaveLength(0)
+  })
+
   it("releases the hold when the console gives the owed message up (abort)", () => {
     const sim = ready()
     const c = sim.join("c1")
