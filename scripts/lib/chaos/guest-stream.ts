@@ -90,7 +90,7 @@ export class GuestStream {
     const want = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
     const differs = firstDifference(got, want)
     if (outcome === "done" && (got.length !== want.length || differs !== -1))
-      this.problem(`file ${id}: reported done, the guest got ${got.length} bytes of ${want.length}${differs === -1 ? "" : `, differing from byte ${differs}`}`)
+      this.problem(`file ${id}: reported done, the guest got ${got.length} bytes of ${want.length}${differs === -1 ? "" : `, differing from byte ${differs}`}; blocks in the order written: ${blockOrder(t.parts, want)}`)
     if (outcome === "failed") {
       if (got.length > want.length || differs !== -1) this.problem(`file ${id}: failed with ${got.length} bytes in the guest that are no prefix of the file (differ at ${differs})`)
       if (!t.cancelled && t.connection === this.connection) this.problem(`file ${id}: reported failed, the agent connection that holds it was never told`)
@@ -153,6 +153,23 @@ export class GuestStream {
   private problem(text: string): void {
     this.problems.push(text)
   }
+}
+
+/** Which block of the file each DATA carried (found by content), runs compressed: "0-11 13 12 14-63". */
+const blockOrder = (parts: ReadonlyArray<Buffer>, file: Buffer): string => {
+  const index = parts.map((p) => {
+    if (p.length === 0) return -1
+    for (let at = 0; at + p.length <= file.length; at += p.length) if (file.subarray(at, at + p.length).equals(p)) return at / p.length
+    return -1
+  })
+  const out: string[] = []
+  for (let i = 0; i < index.length; ) {
+    let j = i
+    while (j + 1 < index.length && index[j + 1] === index[j]! + 1 && index[i]! >= 0) j++
+    out.push(j === i ? String(index[i]) : `${index[i]}-${index[j]}`)
+    i = j + 1
+  }
+  return out.join(" ")
 }
 
 const firstDifference = (a: Buffer, b: Buffer): number => {

@@ -51,7 +51,12 @@ export class ClientView {
   consumed = 0
   creditOwed = 0
 
-  constructor(readonly id: string, readonly maxRole: Role) {}
+  /** hello.origin: one per console (SDK session object), kept by the links that resume it. */
+  origin: string
+
+  constructor(readonly id: string, readonly maxRole: Role) {
+    this.origin = `origin-${id}`
+  }
 
   receive(f: RelayToClient): void {
     check(!this.closed || f.t === "error", `client ${this.id} got a ${f.t} frame after its link was closed`)
@@ -117,7 +122,11 @@ export class ClientView {
 
   private complete(seq: number, m: { type: number; size: number; got: number; hash: number }): void {
     check(m.got === m.size, `seq ${seq} completed with ${m.got} of ${m.size} bytes`)
-    if (seq <= this.lastSeq && this.completed.some((c) => c.seq === seq)) {
+    // Whole-stream rules: seqs in order (an SDK drops one at or below the last it saw), a replay is the same message.
+    const before = seq <= this.lastSeq ? this.completed.find((c) => c.seq === seq) : undefined
+    check(seq > this.lastSeq || before !== undefined, `seq ${seq} completed after seq ${this.lastSeq}: out of order (the SDK would drop it)`)
+    if (before !== undefined) {
+      check(before.hash === m.hash && before.type === m.type, `seq ${seq} delivered again with other content`)
       this.replays++
       return
     }

@@ -11,6 +11,8 @@ export interface GuestMessage {
   readonly type: number
   readonly size: number
   readonly payload: Uint8Array
+  /** The key its first write named (client messages). */
+  readonly key?: { readonly origin: string; readonly id: number }
 }
 
 export class GuestView {
@@ -20,12 +22,17 @@ export class GuestView {
   private readonly partial = new Map<number, Uint8Array[]>()
   readonly messages: GuestMessage[] = []
   aborted = 0
+  /** Keyed messages not written again, as the bridge does (src/bridge/written-keys.ts): across epochs and restarts. */
+  suppressed = 0
+  private readonly writtenKeys = new Set<string>()
+  private readonly portKey = new Map<number, { origin: string; id: number }>()
 
   /** The relay (re)starts the guest-bound stream of `epoch` at `pos` (welcome after hello, restore). */
   reset(epoch: number, pos: number): void {
     this.epoch = epoch
     this.wpos = pos
     this.partial.clear()
+    this.portKey.clear()
   }
 
   receive(f: Extract<RelayToBridge, { t: "write" | "abort" }>): void {
@@ -34,9 +41,14 @@ export class GuestView {
     check(f.port === 1 || f.port === 2, `${f.t} for port ${f.port}`)
     if (f.t === "abort") {
       this.partial.delete(f.port)
+      this.portKey.delete(f.port)
       this.aborted++
       return
     }
+    if (!this.partial.has(f.port)) {
+      if (f.origin !== undefined && f.id !== undefined) this.portKey.set(f.port, { origin: f.origin, id: f.id })
+      else this.portKey.delete(f.port)
+    } else check(f.origin === undefined && f.id === undefined, `a write in the middle of a port-${f.port} message names a message`)
     this.wpos += f.data.length
     const parts = this.partial.get(f.port) ?? []
     parts.push(f.data.slice())
@@ -60,7 +72,17 @@ export class GuestView {
       o += body.length
       at += 8 + n
     }
-    this.messages.push({ port: f.port, type, size, payload })
+    const key = this.portKey.get(f.port)
+    this.portKey.delete(f.port)
+    if (key !== undefined) {
+      const k = `${key.origin}\0${key.id}`
+      if (this.writtenKeys.has(k)) {
+        this.suppressed++
+        return
+      }
+      this.writtenKeys.add(k)
+    }
+    this.messages.push({ port: f.port, type, size, payload, ...(key === undefined ? {} : { key }) })
   }
 
   /** Bytes of a message half written on some port (the bridge would hold them). */

@@ -46,10 +46,25 @@ export const checkContent = (w: SessionWorld): void => {
     if (g.port === 2) check(g.type === 1 || g.type === 13, `type ${g.type} written on the server port`)
   }
   if (w.clientTainted) return
-  const byController = new Set(w.sentByClients.filter((m) => m.controller).map((m) => `${m.type}:${m.hash}`))
+  // Whole-stream: each console's messages reach the agent at most once and in the order it sent them (by key; the
+  // consoles number them 1, 2, 3… unless hostile frames were sent).
+  const lastId = new Map<string, number>()
+  for (const g of w.guest.messages) {
+    if (g.key === undefined) continue
+    const before = lastId.get(g.key.origin)
+    check(before === undefined || g.key.id > before, `${g.key.origin} message ${g.key.id} reached the agent after its message ${before}`)
+    lastId.set(g.key.origin, g.key.id)
+  }
+  // Content, counted: a message reaches the agent no more often than controllers sent it (a duplicate shows here
+  // even if the relay dropped its key).
+  const byController = new Map<string, number>()
+  for (const m of w.sentByClients) if (m.controller) byController.set(`${m.type}:${m.hash}`, (byController.get(`${m.type}:${m.hash}`) ?? 0) + 1)
   for (const g of w.guest.messages) {
     if (g.port !== 1 || RELAY_MADE_TO_AGENT.has(g.type)) continue
-    check(byController.has(`${g.type}:${fnv(g.payload)}`), `a type ${g.type} message reached the agent that no controller sent`)
+    const k = `${g.type}:${fnv(g.payload)}`
+    const n = byController.get(k) ?? 0
+    check(n > 0, n === 0 && [...w.sentByClients].some((m) => m.controller && `${m.type}:${m.hash}` === k) ? `a type ${g.type} message reached the agent more often than controllers sent it (a duplicate)` : `a type ${g.type} message reached the agent that no controller sent`)
+    byController.set(k, n - 1)
   }
 }
 

@@ -57,6 +57,8 @@ export class SessionWorld {
   bridgeAttachment: BridgeLinkAttachment | undefined
   steps = 0
   private clientSeq = 0
+  /** The link that holds each origin now: a console (SDK session object) has one link at a time. */
+  private readonly originHolder = new Map<string, string>()
   private queue: SessionEvent[] = []
   private draining = false
   /** `wrote` of the last bridge hello: where the relay's guest-bound positions restart. */
@@ -249,11 +251,13 @@ export class SessionWorld {
     this.feed({ _tag: "BridgeDetached", now: this.now, cause })
   }
 
-  join(role: Role, maxRole: Role, caps: number[], resume?: { token: string; lastSeq: number; inherit?: Iterable<number> }): ClientView {
+  join(role: Role, maxRole: Role, caps: number[], resume?: { token: string; lastSeq: number; inherit?: Iterable<number>; origin?: string }): ClientView {
     const id = `c${++this.clientSeq}`
     const view = new ClientView(id, maxRole)
     this.clients.set(id, view)
-    const hello = { t: "hello" as const, v: 1, client: id, role, caps, ...(resume === undefined ? {} : { resume: resume.token, ...(resume.lastSeq >= 0 ? { lastSeq: resume.lastSeq } : {}) }) }
+    if (resume?.origin !== undefined) view.origin = resume.origin
+    this.originHolder.set(view.origin, id)
+    const hello = { t: "hello" as const, v: 1, client: id, role, caps, origin: view.origin, ...(resume === undefined ? {} : { resume: resume.token, ...(resume.lastSeq >= 0 ? { lastSeq: resume.lastSeq } : {}) }) }
     if (resume !== undefined) view.floor = resume.lastSeq
     for (const seq of resume?.inherit ?? []) view.inheritedOpen.add(seq)
     this.feed({ _tag: "ClientJoined", now: this.now, client: id, maxRole, hello, resumeToken: `tok-${id}-0123456789abcdef0123456789abcdef` })
@@ -269,7 +273,7 @@ export class SessionWorld {
     this.tick(afterMs)
     this.feed({ _tag: "TimerFired", now: this.now })
     const lastSeq = old.lastWholeSeq()
-    const v = this.join(old.role === "controller" ? "controller" : "viewer", old.maxRole, [0x000355f7], { token: forged ? "tok-forged-0123456789abcdef0123456789" : old.token, lastSeq, inherit: old.open.keys() })
+    const v = this.join(old.role === "controller" ? "controller" : "viewer", old.maxRole, [0x000355f7], { token: forged ? "tok-forged-0123456789abcdef0123456789" : old.token, lastSeq, inherit: old.open.keys(), ...(forged || this.originHolder.get(old.origin) !== old.id ? {} : { origin: old.origin }) })
     this.f.add(`resumed:${v.resumed}`)
     v.nextId = old.nextId
     old.pending.clear()
