@@ -12,7 +12,7 @@ import { Rng } from "../rng.ts"
 const SECRET = "fuzz-signing-key-0123456789abcdef0123456789"
 const OTHER = "another-key-that-is-long-enough-0123456789ab"
 const NOW_S = 1_800_000_000
-const REASONS: ReadonlySet<AuthErrorReason> = new Set(["malformed", "unsupported-alg", "bad-signature", "invalid-claims", "expired", "not-yet-valid", "bad-key"])
+const REASONS: ReadonlySet<AuthErrorReason> = new Set(["malformed", "unsupported-alg", "unknown-key", "wrong-key-type", "bad-signature", "invalid-claims", "expired", "not-yet-valid", "bad-key"])
 
 const utf8 = new TextEncoder()
 const b64 = (s: string): string => encodeBase64url(utf8.encode(s))
