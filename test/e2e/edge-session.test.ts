@@ -8,7 +8,7 @@ import { LINK_VERSION, type ClientToRelay, type RelayToClient, type Role } from 
 import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
 import { startWorker, type LocalWorker } from "../harness/worker.ts"
-import { FakeBridge } from "../workers/fake-bridge.ts"
+import { FakeBridge } from "../harness/fake-bridge.ts"
 import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)))

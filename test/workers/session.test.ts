@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import { LINK_VERSION, type Role } from "../../src/link/types.ts"
 import { encodeChunkedMessage } from "../../src/protocol/chunker.ts"
 import { MessageType, Port } from "../../src/protocol/constants.ts"
-import { FakeBridge } from "./fake-bridge.ts"
+import { FakeBridge } from "../harness/fake-bridge.ts"
 import { ORIGIN, bridgePeer, clientPeer, mint, receiveMessage, stubFor, upgrade, type ClientPeer } from "./helpers.ts"
 import { SPICE_VDAGENT_CAPS } from "../../src/protocol/known.ts"
 
