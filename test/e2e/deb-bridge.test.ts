@@ -4,10 +4,11 @@
 // through it, and dpkg -r at the end. Needs root (dpkg): runs as root or with CI set, and then fails, not skips, when
 // it cannot.
 import { execFileSync } from "node:child_process"
-import { readFile, stat } from "node:fs/promises"
-import { resolve } from "node:path"
+import { access, mkdir, readdir, readFile, rmdir, stat } from "node:fs/promises"
+import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { connect, type Session } from "../../src/client/index.ts"
+import { startBridgeProcess } from "../harness/bridge-process.ts"
 import { type Stack, startStack } from "../harness/stack.ts"
 
 const run = process.env.CI !== undefined || process.getuid?.() === 0
@@ -25,6 +26,26 @@ const PATHS = {
 }
 
 const sh = (file: string, args: ReadonlyArray<string>, cwd = "/"): string => execFileSync(file, args, { encoding: "utf8", cwd, stdio: ["ignore", "pipe", "pipe"] })
+
+/**
+ * Debian 12's own nodejs (the oldest Node the package allows), unpacked from bookworm's packages into .scratch/ (apt
+ * downloads them once): what a hypervisor without NodeSource runs the bridge with. Its binary links libnode and
+ * loads a few of its built-ins from /usr/share/nodejs, so it runs in a mount namespace with that folder bound there.
+ */
+const debianNode = async (): Promise<{ readonly node: string; readonly lib: string; readonly share: string }> => {
+  const dir = join(ROOT, ".scratch/debian-nodejs")
+  const root = join(dir, "root")
+  const node = join(root, "usr/bin/node")
+  if (!(await access(node).then(() => true, () => false))) {
+    await mkdir(dir, { recursive: true })
+    // The newest bookworm build (not NodeSource's, which a CI host may have installed as the candidate).
+    const version = /\|\s*(\S+)\s*\|\s*http\S*debian\S* bookworm/.exec(sh("apt-cache", ["madison", "nodejs"]))?.[1]
+    if (version === undefined) throw new Error("apt-cache knows no bookworm nodejs: is deb.debian.org in the sources?")
+    sh("apt-get", ["download", "-q", `nodejs=${version}`, `libnode108=${version}`, "libc-ares2", "node-acorn", "node-cjs-module-lexer", "node-undici"], dir)
+    for (const deb of (await readdir(dir)).filter((f) => f.endsWith(".deb"))) sh("dpkg-deb", ["-x", join(dir, deb), root])
+  }
+  return { node, lib: join(root, "usr/lib/x86_64-linux-gnu"), share: join(root, "usr/share/nodejs") }
+}
 
 const until = async (pred: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> => {
   const deadline = Date.now() + timeoutMs
@@ -88,5 +109,36 @@ describe.skipIf(!run)("the .deb's bridge (dpkg -i, the installed launcher, dpkg 
     await stack.agent.setClipboard("guest → console through the packaged bridge")
     await until(async () => (await client!.requestClipboardText()) === "guest → console through the packaged bridge", "the console's paste")
     expect(stack.bridge.events().some((e) => e.event === "bridge-started")).toBe(true)
+  })
+
+  it("the installed bundle runs on Debian 12's own nodejs 18 (the package's oldest allowed Node)", async () => {
+    if (stack === undefined || client === undefined) throw new Error("needs the round trip above")
+    const { node, lib, share } = await debianNode()
+    const madeShare = !(await access("/usr/share/nodejs").then(() => true, () => false))
+    if (madeShare) await mkdir("/usr/share/nodejs")
+    const debianNodeCommand = ["unshare", "--mount", "sh", "-c", `mount --bind ${share} /usr/share/nodejs && LD_LIBRARY_PATH=${lib} exec ${node} "$@"`, "node"]
+    expect(sh(debianNodeCommand[0]!, [...debianNodeCommand.slice(1), "--version"]).trim()).toMatch(/^v18\./)
+    // The bridge the stack started goes; one on Debian's Node takes the VM over (same worker, agent and console).
+    await stack.bridge.stop()
+    const bridge = await startBridgeProcess({
+      command: [...debianNodeCommand, PATHS.bundle],
+      mint: stack.worker.mint,
+      tenant: stack.tenant,
+      edgeBase: stack.worker.wsUrl,
+      vms: [{ id: stack.vm, chardev: stack.agent.sim!.hostSocketPath }],
+      name: "deb-host-node18",
+      logLevel: "info",
+    })
+    try {
+      await until(async () => bridge.events().some((e) => e.event === "tunnel-connected" || e.event === "tunnel-resumed"), "the Node 18 bridge's tunnel", 60_000)
+      await until(async () => client!.agent.connected && client!.agent.caps !== null, "the console sees the agent again", 60_000)
+      await client.setClipboardText("console → guest on Debian's Node 18")
+      await until(async () => (await stack!.agent.getClipboard()) === "console → guest on Debian's Node 18", "the guest clipboard")
+      await stack.agent.setClipboard("guest → console on Debian's Node 18")
+      await until(async () => (await client!.requestClipboardText()) === "guest → console on Debian's Node 18", "the console's paste")
+    } finally {
+      await bridge.stop()
+      if (madeShare) await rmdir("/usr/share/nodejs")
+    }
   })
 })
