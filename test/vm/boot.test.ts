@@ -1,7 +1,7 @@
 // The VM test bed itself: the image boots in a real QEMU, the control port answers, and the real agent inside the
 // guest announces itself on the agent chardev socket, as infra/qemu wires it. Boot time is measured and logged. Then
-// the lifecycle primitives other VM tests build on: agent restart, holding the port by hand (stale bytes), system_reset,
-// guest poweroff and QEMU started again on the same sockets.
+// the lifecycle primitives other VM tests build on: agent restart, holding the port by hand (stale bytes), port unplug
+// and replug, system_reset, guest poweroff and QEMU started again on the same sockets.
 import { randomBytes } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { MessageType as T, Port } from "../../src/protocol/constants.ts"
@@ -84,6 +84,18 @@ describe.skipIf(!vmTestsEnabled())("real QEMU guest boot", () => {
     expect(second!.length).toBe(0)
     await vm.guest.startAgent()
     await host.expect(T.AnnounceCapabilities, { timeoutMs: 30_000 })
+    expect(await handshake(host)).toBe(AGENT_CAPS)
+  })
+
+  it("follows device_del/device_add of the agent port as udev + systemd would: the daemon is back on the same host connection", async () => {
+    const mark = vm.qmp.mark()
+    await vm.qmp.execute("device_del", { id: "vdport" })
+    await vm.qmp.waitForEvent("DEVICE_DELETED", { from: mark, where: (d) => d.device === "vdport", timeoutMs: 60_000 })
+    // Without the port the real daemon quits ("Fatal error opening vdagent virtio channel"); the supervisor waits for it.
+    await vm.qmp.execute("device_add", { driver: "virtserialport", bus: "vser0.0", chardev: "vdagent", name: "com.redhat.spice.0", id: "vdport" })
+    await vm.waitForAgentPort(true)
+    expect(host.closed).toBe(false)
+    host.clear()
     expect(await handshake(host)).toBe(AGENT_CAPS)
   })
 

@@ -125,7 +125,10 @@ export class Guest {
     return lines.filter((l) => SYNC_ERROR_PATTERNS.some((p) => p.test(l)))
   }
 
-  /** Stops the session agent and the daemon; the daemon's port closes. Xvfb keeps running. */
+  /**
+   * Stops the session agent and the daemon; the daemon's port closes. Xvfb keeps running. They stay stopped until
+   * startAgent (otherwise the guest's supervisor restarts them whenever they are gone, as systemd would).
+   */
   async stopAgent(): Promise<void> {
     await this.sh("/usr/libexec/vdrelay/agent stop")
   }

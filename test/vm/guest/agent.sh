@@ -3,10 +3,18 @@
 # them to work: daemon -X (no logind), the real /dev/uinput, session agent -f DIR -o 0 (else file transfer is off).
 # Logs: /var/log/{Xvfb,vdagentd,vdagent}.log (appended across restarts). "start" waits until the daemon has opened
 # the agent port, so a caller knows the guest side is there.
+# "supervise" (run by init) plays systemd + udev of a real Debian guest: spice-vdagentd.service has Restart=on-failure
+# and udev starts it when the port appears, so whenever the daemon or session agent is gone and the port exists (e.g.
+# after device_del/device_add, where the daemon exits "Fatal error opening vdagent virtio channel") it starts them again,
+# unless "stop" put them on hold (until the next "start"), so that a test can open the port by hand.
 P=/dev/virtio-ports/com.redhat.spice.0
 export DISPLAY=:0 NO_AT_BRIDGE=1 GDK_BACKEND=x11
 
-alive() { [ -f "/run/$1.pid" ] && kill -0 "$(cat "/run/$1.pid")" 2>/dev/null; }
+alive() { [ -f "/run/$1.pid" ] && read -r pid < "/run/$1.pid" && kill -0 "$pid" 2>/dev/null; }
+# One start/stop at a time, whoever asks (a test over the control port, or the supervisor).
+lock() { until mkdir /run/agent.lock 2>/dev/null; do usleep 20000; done; }
+unlock() { rmdir /run/agent.lock; }
+HOLD=/run/agent.held
 
 stop_one() {
   alive "$1" || { rm -f "/run/$1.pid"; return 0; }
@@ -60,11 +68,26 @@ stop() {
   stop_one vdagentd
 }
 
+supervise() {
+  while :; do
+    if [ ! -e $HOLD ] && [ -e $P ] && ! { alive vdagentd && alive vdagent; }; then
+      lock
+      if [ ! -e $HOLD ] && ! { alive vdagentd && alive vdagent; }; then
+        echo "agent: supervisor starting what is not running" >> /var/log/agent-supervise.log
+        start >> /var/log/agent-supervise.log 2>&1
+      fi
+      unlock
+    fi
+    usleep 500000
+  done
+}
+
 case "$1" in
-  start) start ;;
-  stop) stop ;;
-  restart) stop; start ;;
-  stop-all) stop; stop_one xvfb ;;
+  start) lock; rm -f $HOLD; start; rc=$?; unlock; exit $rc ;;
+  stop) lock; : > $HOLD; stop; unlock ;;
+  restart) lock; : > $HOLD; stop; rm -f $HOLD; start; rc=$?; unlock; exit $rc ;;
+  stop-all) lock; : > $HOLD; stop; stop_one xvfb; unlock ;;
+  supervise) supervise ;;
   status) for p in xvfb vdagentd vdagent; do alive $p && echo "$p up" || echo "$p down"; done ;;
-  *) echo "usage: agent start|stop|restart|stop-all|status" >&2; exit 2 ;;
+  *) echo "usage: agent start|stop|restart|stop-all|supervise|status" >&2; exit 2 ;;
 esac

@@ -21,27 +21,35 @@ say "userspace up"
 # Dependencies first; the order was resolved from modules.dep when the image was built.
 while read -r m; do insmod "/lib/modules/$m" || say "insmod $m failed"; done < /etc/vdrelay/modules
 
-# The session agent exits silently when /dev/virtio-ports/com.redhat.spice.0 is missing (spec §14).
+# The session agent exits silently when /dev/virtio-ports/com.redhat.spice.0 is missing (spec §14), and there is no
+# udev to make it: keep /dev/virtio-ports/<name> in step with /sys/class/virtio-ports here, also across device_del /
+# device_add of a port (the new port gets a new vportNpM). Builtins only, so a pass costs no fork when nothing changed.
+mkdir -p /dev/virtio-ports
+linked=""
+link_ports() {
+  now=""
+  for d in /sys/class/virtio-ports/*; do
+    [ -r "$d/name" ] && [ -e "/dev/${d##*/}" ] || continue
+    read -r n < "$d/name" || continue
+    [ -n "$n" ] && now="$now $n=${d##*/}"
+  done
+  [ "$now" = "$linked" ] && return
+  rm -f /dev/virtio-ports/*
+  for p in $now; do ln -sf "/dev/${p#*=}" "/dev/virtio-ports/${p%%=*}"; done
+  linked=$now
+}
 want=$(cat /etc/vdrelay/ports)
 i=0
-while :; do
-  mkdir -p /dev/virtio-ports
-  found=0
-  for d in /sys/class/virtio-ports/*; do
-    [ -e "$d/name" ] || continue
-    n=$(cat "$d/name")
-    [ -n "$n" ] && [ -e "/dev/${d##*/}" ] || continue
-    ln -sf "/dev/${d##*/}" "/dev/virtio-ports/$n"
-    found=$((found + 1))
-  done
-  [ "$found" -ge "$want" ] && break
+while link_ports; set -- $linked; [ "$#" -lt "$want" ]; do
   i=$((i + 1))
-  [ "$i" -ge 200 ] && { say "only $found of $want virtio ports appeared"; break; }
+  [ "$i" -ge 200 ] && { say "only $# of $want virtio ports appeared"; break; }
   usleep 25000
 done
+(while :; do link_ports; usleep 200000; done) &
 say "ports: $(ls /dev/virtio-ports | tr '\n' ' ')"
 
-/usr/libexec/vdrelay/agent start > /var/log/agent-start.log 2>&1 &
+# The supervisor starts the agent at once (the port is there) and again whenever it is gone, as systemd would.
+/usr/libexec/vdrelay/agent supervise > /var/log/agent-supervise.log 2>&1 &
 /usr/libexec/vdrelay/ctl &
 say "serving control port"
 # `wait` blocks in waitpid(-1), so it also reaps processes reparented to PID 1 while the control loop runs.
