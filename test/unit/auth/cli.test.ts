@@ -67,3 +67,11 @@ it("signs EdDSA with a private JWK key file, with the bridge host's thumbprint a
   expect(await verifyToken({ jwks }, r.out.trim())).toMatchObject({ _tag: "Ok", kid: "k-2026", claims: { role: "bridge", cnf: { jkt } } })
   expect((await run(["--tenant", "acme", "--vm", "vm-1", "--role", "viewer", "--ttl", "9", "--jkt", jkt, "--key-file", file])).code).toBe(2)
 })
+
+it("mints tenant-wide admin tokens only with vm '*', and '*' for no other role", async () => {
+  const ok = await run(["--tenant", "acme", "--vm", "*", "--role", "admin", "--ttl", "60"], { VDRELAY_SIGNING_KEY: KEY })
+  expect(ok.code).toBe(0)
+  expect(await verifyToken(KEY, ok.out.trim())).toMatchObject({ _tag: "Ok", claims: { role: "admin", vm: "*" } })
+  expect((await run(["--tenant", "acme", "--vm", "vm-1", "--role", "admin", "--ttl", "60"], { VDRELAY_SIGNING_KEY: KEY })).code).toBe(2)
+  expect((await run(["--tenant", "acme", "--vm", "*", "--role", "operator", "--ttl", "60"], { VDRELAY_SIGNING_KEY: KEY })).code).toBe(2)
+})
