@@ -1,49 +1,35 @@
 // Reading QEMU's VSERPORT_CHANGE right: events are rate limited (1/s per device, only the latest kept, spec §12), so a
-// quick close+open can arrive as one event, or as a close whose query already finds the port open again. Either way
-// the guest's agent reopened its port (and reset its parsers): that is reported as a close followed by an open.
+// quick close+open can arrive as one open:true event, and the event of a reopen can arrive after a query already found
+// the port open. Any event while the port is believed open means it closed since: the bridge reports "closed" at once
+// (and hangs up the chardev), and the query that follows reports "open" if the guest already reopened.
 import type { PortLevel } from "../link/types.ts"
 
-/** What happened since the last query started, captured when the next one starts. */
-export interface EventsSeen {
-  /** An event showed the port closed at some point while we believed it open. */
-  readonly closedWhileOpen: boolean
-  /** An open:true event arrived (it is the event of the latest reopen). */
-  readonly openEvent: boolean
-}
-
 export class PortWatch {
-  private closedWhileOpen = false
-  private openEvent = false
+  /** An open:true event arrived since the port was last reported closed (it is the event of the latest reopen). */
+  private openSinceClose = false
   /** A reopen was learnt from a query before its event: QEMU is holding that open:true event back. */
   private openEventOwed = false
 
   /**
    * A VSERPORT_CHANGE for our device, given the level we currently report. Returns whether it shows the port closed
-   * since it was last seen open (the bridge then need not wait for the query to know bytes may be stranded).
+   * since it was last seen open: the caller then reports "closed" at once, without waiting for the query.
    */
   event(open: boolean, level: PortLevel): boolean {
     if (open && this.openEventOwed) {
       this.openEventOwed = false // the late event of a reopen already reported
       return false
     }
-    if (open) this.openEvent = true
     // QEMU emits on changes only: any event while we believe the port open means it closed since.
-    if (level === "open") this.closedWhileOpen = true
-    return level === "open"
+    const closed = level === "open"
+    if (closed) this.openSinceClose = false
+    if (open) this.openSinceClose = true
+    return closed
   }
 
-  /** Called as a query-chardev starts: the events it has to account for. */
-  take(): EventsSeen {
-    const seen = { closedWhileOpen: this.closedWhileOpen, openEvent: this.openEvent }
-    this.closedWhileOpen = this.openEvent = false
-    return seen
-  }
-
-  /** The levels to report, in order, for a query result (`frontend-open`) given the current level. */
-  queried(result: PortLevel, level: PortLevel, seen: EventsSeen): ReadonlyArray<PortLevel> {
-    const bounce = seen.closedWhileOpen && result === "open" && level === "open"
-    const reopened = bounce || (level === "closed" && result === "open")
-    if (reopened && !seen.openEvent) this.openEventOwed = true
-    return bounce ? ["closed", "open"] : [result]
+  /** A query found `result` (`frontend-open`) while we report `level`; the caller reports `result`. */
+  queried(result: PortLevel, level: PortLevel): void {
+    if (result === "closed" && level === "open") this.openSinceClose = false
+    // A reopen seen before its event: that event will come late (rate limit) and must not read as another close.
+    if (result === "open" && level === "closed" && !this.openSinceClose) this.openEventOwed = true
   }
 }

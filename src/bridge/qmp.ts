@@ -1,6 +1,7 @@
 // The QMP session: watches the guest side of the VM's virtserialport through QEMU's monitor. VSERPORT_CHANGE events
-// are levels, rate limited by QEMU (1/s per device, only the latest kept), so each one only triggers a query-chardev,
-// whose `frontend-open` is the truth (spec §8, §12); queries are coalesced so at most one is in flight.
+// are levels, rate limited by QEMU (1/s per device, only the latest kept): an event while the port is believed open
+// reports it closed at once (PortWatch), and every event triggers a query-chardev, whose `frontend-open` is the truth
+// (spec §8, §12), then polls for the window in which QEMU may hold the next event back. At most one query in flight.
 import type net from "node:net"
 import { Effect, type Scope } from "effect"
 import type { QmpConfig } from "./config.ts"
@@ -156,15 +157,15 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
         return
       }
       inFlight = true
-      const seen = watch.take()
       // A monitor that stops answering must not hold agent bytes back: report the level unchanged after 2 s.
       const timer = setTimeout(() => core.portLevel(core.port, "query-chardev unanswered"), 2_000)
       qmp.command("query-chardev").then(
         (reply) => {
           clearTimeout(timer)
           inFlight = false
-          const levels = watch.queried(frontendOpen(reply, label), core.port, seen)
-          for (const level of levels) core.portLevel(level, levels.length > 1 ? `${cause}: the port was closed and reopened` : cause)
+          const level = frontendOpen(reply, label)
+          watch.queried(level, core.port)
+          core.portLevel(level, cause)
           if (again !== undefined) {
             const next = again
             again = undefined
@@ -183,8 +184,9 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
       const data = e.data as Json | undefined
       if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return
       metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
-      // A close is acted on before the query confirms it: bytes handed meanwhile would be stranded too.
-      if (watch.event(data.open === true, core.port)) core.guestPortClosed("VSERPORT_CHANGE")
+      // A close is acted on before the query: bytes handed meanwhile would be stranded too, and the new chardev
+      // connection must stay gated. The query then reports the port open again if it was a quick reopen.
+      if (watch.event(data.open === true, core.port)) core.portLevel("closed", "VSERPORT_CHANGE")
       pollUntil = Date.now() + POLL_WINDOW_MS
       query("VSERPORT_CHANGE")
     }
