@@ -2,7 +2,7 @@
 // announce with request=1 when the port first opens, answers to request=1, MONITORS_CONFIG → REPLY on the incoming
 // port (only for exactly 8 + 20n bytes), clipboard both ways with grab serials in the client's layout, file transfer
 // into a folder (START → CAN_SEND_DATA, DATA…, SUCCESS), CLIENT_DISCONNECTED resets, one chunk per outgoing message.
-// This file is the protocol behaviour only; agent-sim-server.ts puts it behind a chardev-like UNIX socket.
+// This file is the protocol behaviour only; agent-sim-server.ts puts it behind the emulated QEMU chardev.
 import { MessageAssembler } from "../../src/protocol/assembler.ts"
 import { hasCap } from "../../src/protocol/caps.ts"
 import { Cap, ClipboardType, FileXferResult, MessageType, Port, ReplyError, VD_AGENT_MAX_DATA_SIZE } from "../../src/protocol/constants.ts"
