@@ -94,8 +94,8 @@ import { connect } from "vdrelay/client"      // consoles: clipboard, display, f
 import { mintToken } from "vdrelay/auth"       // tokens for consoles, bridges and operators
 \`\`\`
 
-An HS256 key (development) is the UTF-8 bytes of the string you pass, e.g. a key file's text as it is (not
-base64-decoded), at least 32 bytes; production keys are Ed25519 JWKs (\`generateKeyPair\`, \`vdrelay keygen\`).
+An HS256 key (development) is the UTF-8 bytes of the string you pass, at least 32 of them, never base64-decoded
+(\`vdrelay token --key-file F\` passes F's text without its final newline); production keys are Ed25519 JWKs (\`generateKeyPair\`, \`vdrelay keygen\`).
 
 \`npx vdrelay token --help\` mints tokens from a shell; \`vdrelay keygen\` and \`vdrelay host-key\` make Ed25519 keys.
 The host bridge ships as a Debian package (vdrelay-bridge). Documentation: docs/client.md, docs/security.md and
