@@ -158,7 +158,12 @@ export class LinkAuth {
     if (r === undefined) return // a link from before link rows existed: it keeps the lifetime it had
     const keys = tokenKeys(this.env)
     const v = keys instanceof Error ? undefined : await verifyToken(keys, token, { skewSeconds: skewSeconds(this.env) })
-    const why = v === undefined ? "relay misconfigured" : v._tag === "AuthError" ? v.reason : this.mismatch(r, v.claims) ?? this.revoked(v.claims)
+    let why = v === undefined ? "relay misconfigured" : v._tag === "AuthError" ? v.reason : this.mismatch(r, v.claims) ?? this.revoked(v.claims)
+    if (why === undefined && v?._tag === "Ok") {
+      // Tenant-wide revocations live in the tenant's authority (this VM may have registered after one was made).
+      const { tenant, vm, jti, iat } = v.claims
+      why = (await this.env.TENANT_AUTHORITY.get(this.env.TENANT_AUTHORITY.idFromName(tenant)).check({ tenant, vm, jti, iat, register: false })) ?? undefined
+    }
     if (ws.readyState !== WebSocket.OPEN) return
     if (why !== undefined || v === undefined || v._tag !== "Ok") {
       this.host.count("links.refused.refresh")

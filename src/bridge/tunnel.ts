@@ -26,6 +26,12 @@ export interface TunnelOptions {
   readonly tokenCheckMs?: number
 }
 
+/** VDRELAY_TOKEN_CHECK_MS (tests shorten it), else a minute. */
+const tokenCheckFromEnv = (): number => {
+  const n = Number(process.env.VDRELAY_TOKEN_CHECK_MS ?? "")
+  return Number.isSafeInteger(n) && n >= 100 ? n : 60_000
+}
+
 /** Answers the relay's challenge for one VM with this host's key. */
 interface Prover {
   readonly vm: string
@@ -237,7 +243,7 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
             },
             () => {}, // unreadable for a moment (being rewritten): the next check, or the next connect, tells
           )
-        }, opts.tokenCheckMs ?? 60_000),
+        }, opts.tokenCheckMs ?? tokenCheckFromEnv()),
       )
       inbox.take(onMessage, onClose)
     })

@@ -132,6 +132,16 @@ describe("revocation", () => {
     other.ws.close(1000)
   })
 
+  it("a fresh token over a link is checked against tenant-wide revocations too (a VM first joined after the revocation)", async () => {
+    const cut = nowS() + 1
+    const admin = await mintEd({ tenant: "rev-late", vm: "*", role: "admin", now: cut, nbf: cut - 1 })
+    expect((await post("/v1/revocations", admin, { issuedBefore: cut })).status).toBe(200)
+    const peer = await joined("vm-late", await mintEd({ tenant: "rev-late", vm: "vm-late", role: "viewer", now: cut, nbf: cut - 1 }))
+    refresh(peer.ws, await mintEd({ tenant: "rev-late", vm: "vm-late", role: "viewer" })) // issued before the cut
+    expect((await peer.closed).code).toBe(4401)
+    expect(peer.inbox.find((f) => f.t === "error")).toMatchObject({ code: "auth", detail: "fresh token refused: token revoked" })
+  })
+
   it("who may revoke: operator of that VM (VM route), admin of that tenant (tenant route); nobody else", async () => {
     const body = { issuedBefore: 1 }
     const viewer = await mintEd({ tenant: "acme", vm: "vm-rev-3", role: "viewer" })
