@@ -65,6 +65,10 @@ export class FakeBridge {
   readonly aborted: number[] = []
   /** Guest-bound frames not at the position the previous ones lead to. */
   outOfPosition = 0
+  /** Named messages (origin, id) written whole, as the real bridge remembers them; repeats are not written again. */
+  readonly writtenKeys = new Set<string>()
+  suppressed = 0
+  private readonly portKey = new Map<number, string>()
   /** Next guest-bound position expected, and each port's message being received. */
   private recvPos = 0
   private readonly partial = new Map<number, { readonly start: number; readonly parts: Uint8Array[] }>()
@@ -126,10 +130,21 @@ export class FakeBridge {
       case "write": {
         if (f.pos !== this.recvPos) this.outOfPosition++
         this.recvPos = f.pos + f.data.length
+        if (!this.partial.has(f.port)) {
+          if (f.origin !== undefined && f.id !== undefined) this.portKey.set(f.port, `${f.origin}:${f.id}`)
+          else this.portKey.delete(f.port)
+        }
         const p = this.partial.get(f.port) ?? { start: f.pos, parts: [] }
         p.parts.push(f.data.slice())
         if (!f.end) return void this.partial.set(f.port, p)
         this.partial.delete(f.port)
+        const key = this.portKey.get(f.port)
+        this.portKey.delete(f.port)
+        if (key !== undefined && this.writtenKeys.has(key)) {
+          this.suppressed++
+          return this.sendWrote()
+        }
+        if (key !== undefined) this.writtenKeys.add(key)
         const whole = concatBytes(p.parts)
         if (this.opts.toGuest !== undefined) this.opts.toGuest(f.port, whole)
         else this.guest.push(...unchunk(f.port, whole))

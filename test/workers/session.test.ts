@@ -86,8 +86,9 @@ describe("hibernation", () => {
     const outcome = await controller.next((f) => f.t === "ack" || (f.t === "notice" && f.id === 5))
     if (outcome.t === "notice") {
       expect(outcome.code).toBe("resend")
-      controller.send({ t: "msg", id: 6, type: MessageType.Clipboard, size: payload.length, data: payload, end: true })
-      expect(await controller.next((f) => f.t === "ack")).toEqual({ t: "ack", id: 6 })
+      // Sent again under its id, as the SDK does (a later id before it would be told resend too: per-sender order).
+      controller.send({ t: "msg", id: 5, type: MessageType.Clipboard, size: payload.length, data: payload, end: true })
+      expect(await controller.next((f) => f.t === "ack")).toEqual({ t: "ack", id: 5 })
     }
     await bridge.sync()
     const clips = bridge.guest.filter((g) => g.type === MessageType.Clipboard)
