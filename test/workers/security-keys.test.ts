@@ -3,7 +3,7 @@
 // algorithm-confusion forgery (HS256 with a public key as the secret) are refused with 401 before any Durable Object
 // exists.
 import { SELF } from "cloudflare:test"
-import { describe, expect, it } from "vitest"
+import { describe, expect, it, vi } from "vitest"
 import { encodeBase64url } from "../../src/auth/base64url.ts"
 import { signToken, type Claims } from "../../src/auth/token.ts"
 import { mintEd, nowS } from "./auth-helpers.ts"
@@ -59,5 +59,27 @@ describe("EdDSA key set at the edge", () => {
   it("an operator token of the next key reads status (every route verifies the same way)", async () => {
     const token = await mintEd({ tenant: "acme", vm: "vm-keys-ok", role: "operator" }, TEST_KEYS.next)
     expect((await SELF.fetch(`${ORIGIN}/v1/vms/vm-keys-ok/status`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200)
+  })
+})
+
+describe("audit lines", () => {
+  it("a join and a refusal each leave one audit line with the key id, and no line carries a token or its signature", async () => {
+    const lines: string[] = []
+    const spies = (["log", "warn", "error"] as const).map((level) => vi.spyOn(console, level).mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" "))))
+    try {
+      const good = await mintEd({ tenant: "acme", vm: "vm-audit", role: "viewer" }, TEST_KEYS.next)
+      const res = await upgrade("/v1/vms/vm-audit/console", { token: good, via: "bearer" })
+      expect(res.status).toBe(101)
+      res.webSocket!.accept()
+      res.webSocket!.close(1000)
+      const retired = await mintEd({ tenant: "acme", vm: "vm-audit", role: "viewer" }, TEST_KEYS.retired)
+      expect((await upgrade("/v1/vms/vm-audit/console", { token: retired, via: "bearer" })).status).toBe(401)
+      const audit = lines.filter((l) => l.includes('"audit":true')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(audit.filter((a) => a.event === "join")).toEqual([expect.objectContaining({ vm: "vm-audit", role: "viewer", kid: TEST_KEYS.next.kid })])
+      expect(audit.filter((a) => a.event === "refused")).toEqual([expect.objectContaining({ vm: "vm-audit", status: 401, reason: "unknown-key", kid: TEST_KEYS.retired.kid })])
+      for (const token of [good, retired]) for (const part of [token, token.split(".")[2]!]) expect(lines.filter((l) => l.includes(part))).toEqual([])
+    } finally {
+      for (const s of spies) s.mockRestore()
+    }
   })
 })
