@@ -7,11 +7,13 @@ import { parseArgs } from "node:util"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Exit } from "effect"
 import { runBridge } from "./bridge.ts"
+import { checkConfig } from "./check.ts"
 import { type BridgeConfig, ConfigError, parseConfig } from "./config.ts"
 import { jsonLogger, type Logger, type LogLevel } from "./log.ts"
 import { Metrics } from "./metrics.ts"
 
 const HELP = `usage: vdrelay bridge --config FILE [--metrics-port PORT] [--log-level LEVEL]
+       vdrelay bridge --check --config FILE
 
 Runs the host bridge: for every VM in the config, connects to the VM's vdagent chardev socket (QEMU
 -chardev socket,server=on) and streams it to the VM's relay Durable Object over an outbound WebSocket,
@@ -39,6 +41,9 @@ options:
                             edge, tokenFile  per-VM overrides of the top-level keys
   --metrics-port PORT   overrides metricsPort (0 picks a free port; the chosen one is logged)
   --log-level LEVEL     debug | info | warn | error (default info); JSON lines on stderr
+  --check               validate the config and every VM's token file (a bridge token for that VM, not expired;
+                        signatures are the relay's to check), print what would run, and exit: 0 if all is well,
+                        2 listing every problem. Opens no socket.
   -h, --help            this text
 
 Signals: SIGINT and SIGTERM close every tunnel (close 1001) and socket, then exit 0.
@@ -52,7 +57,7 @@ const usage = (message: string): number => {
   return 2
 }
 
-const loadConfig = async (file: string, metricsPort: string | undefined): Promise<BridgeConfig> => {
+const loadConfig = async (file: string, metricsPort: string | undefined, checking: boolean): Promise<BridgeConfig> => {
   let text: string
   try {
     text = await readFile(file, "utf8")
@@ -65,8 +70,9 @@ const loadConfig = async (file: string, metricsPort: string | undefined): Promis
     if (!/^\d+$/.test(metricsPort) || port > 65535) throw new ConfigError("--metrics-port", `"${metricsPort}" is not a port number`)
     config = { ...config, metricsPort: port }
   }
-  // A token file that cannot be read is a deployment error: say so now rather than retry forever.
-  for (const [i, vm] of config.vms.entries()) {
+  // A token file that cannot be read is a deployment error: say so now rather than retry forever. (--check reports
+  // every token problem itself.)
+  if (!checking) for (const [i, vm] of config.vms.entries()) {
     try {
       await access(vm.tokenFile, constants.R_OK)
     } catch (e) {
@@ -77,11 +83,11 @@ const loadConfig = async (file: string, metricsPort: string | undefined): Promis
 }
 
 export const main = async (args: ReadonlyArray<string>): Promise<number> => {
-  let values: { config?: string; "metrics-port"?: string; "log-level"?: string; help?: boolean }
+  let values: { config?: string; "metrics-port"?: string; "log-level"?: string; check?: boolean; help?: boolean }
   try {
     values = parseArgs({
       args: [...args],
-      options: { config: { type: "string" }, "metrics-port": { type: "string" }, "log-level": { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: { config: { type: "string" }, "metrics-port": { type: "string" }, "log-level": { type: "string" }, check: { type: "boolean" }, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: false,
     }).values
@@ -97,10 +103,17 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
   if (!LEVELS.includes(level)) return usage(`--log-level must be one of ${LEVELS.join(", ")}`)
   let config: BridgeConfig
   try {
-    config = await loadConfig(values.config, values["metrics-port"])
+    config = await loadConfig(values.config, values["metrics-port"], values.check === true)
   } catch (e) {
     if (e instanceof ConfigError) return usage(`config error at ${e.key}: ${e.detail}`)
     throw e
+  }
+  if (values.check === true) {
+    const { lines, problems } = await checkConfig(config)
+    process.stdout.write(`${lines.join("\n")}\n`)
+    for (const [key, detail] of problems) process.stderr.write(`vdrelay bridge: config error at ${key}: ${detail}\n`)
+    if (problems.length === 0) process.stdout.write("config ok\n")
+    return problems.length === 0 ? 0 : 2
   }
   const log = jsonLogger((line) => process.stderr.write(line), level)
   return runUntilSignal(config, log)
