@@ -199,7 +199,7 @@ export class GuestAssembler {
       const views: Array<Uint8Array> = []
       let n = 0
       while (msg.cursor.remaining > 0 && (n === 0 || n < maxBytes)) {
-        const size = 8 + msg.cursor.peekU32(4)!
+        const size = 8 + msg.cursor.chunkHeader()!.size
         msg.cursor.take(size, views)
         n += size
       }

@@ -2,7 +2,7 @@
 // (spec §1.2–1.3; DESIGN invariant 6).
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, VD_AGENT_PROTOCOL } from "./constants.ts"
 import { type Need, type Ok, ok } from "./decoded.ts"
-import { u32At } from "./wire.ts"
+import { chunkPortAt, chunkSizeAt, messageProtocolAt, messageSizeAt, messageTypeAt } from "./header.ts"
 
 const CANDIDATE = CHUNK_HEADER_SIZE + MESSAGE_HEADER_SIZE
 const FIRST_TYPE = 1
@@ -26,17 +26,18 @@ export type Resync = Ok<number> | (Need & { readonly from: number })
 const plausible = (b: Uint8Array, at: number, avail: number, o: ResyncOptions): boolean => {
   // Check only the bytes present, so a short tail is rejected as early as possible.
   if (avail < 4) return (o.ports ?? [1, 2]).some((port) => startsU32(b, at, avail, port))
-  if (!(o.ports ?? [1, 2]).includes(u32At(b, at))) return false
+  if (!(o.ports ?? [1, 2]).includes(chunkPortAt(b, at))) return false
   if (avail < 8) return true
-  const chunk = u32At(b, at + 4)
+  const chunk = chunkSizeAt(b, at)
   if (chunk < MESSAGE_HEADER_SIZE || chunk > o.maxChunkSize) return false
-  if (avail >= 12 && u32At(b, at + 8) !== VD_AGENT_PROTOCOL) return false
+  const m = at + CHUNK_HEADER_SIZE
+  if (avail >= 12 && messageProtocolAt(b, m) !== VD_AGENT_PROTOCOL) return false
   if (avail >= 16) {
-    const type = u32At(b, at + 12)
+    const type = messageTypeAt(b, m)
     if (type < FIRST_TYPE || type > LAST_TYPE) return false
   }
   if (avail >= CANDIDATE) {
-    const size = u32At(b, at + 24)
+    const size = messageSizeAt(b, m)
     if (size > o.maxMessageSize || size < chunk - MESSAGE_HEADER_SIZE) return false
   }
   return true

@@ -1,9 +1,15 @@
 // Resumable parser of a VDIChunk stream (spec §1.2–1.3): chunks demultiplexed per port, messages reassembled per port,
 // over arbitrary splits of the input. Zero-copy: bodies are handed out as views of the input (valid only during the
 // sink call); only a header split across pushes is copied, into a small scratch.
-import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, VD_AGENT_PROTOCOL } from "./constants.ts"
+import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE } from "./constants.ts"
 import { type Invalid, type InvalidReason, invalid } from "./decoded.ts"
+import * as headers from "./header.ts"
 import type { MessageHeader } from "./header.ts"
+
+// The header readers and checks as module-local constants: V8 does not fold an imported binding into a constant, so
+// a call through one in the hot loop costs a load and an inlining chance (3-8 % of the parser's time on small
+// messages, bench/protocol.bench.ts under Node); a local `const` is folded.
+const { chunkPortAt, chunkSizeAt, chunkSizeFault, headerFaultDetail, messageHeaderFault, readMessageHeader } = headers
 
 /**
  * Receives what the parser finds. A message whose header and body arrive in one chunk within one push comes as one
@@ -43,16 +49,6 @@ interface PortState {
 }
 
 const newPort = (): PortState => ({ headerFill: 0, headerScratch: new Uint8Array(MESSAGE_HEADER_SIZE), headerAt: 0, header: undefined, remaining: 0 })
-
-const u32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0
-
-const readHeader = (b: Uint8Array, at: number): MessageHeader => ({
-  protocol: u32(b, at),
-  type: u32(b, at + 4),
-  opaqueLo: u32(b, at + 8),
-  opaqueHi: u32(b, at + 12),
-  size: u32(b, at + 16),
-})
 
 export class StreamParser {
   private readonly ports: Array<PortState | undefined> = []
@@ -140,11 +136,12 @@ export class StreamParser {
           at += CHUNK_HEADER_SIZE
         }
         this.chunkFill = 0
-        const port = u32(h, ho)
-        const size = u32(h, ho + 4)
+        const port = chunkPortAt(h, ho)
+        const size = chunkSizeAt(h, ho)
         const p = this.ports[port]
         if (p === undefined) return this.fail(sink, "UnknownPort", this.chunkAt, `chunk for port ${port}`)
-        if (size > this.maxChunkSize) return this.fail(sink, "ChunkTooLarge", this.chunkAt, `chunk size ${size} exceeds the cap ${this.maxChunkSize}`)
+        const tooLarge = chunkSizeFault(size, this.maxChunkSize)
+        if (tooLarge !== undefined) return this.fail(sink, tooLarge, this.chunkAt, headerFaultDetail(tooLarge, size, this.maxChunkSize))
         if (p.header !== undefined && size > p.remaining)
           return this.fail(sink, "ChunkPastMessageEnd", this.chunkAt, `chunk of ${size} bytes, the message on port ${port} needs ${p.remaining} (lost sync)`)
         this.chunkPort = port
@@ -159,7 +156,7 @@ export class StreamParser {
         let header: MessageHeader
         let hAt: number
         if (p.headerFill === 0 && avail >= MESSAGE_HEADER_SIZE) {
-          header = readHeader(buf, at)
+          header = readMessageHeader(buf, at)
           hAt = this.position + at
           at += MESSAGE_HEADER_SIZE
           this.chunkRemaining -= MESSAGE_HEADER_SIZE
@@ -171,13 +168,12 @@ export class StreamParser {
           at += take
           this.chunkRemaining -= take
           if (p.headerFill < MESSAGE_HEADER_SIZE) continue
-          header = readHeader(p.headerScratch, 0)
+          header = readMessageHeader(p.headerScratch, 0)
           hAt = p.headerAt
           p.headerFill = 0
         }
-        if (header.protocol !== VD_AGENT_PROTOCOL) return this.fail(sink, "BadProtocol", hAt, `message protocol ${header.protocol}`)
-        if (header.size > this.maxMessageSize)
-          return this.fail(sink, "MessageTooLarge", hAt, `message size ${header.size} exceeds the cap ${this.maxMessageSize}`)
+        const bad = messageHeaderFault(header, this.maxMessageSize)
+        if (bad !== undefined) return this.fail(sink, bad, hAt, headerFaultDetail(bad, header, this.maxMessageSize))
         if (this.chunkRemaining > header.size)
           return this.fail(sink, "ChunkPastMessageEnd", hAt, `chunk carries ${this.chunkRemaining} bytes past a ${header.size}-byte message (lost sync)`)
         // Fast path: the whole body is in this chunk and this push.
@@ -205,8 +201,8 @@ export class StreamParser {
         chunkLeft -= take
         msgLeft -= take
         if (msgLeft === 0 || chunkLeft !== 0 || len - at < CHUNK_HEADER_SIZE) break
-        const size = u32(buf, at + 4)
-        if (u32(buf, at) !== port || size > msgLeft || size > this.maxChunkSize) break
+        const size = chunkSizeAt(buf, at)
+        if (chunkPortAt(buf, at) !== port || size > msgLeft || size > this.maxChunkSize) break
         // chunkAt is not updated: errors are only found on chunk and message headers of the general path.
         at += CHUNK_HEADER_SIZE
         chunkLeft = size

@@ -3,7 +3,7 @@
 // resynchronisation by scanning for the next plausible header, and the candidate acknowledgement points.
 import { concatBytes } from "../protocol/bytes.ts"
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE } from "../protocol/constants.ts"
-import { encodeChunkHeader, encodeMessageHeader } from "../protocol/header.ts"
+import { chunkPortAt, chunkSizeAt, encodeChunkHeader, encodeMessageHeader } from "../protocol/header.ts"
 import { findResync } from "../protocol/resync.ts"
 import { StreamParser } from "../protocol/stream-parser.ts"
 import type { Limits } from "./limits.ts"
@@ -58,9 +58,8 @@ const track = (a: AgentStream, b: Uint8Array): void => {
     if (a.chunkLeft === 0) {
       while (a.chunkFill < CHUNK_HEADER_SIZE && i < b.length) a.chunkScratch[a.chunkFill++] = b[i++]!
       if (a.chunkFill < CHUNK_HEADER_SIZE) return
-      const h = a.chunkScratch
-      a.chunkPort = (h[0]! | (h[1]! << 8) | (h[2]! << 16) | (h[3]! << 24)) >>> 0
-      a.chunkLeft = (h[4]! | (h[5]! << 8) | (h[6]! << 16) | (h[7]! << 24)) >>> 0
+      a.chunkPort = chunkPortAt(a.chunkScratch, 0)
+      a.chunkLeft = chunkSizeAt(a.chunkScratch, 0)
       a.chunkFill = 0
       continue
     }
