@@ -55,7 +55,8 @@ export class Guest {
 
   /**
    * Puts `data` on an X selection with xclip; resolves once xclip owns it (the agent then sends CLIPBOARD_GRAB).
-   * xclip stays in the background serving requests until another owner takes the selection.
+   * xclip stays in the background serving requests until another owner takes the selection (it has read the data
+   * by then, so the file is removed: the guest's /tmp is RAM).
    */
   async setClipboard(data: string | Uint8Array, opts: ClipboardOptions = {}): Promise<void> {
     const mime = opts.mime ?? "UTF8_STRING"
@@ -66,7 +67,8 @@ export class Guest {
        n=0; until grep -q 'Waiting for selection requests' "$l"; do
          n=$((n + 1)); [ $n -ge 500 ] && { cat "$l" >&2; exit 1; }
          kill -0 $! 2>/dev/null || { cat "$l" >&2; exit 1; }
-         usleep 20000; done`,
+         usleep 20000; done
+       rm -f "$f"`,
       { stdin: data },
     )
   }

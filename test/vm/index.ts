@@ -1,6 +1,7 @@
 // The real-VM test bed: the real spice-vdagentd + spice-vdagent inside a real QEMU guest (spec §14). Import from here.
 //
 //   const vm = await startVm({ dir })            // boots (image built/cached on first use); waits until the agent port is open
+//                                                // options: screen "WxHxD" (max MONITORS_CONFIG size), wait, noReboot, incoming, extraArgs
 //   vm.agentSocket / vm.qmpSocket                 // chardev socket + a QMP monitor for the bridge (infra/qemu ids: vdagent / vdport)
 //   vm.qmp.execute("system_reset")                // the test's own QMP client: execute, events, mark, waitForEvent, frontendOpen
 //   vm.guest.exec(script, { stdin }) → { code, stdout, stderr }    vm.guest.sh(script) → stdout (throws on exit ≠ 0)

@@ -33,6 +33,11 @@ export interface VmOptions {
   readonly noReboot?: boolean
   /** `-incoming <uri>`: start as a live-migration destination (then wait defaults to "qmp"). */
   readonly incoming?: string
+  /**
+   * Xvfb's screen in the guest, "WxHxD" (default "1024x768x24"). It is also the largest size MONITORS_CONFIG can
+   * resize to: Xvfb's RandR only goes down from its start size and back.
+   */
+  readonly screen?: string
   /** Appended to the guest kernel's command line. */
   readonly kernelArgs?: ReadonlyArray<string>
   /** Appended to the QEMU command line as is. */
@@ -88,7 +93,7 @@ export interface Vm {
 
 /** Quiet unless VDRELAY_VM_DEBUG=1 (then the kernel's messages and each control request reach the console log). */
 const kernelCommandLine = (opts: VmOptions): string =>
-  ["console=ttyS0", process.env.VDRELAY_VM_DEBUG === "1" ? "loglevel=7 vdrelay.debug" : "quiet loglevel=3", "panic=-1", ...(opts.kernelArgs ?? [])].join(" ")
+  ["console=ttyS0", process.env.VDRELAY_VM_DEBUG === "1" ? "loglevel=7 vdrelay.debug" : "quiet loglevel=3", "panic=-1", ...(opts.screen !== undefined ? [`vdrelay.screen=${opts.screen}`] : []), ...(opts.kernelArgs ?? [])].join(" ")
 
 /** What this machine lacks to run VM tests (empty: all there). */
 export const vmMissing = (): string[] => {

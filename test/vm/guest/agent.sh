@@ -9,6 +9,9 @@
 # unless "stop" put them on hold (until the next "start"), so that a test can open the port by hand.
 P=/dev/virtio-ports/com.redhat.spice.0
 export DISPLAY=:0 NO_AT_BRIDGE=1 GDK_BACKEND=x11
+# Xvfb's screen (WxHxD) from the kernel command line (startVm's `screen`); RandR can resize it up to this size only.
+SCREEN=1024x768x24
+for a in $(cat /proc/cmdline); do case $a in vdrelay.screen=*) SCREEN=${a#*=} ;; esac; done
 
 alive() { [ -f "/run/$1.pid" ] && read -r pid < "/run/$1.pid" && kill -0 "$pid" 2>/dev/null; }
 # One start/stop at a time, whoever asks (a test over the control port, or the supervisor).
@@ -44,7 +47,7 @@ more_opens() { [ "$(opens)" -gt "$1" ]; }
 
 start() {
   if ! alive xvfb; then
-    Xvfb :0 -screen 0 "${SCREEN:-1024x768x24}" -nolisten tcp -noreset >> /var/log/Xvfb.log 2>&1 &
+    Xvfb :0 -screen 0 "$SCREEN" -nolisten tcp -noreset >> /var/log/Xvfb.log 2>&1 &
     echo $! > /run/xvfb.pid
     wait_for Xvfb test -S /tmp/.X11-unix/X0 || return 1
   fi
