@@ -99,6 +99,8 @@ describe.skipIf(!run)("the .deb's bridge (dpkg -i, the installed launcher, dpkg 
     stack = await startStack({ agent: "sim", vm: "deb-vm", bridge: { name: "deb-host", command: [PATHS.launcher], logLevel: "info" } })
     // The process the stack started is the installed launcher, not the repository's bin/vdrelay.mjs.
     expect(stack.bridge.managed.child.spawnargs[0]).toBe(PATHS.launcher)
+    // What an operator runs before enabling the unit: the installed command validates the same config and its token.
+    expect(sh(PATHS.launcher, ["bridge", "--check", "--config", join(stack.bridge.dir, "bridge.json")])).toMatch(/\nconfig ok\n$/)
     const token = await stack.worker.mint({ tenant: stack.tenant, vm: stack.vm, role: "controller" })
     client = await connect({ url: `${stack.worker.wsUrl}/v1/vms/${stack.vm}/console`, token, role: "controller", clientName: "deb-test", reconnect: false })
     await until(async () => client!.agent.connected && client!.agent.caps !== null, "the console sees the agent")
