@@ -33,6 +33,10 @@ const welcomed = async (rig: Rig, n: number): Promise<{ conn: RelayConn; epoch: 
 
 const lastWrote = (conn: RelayConn): number => conn.of("wrote").at(-1)?.pos ?? 0
 
+/** The fake QEMU has read every byte the bridge counts as written (a write completes once the kernel has it). */
+const readAll = (rig: Rig): Promise<void> =>
+  until(() => rig.chardev.received.flat().reduce((n, b) => n + b.length, 0) >= rig.bridge.metric("vdrelay_bridge_guest_bytes_written_total"), "the chardev read what was written")
+
 /** Sends `wire` as write frames of 5000 bytes, the first naming the message; returns the position after it. */
 const sendKeyed = (conn: RelayConn, epoch: number, pos: number, wire: Uint8Array, key: { origin: string; id: number }): number => {
   for (let at = 0; at < wire.length; at += 5000) {
@@ -52,6 +56,7 @@ describe("guest-bound writes", () => {
     expect(rig.chardev.receivedBytes().length).toBe(0)
     pos = sendWrites(conn, epoch, pos, 1, clip.subarray(6000), 777)
     await until(() => lastWrote(conn) === pos, "wrote ack for the whole message")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(clip)).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_written_total")).toBe(1)
   })
@@ -64,9 +69,11 @@ describe("guest-bound writes", () => {
     const mouse = mouseState(5, 6)
     pos = sendWrites(conn, epoch, pos, 2, mouse)
     await until(() => lastWrote(conn) === pos, "wrote passes the mouse while the clipboard streams")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(mouse)).toBe(true)
     const end = sendWrites(conn, epoch, pos, 1, clip.subarray(20_560), 2056)
     await until(() => lastWrote(conn) === end, "the clipboard written and acknowledged")
+    await readAll(rig)
     expect(portStream(rig.chardev.receivedBytes(), 1).equals(clip)).toBe(true)
   })
 
@@ -86,6 +93,7 @@ describe("guest-bound writes", () => {
     const end = sendWrites(c1, epoch, pos, 1, next)
     rig.chardev.current!.resume()
     await until(() => lastWrote(c1) === end, "everything settled")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(Buffer.concat([big, next]))).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "tunnel-lost" })).toBe(1)
   })
@@ -105,6 +113,7 @@ describe("guest-bound writes", () => {
     const next = message(1, 11, bytes(100, 22))
     pos = sendKeyed(c1, epoch, pos, next, { origin: "sdk-a", id: 4 })
     await until(() => lastWrote(c1) === pos, "both settled")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(Buffer.concat([data, next]))).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_duplicates_suppressed_total")).toBe(1)
   })
@@ -118,6 +127,7 @@ describe("guest-bound writes", () => {
     const next = message(1, 6, bytes(8, 12))
     pos = sendWrites(conn, epoch, pos, 1, next)
     await until(() => lastWrote(conn) === pos, "wrote past the aborted message")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(next)).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "aborted" })).toBe(1)
   })
@@ -136,6 +146,7 @@ describe("guest-bound writes", () => {
     )
     rig.chardev.current!.resume()
     await until(() => lastWrote(conn) === pos, "both written")
+    await readAll(rig)
     const stream = rig.chardev.receivedBytes()
     const chunks = walkChunks(stream)
     const mouseAt = chunks.findIndex((c) => c.port === 2)
@@ -155,6 +166,7 @@ describe("guest-bound writes", () => {
     const good = message(2, 1, bytes(13, 16))
     pos = sendWrites(conn, epoch, pos, 2, good)
     await until(() => lastWrote(conn) === pos, "wrote past everything")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes().equals(good)).toBe(true)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "too-large" })).toBe(1)
     expect(rig.bridge.metric("vdrelay_bridge_guest_messages_discarded_total", { vm: "vm1", reason: "invalid-chunking" })).toBe(1)
@@ -174,6 +186,7 @@ describe("guest-bound writes", () => {
     const fresh = message(1, 6, bytes(8, 18))
     const end = sendWrites(conn, epoch2, 0, 1, fresh)
     await until(() => lastWrote(conn) === end && conn.of("wrote").at(-1)!.epoch === epoch2, "fresh message written")
+    await readAll(rig)
     expect(rig.chardev.receivedBytes(1).equals(fresh)).toBe(true)
     expect(rig.chardev.receivedBytes(0).length).toBe(0)
   })
