@@ -119,6 +119,9 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
   const ownDir = opts.dir === undefined
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "vdr-vm-"))
   mkdirSync(dir, { recursive: true })
+  // An abrupt exit skips stop(): processes.ts kills QEMU, this removes a directory we made.
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true })
+  if (ownDir) process.on("exit", removeDir)
   const paths = {
     agent: join(dir, "vdagent.sock"),
     qmp: join(dir, "qmp.sock"),
@@ -267,7 +270,10 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       await proc?.stop(0)
       closeClients()
       consoleFile?.end()
-      if (ownDir && existsSync(dir)) rmSync(dir, { recursive: true, force: true })
+      if (ownDir) {
+        process.off("exit", removeDir)
+        if (existsSync(dir)) removeDir()
+      }
     },
   }
 
