@@ -32,6 +32,7 @@ it("confirms a MOUSE_STATE on the server port before the 10 MiB port-1 message w
   expect(early).toBeDefined()
   expect(early!.pos).toBeLessThan(big.length) // confirmed while the big message was still being written
   expect(conn.of("wrote").every((f) => f.server === undefined || f.server > f.pos)).toBe(true)
+  await until(() => chardev.receivedBytes().length >= big.length + mouse.length, "the chardev read it all") // writes complete before reads
   const stream = chardev.receivedBytes()
   expect(portStream(stream, 1).equals(big)).toBe(true)
   expect(portStream(stream, 2).equals(mouse)).toBe(true)
