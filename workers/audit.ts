@@ -1,7 +1,6 @@
 // Audit lines: one structured log line per security event (join, refusal, takeover, policy change, key set loaded,
 // revocation, expiry, token refresh, proof-of-possession failure), marked `"audit":true` so a log pipeline can keep them
 // apart. Fields are names, ids and reasons only: never a token, a signature or key material (docs/security.md).
-import { log } from "./session-host.ts"
 
 export type AuditEvent =
   | "join"
@@ -23,5 +22,10 @@ const WARN: ReadonlySet<AuditEvent> = new Set(["refused", "takeover", "proof-ref
 export const audit = (event: AuditEvent, fields: Readonly<Record<string, string | number | boolean | undefined>>): void => {
   const defined: Record<string, string | number | boolean> = { audit: true }
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) defined[k] = v
-  log(event === "keys-misconfigured" ? "error" : WARN.has(event) ? "warn" : "info", event, defined)
+  // The same line shape as session-host.ts's `log` (one JSON object: level, event, fields).
+  const level = event === "keys-misconfigured" ? "error" : WARN.has(event) ? "warn" : "info"
+  const line = JSON.stringify({ level, event, ...defined })
+  if (level === "error") console.error(line)
+  else if (level === "warn") console.warn(line)
+  else console.log(line)
 }

@@ -7,6 +7,7 @@ import type { LinkErrorCode, RelayToBridge, RelayToClient } from "../src/link/ty
 import { persisted, restore, step, type ClientId, type LeaveCause, type SessionCommand, type SessionEvent, type SessionState } from "../src/session/index.ts"
 import { linkInfoOf, type EdgeAttachment, type LinkInfo } from "./attachments.ts"
 import { LinkScopes } from "./link-scopes.ts"
+import { audit } from "./audit.ts"
 import type { Counters, SessionStore } from "./session-store.ts"
 
 /** The cause a link's end is reported with when the relay itself closes it with `code`. */
@@ -137,6 +138,7 @@ export class SessionHost {
       // The actor sends its own `error` frame before a close; the adapter only closes.
       case "CloseClient": {
         const ws = this.clients.get(c.client)
+        if (c.code === "replaced") audit("takeover", { link: "console", client: c.client, detail: c.detail })
         return ws && this.close(ws, c.code, c.detail, undefined)
       }
       case "CloseBridge":
