@@ -17,6 +17,8 @@ export interface Outgoing {
   /** The relay asked for it again (`resend`): if it is given up instead, the relay is told (`abort`), since it holds
    * back this console's later messages until it comes (per-sender order). */
   owed?: boolean
+  /** Its first fragment went out before: a later attempt says `again` (link types). */
+  sent?: boolean
 }
 
 export interface OutboxOptions {
@@ -154,8 +156,11 @@ export class Outbox {
       const data = m.payload.subarray(this.offset, this.offset + n)
       const end = n === remaining
       this.opts.send(
-        this.offset === 0 ? { t: "msg", id: m.id, type: m.type, size: m.payload.length, data, end } : { t: "more", id: m.id, data, end },
+        this.offset === 0
+          ? { t: "msg", id: m.id, type: m.type, size: m.payload.length, data, end, ...(m.sent === true ? { again: true } : {}) }
+          : { t: "more", id: m.id, data, end },
       )
+      m.sent = true
       this.credit -= n
       this.offset += n
       if (end) {

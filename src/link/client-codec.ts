@@ -65,7 +65,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
       ...(origin !== undefined ? { origin } : {}),
     }
   },
-  msg: (f) => ({ t: "msg", id: f.u32("id"), ...firstFragment(f) }),
+  msg: (f) => ({ t: "msg", id: f.u32("id"), ...firstFragment(f), ...(f.optional("again", (n) => f.bool(n)) === true ? { again: true } : {}) }),
   more: (f) => ({ t: "more", id: f.u32("id"), data: f.bin("data", MAX_FRAME_DATA_BYTES), end: f.bool("end") }),
   abort: (f) => ({ t: "abort", id: f.u32("id") }),
   mouse: (f) => ({ t: "mouse", x: f.u32("x"), y: f.u32("y"), buttons: f.u32("buttons"), display: f.u32("display") }),

@@ -86,8 +86,12 @@ export type ClientToRelay =
        */
       readonly origin?: string
     }
-  /** First (or only) fragment of a whole agent message: `size` is the full payload size, `data` a prefix of it. */
-  | { readonly t: "msg"; readonly id: number; readonly type: number; readonly size: number; readonly data: Uint8Array; readonly end: boolean }
+  /**
+   * First (or only) fragment of a whole agent message: `size` is the full payload size, `data` a prefix of it.
+   * `again`: this id was sent before (a resend); after a relay restart that lost its answer it is not written to an
+   * agent connection other than the one it was first sent to.
+   */
+  | { readonly t: "msg"; readonly id: number; readonly type: number; readonly size: number; readonly data: Uint8Array; readonly end: boolean; readonly again?: boolean }
   | { readonly t: "more"; readonly id: number; readonly data: Uint8Array; readonly end: boolean }
   /** The client gives a message up before its end; nothing of it reaches the agent. */
   | { readonly t: "abort"; readonly id: number }

@@ -44,6 +44,7 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
   xfers: new Set(),
   cancelled: new Set(),
   owed: new Set(),
+  amnesicEpoch: null,
 })
 
 const validToken = (t: unknown): string => (typeof t === "string" && t.length <= 256 ? t : "")
@@ -109,6 +110,7 @@ const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<Sessi
   c.lastPos = seat.lastPos
   c.answered = seat.answered
   c.cancelled = seat.cancelled
+  c.amnesicEpoch = seat.amnesicEpoch ?? null
   // A client cannot claim seqs never handed out (a lower floor than its claim only risks a duplicate it skips itself).
   if (typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq)) c.floorSeq = Math.min(h.lastSeq, s.nextSeq - 1)
   rebindSender(s, seat.client, c.id)

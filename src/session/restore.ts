@@ -73,6 +73,7 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   xfers: new Set(),
   cancelled: new Set(),
   owed: new Set(),
+  amnesicEpoch: null,
 })
 
 const validCredit = (n: unknown): number | undefined =>
@@ -130,7 +131,7 @@ export const restoreSession = (
     c.creditFree = c.creditOwed
     returnCredit(s, c)
   }
-  restoreSeats(s, persisted.seats ?? [], now)
+  restoreSeats(s, persisted.seats ?? [], now, persisted.epoch)
   // Unsure messages are answered when the bridge says hello; if it does not come back, when this grace ends.
   if (b === undefined && s.guest.inflight.length > 0) s.graceUntil = now + s.limits.bridgeGraceMs
   settleInflight(s)

@@ -24,6 +24,7 @@ export const keepSeat = (s: SessionState, c: ClientSide, cause: LeaveCause, forc
     partialSeq: c.partialSeq,
     answered: c.answered,
     cancelled: c.cancelled,
+    amnesicEpoch: c.amnesicEpoch,
   }
   addSeat(s, seat)
   return seat
@@ -86,7 +87,7 @@ export const persistedSeats = (s: SessionState): PersistedSeat[] => {
  * gets a fresh grace); control is held only if no restored link controls. Answers given are not persisted: a console
  * resumed across a restart may have its unacknowledged messages written again.
  */
-export const restoreSeats = (s: SessionState, seats: ReadonlyArray<PersistedSeat>, now: number): void => {
+export const restoreSeats = (s: SessionState, seats: ReadonlyArray<PersistedSeat>, now: number, epoch: number): void => {
   const liveTokens = new Set([...s.clients.values()].map((c) => c.token))
   for (const p of seats) {
     if (typeof p.token !== "string" || p.token === "" || liveTokens.has(p.token)) continue
@@ -102,6 +103,8 @@ export const restoreSeats = (s: SessionState, seats: ReadonlyArray<PersistedSeat
       partialSeq: null,
       answered: new Map(),
       cancelled: new Set(),
+      // Its answers are lost with the restart: what it sends `again` is judged by the epoch of the persisted state.
+      amnesicEpoch: epoch,
     }
     addSeat(s, seat)
     if (p.control && s.controller === null && ![...s.seats.values()].some((x) => x.control)) seat.control = true

@@ -84,6 +84,11 @@ export interface ClientSide {
    * would be written ahead of them, so it is told `resend` too (per-sender order). An `abort` of an owed id releases it.
    */
   owed: Set<number>
+  /**
+   * Resumed a seat restored from storage after a crash (its answers lost): the epoch its messages were sent in then. A
+   * message it sends `again` in another epoch went to an agent connection that has ended: `dropped-by-disconnect`.
+   */
+  amnesicEpoch: number | null
 }
 
 /** What a message id was answered with: "pending" while handed to the bridge and not yet written. */
@@ -103,6 +108,8 @@ export interface Seat {
   readonly partialSeq: number | null
   readonly answered: Map<number, Answer>
   readonly cancelled: Set<number>
+  /** Restored from storage (answers lost): the epoch its messages were last sent in (ClientSide.amnesicEpoch). */
+  readonly amnesicEpoch?: number | null
 }
 
 /** A whole client message handed to the bridge, waiting for `wrote` to pass its end (guest-out.ts). */

@@ -156,7 +156,7 @@ describe("Outbox", () => {
     box.linkClosed()
     box.linkOpened(100)
     expect(frames.slice(4)).toEqual([
-      { t: "msg", id: 1, type: 3, size: 6, data: Uint8Array.of(1, 2, 3, 4), end: false },
+      { t: "msg", id: 1, type: 3, size: 6, data: Uint8Array.of(1, 2, 3, 4), end: false, again: true },
       { t: "more", id: 1, data: Uint8Array.of(5, 6), end: true },
     ])
     box.ack(1)
@@ -176,7 +176,7 @@ describe("Outbox", () => {
     box.addCredit(10)
     expect(frames.slice(2)).toEqual([
       { t: "abort", id: 1 },
-      { t: "msg", id: 1, type: 3, size: 10, data: Uint8Array.of(1, 2, 3, 4), end: false },
+      { t: "msg", id: 1, type: 3, size: 10, data: Uint8Array.of(1, 2, 3, 4), end: false, again: true },
       { t: "more", id: 1, data: Uint8Array.of(5, 6, 7, 8), end: false },
       { t: "more", id: 1, data: Uint8Array.of(9, 10), end: true },
     ])

@@ -50,3 +50,15 @@ it("tells the relay (abort) when it gives up a message the relay asked for again
   expect(await p).toBe("cancelled")
   expect(frames.map((f) => f.t)).toEqual(["msg", "abort"])
 })
+
+it("marks a message it sends again (after resend or on a new link) with `again`, the first attempt without", async () => {
+  const { Outbox } = await import("../../../src/client/outbox.ts")
+  const frames: Array<{ t: string; id?: number; again?: boolean }> = []
+  const out = new Outbox({ maxFragment: 1000, send: (f) => frames.push(f) })
+  out.linkOpened(1 << 20)
+  void out.enqueue(4, new Uint8Array(10))
+  out.notice(1, "resend", "restart")
+  out.linkClosed()
+  out.linkOpened(1 << 20)
+  expect(frames.map((f) => [f.t, f.id, f.again === true])).toEqual([["msg", 1, false], ["msg", 1, true], ["msg", 1, true]])
+})

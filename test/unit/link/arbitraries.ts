@@ -41,7 +41,7 @@ export const clientToRelayArb: fc.Arbitrary<ClientToRelay> = fc.oneof(
       { requiredKeys: ["client", "role", "caps"] },
     )
     .map((h) => ({ t: "hello" as const, v: LINK_VERSION, ...h })),
-  fc.tuple(u32, fragment).map(([id, f]) => ({ t: "msg" as const, id, ...f })),
+  fc.tuple(u32, fragment, fc.boolean()).map(([id, f, again]) => ({ t: "msg" as const, id, ...f, ...(again ? { again: true } : {}) })),
   fc.record({ id: u32, data: bytes, end: fc.boolean() }).map((r) => ({ t: "more" as const, ...r })),
   u32.map((id) => ({ t: "abort" as const, id })),
   fc.record({ x: u32, y: u32, buttons: u32, display: u32 }).map((r) => ({ t: "mouse" as const, ...r })),

@@ -99,3 +99,32 @@ describe("per-sender order after a resend", () => {
     expect(c.sent.get(later)!.fate).toEqual(["ack"])
   })
 })
+
+describe("a resend after a crash that lost the relay's answers", () => {
+  const setup = (newEpoch: boolean) => {
+    const sim = ready()
+    sim.join("c1")
+    const id = sim.send("c1", MessageType.ClipboardRelease, u32le(0)) // handed to the bridge, no `wrote` yet
+    sim.leave("c1", "error") // the crash takes every socket: the seat waits, in storage
+    sim.restart()
+    if (newEpoch) sim.chardev(true, 9)
+    else sim.attachBridge()
+    const c2 = sim.resume("c2", "c1")
+    sim.frame("c2", { t: "msg", id, type: MessageType.ClipboardRelease, size: 4, data: u32le(0), end: true, again: true })
+    return { sim, c2, id }
+  }
+
+  it("is not written to a new agent connection: dropped-by-disconnect", () => {
+    const { sim, c2, id } = setup(true)
+    expect(c2.sent.get(id)?.fate ?? c2.frames.filter((f) => f.t === "notice" && f.id === id).map((f) => f.t === "notice" && f.code)).toEqual(["dropped-by-disconnect"])
+    expect(sim.agentGot(MessageType.ClipboardRelease)).toHaveLength(1) // the first attempt only
+  })
+
+  it("in the same agent connection it is written named, and the bridge does not write it twice", () => {
+    const { sim, id } = setup(false)
+    sim.wrote()
+    expect(sim.agentGot(MessageType.ClipboardRelease)).toHaveLength(1)
+    expect(sim.bridge.suppressed + sim.agentGot(MessageType.ClipboardRelease).length).toBeGreaterThanOrEqual(1)
+    expect(sim.clients.get("c2")!.frames.some((f) => f.t === "ack" && f.id === id)).toBe(true)
+  })
+})
