@@ -138,12 +138,17 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     let pollUntil = 0
     let pollTimer: NodeJS.Timeout | undefined
     let ended = false
+    let lastQuery = 0
     const poll = (): void => {
       if (ended || pollTimer !== undefined || Date.now() >= pollUntil) return
-      pollTimer = setTimeout(() => {
-        pollTimer = undefined
-        query("poll while QEMU may hold an event back")
-      }, POLL_INTERVAL_MS)
+      // One query per interval counted from the last one's start: a slow answer does not stretch the period further.
+      pollTimer = setTimeout(
+        () => {
+          pollTimer = undefined
+          query("poll while QEMU may hold an event back")
+        },
+        Math.max(0, lastQuery + POLL_INTERVAL_MS - Date.now()),
+      )
     }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -157,6 +162,7 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
         return
       }
       inFlight = true
+      lastQuery = Date.now()
       // A monitor that stops answering must not hold agent bytes back: report the level unchanged after 2 s.
       const timer = setTimeout(() => core.portLevel(core.port, "query-chardev unanswered"), 2_000)
       qmp.command("query-chardev").then(
