@@ -132,8 +132,15 @@ export const restoreSession = (
     returnCredit(s, c)
   }
   restoreSeats(s, persisted.seats ?? [], now, persisted.epoch)
-  // Unsure messages are answered when the bridge says hello; if it does not come back, when this grace ends.
-  if (b === undefined && s.guest.inflight.length > 0) s.graceUntil = now + s.limits.bridgeGraceMs
+  // Without the bridge link a restart is a tunnel loss: an agent the persisted state knew (its caps) stays "connected"
+  // for the bridge grace, so consoles see no flap and what they send is held, as in a blip (a relay restart does not
+  // end the agent connection; the bridge's hello says whether it is still the same). Unsure messages are answered at
+  // that hello, or when the grace ends.
+  if (b === undefined && s.rawCaps !== null) {
+    s.chardev = true
+    s.port = "unknown"
+  }
+  if (b === undefined && (s.guest.inflight.length > 0 || s.rawCaps !== null)) s.graceUntil = now + s.limits.bridgeGraceMs
   settleInflight(s)
   syncAgentState(s, true)
   upkeep(s)
