@@ -1,0 +1,79 @@
+// Lifecycle faults on the real VM, many seeded rounds (issue 11 item 3; docs/reliability.md "Real-VM lifecycle faults"):
+// the real spice-vdagent in a real QEMU guest, the bridge process behind a tap on the agent chardev, a cuttable tunnel,
+// workerd and the SDK (test/vm/stack-vm.ts). Each round picks a fault and a direction (a file to the guest, or a large
+// guest clipboard to the console), injects the fault when a seeded share of the message crossed the chardev, then
+// judges it whole / reported / torn / stale / duplicated and ends with a clipboard round trip both ways.
+//   npm run chaos:vm -- --rounds 50 [--seed 1] [--bytes 1048576] [--faults system-reset,qemu-kill] [--json FILE]
+// --rounds is per fault and direction. Exit 1 when any round was torn, stale or duplicated.
+import { writeFileSync } from "node:fs"
+import { loadavg } from "node:os"
+import { parseArgs } from "node:util"
+import { CI_FAULTS, type Direction, FAULTS, type FaultName, type RoundResult, VM_FAULTS, describeRound, startVmStack, tally } from "../test/vm/stack-vm.ts"
+import { Rng } from "./lib/fuzz/rng.ts"
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "1" },
+    seed: { type: "string", default: "1" },
+    bytes: { type: "string", default: String(1024 * 1024) },
+    faults: { type: "string" },
+    directions: { type: "string", default: "file-to-guest,clipboard-to-console" },
+    json: { type: "string" },
+    list: { type: "boolean", default: false },
+  },
+})
+const ALL: ReadonlyArray<FaultName> = [...CI_FAULTS, ...VM_FAULTS]
+if (values.list) {
+  for (const f of ALL) console.log(`${f.padEnd(20)} ${FAULTS[f].what}${(CI_FAULTS as ReadonlyArray<string>).includes(f) ? " (also in test/vm/lifecycle.test.ts)" : ""}`)
+  process.exit(0)
+}
+const chosen = values.faults === undefined ? ALL : ALL.filter((f) => values.faults!.split(",").includes(f))
+const unknown = values.faults?.split(",").filter((f) => !(ALL as ReadonlyArray<string>).includes(f)) ?? []
+if (unknown.length > 0) {
+  console.error(`unknown fault(s) ${unknown.join(", ")}; --list shows them`)
+  process.exit(2)
+}
+const directions = values.directions.split(",") as Direction[]
+const rounds = Number(values.rounds)
+const bytes = Number(values.bytes)
+const seed = Number(values.seed)
+const rng = new Rng(seed)
+
+// Every (fault, direction) `rounds` times, in a seeded order, each with a seeded share (20-80 %) of the message.
+const plan: Array<{ fault: FaultName; direction: Direction; share: number }> = []
+for (let i = 0; i < rounds; i++) for (const fault of chosen) for (const direction of directions) plan.push({ fault, direction, share: 0.2 + rng.int(61) / 100 })
+for (let i = plan.length - 1; i > 0; i--) {
+  const j = rng.int(i + 1)
+  ;[plan[i], plan[j]] = [plan[j]!, plan[i]!]
+}
+
+const started = Date.now()
+console.log(`[chaos-vm] seed ${seed}, ${plan.length} rounds (${rounds} × ${chosen.length} faults × ${directions.length} directions), ${bytes} B per message, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+const s = await startVmStack({ log: (l) => console.log(l) })
+const results: RoundResult[] = []
+const errors: string[] = []
+try {
+  console.log(`[chaos-vm] baseline round trip: ${JSON.stringify(await s.roundTrip("baseline"))}`)
+  for (const [i, p] of plan.entries()) {
+    try {
+      const r = p.direction === "file-to-guest" ? await s.fileRound(p.fault, bytes, p.share) : await s.clipboardRound(p.fault, bytes, p.share)
+      results.push(r)
+      console.log(`#${i + 1}/${plan.length} share ${Math.round(p.share * 100)}% ${describeRound(r)}`)
+    } catch (e) {
+      // A round that could not finish (the stack did not come back) is reported as such and ends the run.
+      errors.push(`#${i + 1} ${p.fault} ${p.direction}: ${(e as Error).message}`)
+      console.log(`#${i + 1}/${plan.length} ${p.fault} ${p.direction}: ERROR ${(e as Error).message}`)
+      break
+    }
+  }
+} finally {
+  await s.stop()
+}
+console.log(`\n[chaos-vm] seed ${seed}: ${results.length} rounds in ${((Date.now() - started) / 60_000).toFixed(1)} min, VM boot ${(s.vm.bootMs / 1000).toFixed(1)} s (${s.vm.accel}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+for (const line of tally(results)) console.log(`  ${line}`)
+for (const e of errors) console.log(`  ERROR ${e}`)
+const bad = results.filter((r) => r.outcome !== "whole" && r.outcome !== "reported")
+const late = results.filter((r) => !r.midway).length
+if (late > 0) console.log(`  ${late} round(s) where the fault landed after the message had arrived`)
+if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ seed, bytes, results, errors }, null, 2))
+process.exit(bad.length > 0 || errors.length > 0 ? 1 : 0)
