@@ -6,6 +6,9 @@ import type { ClientId } from "./types.ts"
 import { enqueue } from "./client-queue.ts"
 import { metric } from "./emit.ts"
 
+/** Ids a console may owe (told `resend`, not sent again) before the oldest is forgotten. */
+const OWED_MAX = 1024
+
 /** Records the answer to message `id` in a bounded, oldest-first map; "resend" forgets it (the id may come again). */
 export const remember = (s: SessionState, answered: Map<number, Answer>, id: number, a: Answer | "resend"): void => {
   answered.delete(id)
@@ -33,7 +36,11 @@ export const notice = (s: SessionState, c: ClientSide, code: NoticeCode, detail:
   if (id !== undefined) {
     c.dirty = true
     remember(s, c.answered, id, code)
-    if (code === "resend") c.owed.add(id)
+    if (code === "resend") {
+      c.owed.add(id)
+      // A console that never sends them again only holds itself back; its debt stays bounded.
+      if (c.owed.size > OWED_MAX) c.owed.delete(Math.min(...c.owed))
+    }
   }
   const frame =
     id === undefined

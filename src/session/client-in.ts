@@ -53,8 +53,10 @@ const refusal = (s: SessionState, c: ClientSide, f: Frame<"msg">): { code: Notic
   const behind = overtakes(c, f.id)
   if (behind !== undefined) return behind
   c.owed.delete(f.id)
-  // Resent after a crash of the relay that lost its answer: the agent connection it went to has ended since.
-  if (f.again === true && c.amnesicEpoch !== null && c.amnesicEpoch !== s.epoch)
+  // Resent after a crash of the relay that lost its answer: the agent connection it went to has ended since. The SDK
+  // resends in id order before anything new, so the first message not sent `again` ends that window.
+  if (f.again !== true) c.amnesicEpoch = null
+  else if (c.amnesicEpoch !== null && c.amnesicEpoch !== s.epoch)
     return { code: "dropped-by-disconnect", detail: "sent before a relay restart to an agent connection that has ended; never written to another one" }
   if (c.role !== "controller") return { code: "dropped-by-role", detail: "viewers cannot send to the agent" }
   if (!reachable(s)) return { code: "agent-not-connected", detail: "no agent is connected" }

@@ -120,6 +120,15 @@ describe("a resend after a crash that lost the relay's answers", () => {
     expect(sim.agentGot(MessageType.ClipboardRelease)).toHaveLength(1) // the first attempt only
   })
 
+  it("ends the window at the first message not sent again: later resends are judged as usual", () => {
+    const { sim, c2, id } = setup(true)
+    sim.frame("c2", { t: "msg", id: id + 1, type: MessageType.MonitorsConfig, size: 28, data: concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)]), end: true })
+    sim.frame("c2", { t: "msg", id: id + 2, type: MessageType.MonitorsConfig, size: 28, data: concat([u32le(1, 0), u32le(600, 800, 32, 0, 0)]), end: true, again: true })
+    sim.wrote()
+    const answers = (mid: number) => c2.frames.filter((f) => (f.t === "ack" || f.t === "notice") && f.id === mid).map((f) => (f.t === "ack" ? "ack" : f.t === "notice" ? f.code : ""))
+    expect([answers(id + 1), answers(id + 2)]).toEqual([["ack"], ["ack"]])
+  })
+
   it("in the same agent connection it is written named, and the bridge does not write it twice", () => {
     const { sim, id } = setup(false)
     sim.wrote()
