@@ -12,6 +12,8 @@ interface VdrelaySecrets {
   readonly VDRELAY_CLOCK_SKEW_SECONDS?: string
   /** "on" serves the demo console at / and /console (development stacks, demos); anything else: 404 there. */
   readonly VDRELAY_DEMO_CONSOLE?: string
+  /** Frames per link as "burst/perSecond" (default "4000/2000"): a link that sends faster is closed 1008. */
+  readonly VDRELAY_LINK_FRAMES?: string
 }
 interface Env extends VdrelaySecrets {}
 declare namespace Cloudflare {

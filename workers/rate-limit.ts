@@ -22,6 +22,18 @@ export const BRIDGE_JOINS: BucketSpec = { burst: 10, perSecond: 0.5 }
  */
 export const LINK_FRAMES: BucketSpec = { burst: 4000, perSecond: 2000 }
 
+/**
+ * The frames-per-link bucket from the `VDRELAY_LINK_FRAMES` var ("burst/perSecond", e.g. "4000/2000"), else
+ * `LINK_FRAMES`. A malformed value falls back to the default rather than leaving links unlimited.
+ */
+export const linkFramesSpec = (setting: string | undefined): BucketSpec => {
+  const m = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)\s*$/.exec(setting ?? "")
+  if (m === null) return LINK_FRAMES
+  const burst = Number(m[1])
+  const perSecond = Number(m[2])
+  return burst >= 1 && perSecond > 0 ? { burst, perSecond } : LINK_FRAMES
+}
+
 export class TokenBucket {
   private tokens: number
   private at: number

@@ -13,7 +13,7 @@ import { readForwardedClaims, type ForwardedClaims } from "./forward.ts"
 import { mergePolicy, statusOf } from "./status.ts"
 import { SessionHost } from "./session-host.ts"
 import { SessionStore } from "./session-store.ts"
-import { BRIDGE_JOINS, CONSOLE_JOINS, LINK_FRAMES, LinkLimiter, TokenBucket } from "./rate-limit.ts"
+import { BRIDGE_JOINS, CONSOLE_JOINS, LinkLimiter, linkFramesSpec, TokenBucket } from "./rate-limit.ts"
 import { audit } from "./audit.ts"
 import { BridgeProofs } from "./bridge-proof.ts"
 import { LinkAuth, isRevocation } from "./link-auth.ts"
@@ -31,13 +31,14 @@ export class VmSession extends DurableObject<Env> {
   private readonly store: SessionStore
   private host!: SessionHost
   private readonly joins = { console: new TokenBucket(CONSOLE_JOINS, Date.now()), bridge: new TokenBucket(BRIDGE_JOINS, Date.now()) }
-  private readonly frames = new LinkLimiter(LINK_FRAMES)
+  private readonly frames: LinkLimiter
   /** Tokens on open links: expiry, refresh over the link, revocation (link-auth.ts); owns the object's alarm. */
   private readonly auth: LinkAuth
   private readonly proofs: BridgeProofs
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
+    this.frames = new LinkLimiter(linkFramesSpec(env.VDRELAY_LINK_FRAMES))
     this.store = new SessionStore(ctx.storage.sql)
     const authClose = (ws: WebSocket, detail: string) => {
       const info = this.host.links.get(ws)

@@ -1,8 +1,9 @@
 // Rate limits at the edge (docs/security.md): new links per VM, and frames per link. A flood from one console closes
 // that console (1008) and leaves the VM's other links and other VMs alone; a join storm is refused with 429.
+import { env } from "cloudflare:test"
 import { describe, expect, it } from "vitest"
 import { LINK_VERSION } from "../../src/link/types.ts"
-import { BRIDGE_JOINS, CONSOLE_JOINS, LINK_FRAMES, TokenBucket } from "../../workers/rate-limit.ts"
+import { BRIDGE_JOINS, CONSOLE_JOINS, LINK_FRAMES, linkFramesSpec, TokenBucket } from "../../workers/rate-limit.ts"
 import { bridgePeer, clientPeer, mint, upgrade } from "./helpers.ts"
 
 describe("token bucket", () => {
@@ -46,6 +47,19 @@ describe("joins per VM", () => {
 })
 
 describe("frames per link", () => {
+  // This project sets a small bucket (vitest.config.ts, workers-limits), so a flood of 5 × burst trips it unless the
+  // object takes longer than (4 × burst) / perSecond seconds to handle it.
+  const spec = linkFramesSpec(env.VDRELAY_LINK_FRAMES)
+
+  it("reads its bucket from VDRELAY_LINK_FRAMES, the default when unset or malformed", () => {
+    expect(env.VDRELAY_LINK_FRAMES).toBeDefined()
+    expect(spec).not.toEqual(LINK_FRAMES)
+    expect(linkFramesSpec("400/20")).toEqual({ burst: 400, perSecond: 20 })
+    expect(linkFramesSpec(undefined)).toEqual(LINK_FRAMES)
+    expect(linkFramesSpec("0/5")).toEqual(LINK_FRAMES)
+    expect(linkFramesSpec("fast")).toEqual(LINK_FRAMES)
+  })
+
   it("closes a console that floods frames with 1008, and the other console of the VM carries on", async () => {
     const flooder = clientPeer(await upgrade("/v1/vms/vm-flood/console", { token: await mint({ tenant: "rl", vm: "vm-flood", role: "viewer" }) }))
     const calm = clientPeer(await upgrade("/v1/vms/vm-flood/console", { token: await mint({ tenant: "rl", vm: "vm-flood", role: "viewer" }) }))
@@ -53,7 +67,7 @@ describe("frames per link", () => {
       p.send({ t: "hello", v: LINK_VERSION, client: "rl", role: "viewer", caps: [] })
       await p.next((f) => f.t === "welcome")
     }
-    for (let n = 0; n < LINK_FRAMES.burst * 5; n++) flooder.send({ t: "ping", n })
+    for (let n = 0; n < spec.burst * 5; n++) flooder.send({ t: "ping", n })
     const closed = await flooder.closed
     expect(closed.code).toBe(1008)
     expect(flooder.inbox.some((f) => f.t === "error" && f.code === "policy")).toBe(true)
@@ -66,7 +80,7 @@ describe("frames per link", () => {
     const bridge = bridgePeer(await upgrade("/v1/vms/vm-flood-b/agent", { token: await mint({ tenant: "rl", vm: "vm-flood-b", role: "bridge" }), via: "bearer" }))
     bridge.send({ t: "hello", v: LINK_VERSION, bridge: "rl", epoch: 1, chardev: false, from: 0, wrote: 0, port: "unknown" })
     await bridge.next((f) => f.t === "welcome")
-    for (let n = 0; n < LINK_FRAMES.burst * 5; n++) bridge.send({ t: "ping", n })
+    for (let n = 0; n < spec.burst * 5; n++) bridge.send({ t: "ping", n })
     expect((await bridge.closed).code).toBe(1008)
   })
 })
