@@ -4,9 +4,8 @@
 // Exits 1 and names every broken rule. Edges are read from the TypeScript syntax tree (comments and strings do not
 // count): every import, `export … from` and `import()` with a relative specifier. An edge is type-only when nothing
 // of it exists at run time (`import type`, or every name marked `type`). The cycle rule over src/ and workers/ ignores
-// type-only edges: they are erased, so they cannot make a module see another half-initialised (one such type cycle
-// exists in src/bridge: guest-writer.ts takes the ChardevPort type from vm-core.ts). src/session is held to the
-// stricter rule, types included: its layers (docs/architecture.md) must not even name a type of a layer above.
+// type-only edges: they are erased, so they cannot make a module see another half-initialised. src/session is held
+// to the stricter rule, types included: its layers (docs/architecture.md) must not even name a type of a layer above.
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve, sep } from "node:path"
 import { parseArgs } from "node:util"

@@ -5,7 +5,7 @@ import type { Limits } from "./config.ts"
 import { type DiscardReason, GuestAssembler, type MessageKey } from "./guest-assembler.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
-import type { ChardevPort } from "./vm-core.ts"
+import type { ChardevPort } from "./ports.ts"
 import { WrittenKeys } from "./written-keys.ts"
 
 /**

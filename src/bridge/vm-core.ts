@@ -7,21 +7,7 @@ import type { Limits } from "./config.ts"
 import { GuestWriter } from "./guest-writer.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
-
-/** The tunnel as the core sees it: `send` queues a frame; `congested` while too many bytes are unflushed. */
-export interface LinkPort {
-  send(frame: BridgeToRelay): void
-  readonly congested: boolean
-}
-
-/** The chardev as the core sees it. `write` calls `done` once the bytes are handed to the kernel. */
-export interface ChardevPort {
-  write(bytes: Uint8Array, done: (error?: Error) => void): void
-  pause(): void
-  resume(): void
-  /** Drop the connection (the agent sees EOF and resets; a new epoch follows). */
-  close(cause: string): void
-}
+import type { ChardevPort, LinkPort } from "./ports.ts"
 
 export class VmCore {
   epoch = 0
