@@ -66,7 +66,6 @@ const TEST_IMPORTS_SCRIPTS_PENDING: ReadonlyArray<File> = [
   "test/e2e/chaos-faults.test.ts",
   "test/e2e/restart-exactly-once.test.ts",
   "test/unit/chaos/guest-stream.test.ts",
-  "test/unit/client/console-assets.test.ts",
   "test/unit/fuzz/decoders.test.ts",
   "test/unit/fuzz/session-oracles.test.ts",
   "test/unit/fuzz/session.test.ts",

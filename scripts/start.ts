@@ -8,7 +8,7 @@ import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { parseArgs } from "node:util"
 import { type Stack, StackError, startStack } from "../test/harness/stack.ts"
-import { buildConsole } from "./build-console.ts"
+import { buildConsole } from "../test/harness/console-assets.ts"
 
 const HELP = `usage: npm start [-- options]
 

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
 import { describe, expect, it } from "vitest"
-import { GENERATED, bundleClient, renderAssets } from "../../../scripts/build-console.ts"
+import { GENERATED, bundleClient, renderAssets } from "../../harness/console-assets.ts"
 import { serveConsole } from "../../../workers/console/index.ts"
 
 describe("console assets", () => {
