@@ -47,6 +47,8 @@ class Parser {
 
   constructor(
     private readonly label: string,
+    /** The largest chunk: 2048 host→guest (VD_AGENT_MAX_DATA_SIZE); the guest's daemon writes a message as one chunk. */
+    private readonly maxChunk: number,
     private readonly onMessage: (port: number, type: number, payload: Buffer) => void,
     private readonly onTorn: (text: string) => void,
   ) {}
@@ -66,7 +68,7 @@ class Parser {
     while (this.pending.length - at >= CHUNK_HEADER) {
       const port = this.pending.readUInt32LE(at)
       const size = this.pending.readUInt32LE(at + 4)
-      if ((port !== 1 && port !== 2) || size === 0 || size > 2048) {
+      if ((port !== 1 && port !== 2) || size === 0 || size > this.maxChunk) {
         return this.torn(`${this.label} byte ${this.bytes - this.pending.length + at}: no chunk header (port ${port}, size ${size})`)
       }
       if (this.pending.length - at < CHUNK_HEADER + size) break
@@ -108,6 +110,21 @@ export interface TapConnection {
   requests: number
   readonly clipboards: Map<string, number>
   closed: boolean
+  /** The caps exchange and clipboard grabs each way, in order ("→announce req=1", "←grab sel=0 serial=3"). */
+  readonly trace: string[]
+}
+
+const ANNOUNCE_CAPABILITIES = 6
+const CLIPBOARD_GRAB = 7
+
+/** Grab serials only mean something against the caps exchanges that reset them: both are traced. */
+const trace = (c: TapConnection, dir: "→" | "←", type: number, payload: Buffer): void => {
+  if (type === ANNOUNCE_CAPABILITIES && payload.length >= 4) c.trace.push(`${dir}announce req=${payload.readUInt32LE(0)}`)
+  else if (type === CLIPBOARD_GRAB && payload.length >= 8) c.trace.push(`${dir}grab sel=${payload[0]} serial=${payload.readUInt32LE(4)}`)
+  else if (type === CLIPBOARD) c.trace.push(`${dir}clipboard ${payload.length} B`)
+  else if (type === CLIPBOARD_REQUEST) c.trace.push(`${dir}request`)
+  else return
+  if (c.trace.length > 60) c.trace.splice(0, c.trace.length - 60)
 }
 
 export class ChardevTap {
@@ -149,10 +166,12 @@ export class ChardevTap {
       requests: 0,
       clipboards: new Map(),
       closed: false,
-      toGuest: new Parser(`connection ${id} host→guest`, (port, type, payload) => this.toGuest(c, port, type, payload), (t) => this.problem("torn", t)),
+      trace: [],
+      toGuest: new Parser(`connection ${id} host→guest`, 2048, (port, type, payload) => this.toGuest(c, port, type, payload), (t) => this.problem("torn", t)),
       // What the guest itself sends is the agent's business (a daemon killed mid-message leaves half of one): noted.
-      fromGuest: new Parser(`connection ${id} guest→host`, (_port, type) => {
+      fromGuest: new Parser(`connection ${id} guest→host`, 64 << 20, (_port, type, payload) => {
         if (type === CLIPBOARD_REQUEST) c.requests++
+        trace(c, "←", type, payload)
       }, (t) => this.notes.push(t)),
     }
     this.connections.push(c)
@@ -182,6 +201,7 @@ export class ChardevTap {
   }
 
   private toGuest(c: TapConnection, port: number, type: number, payload: Buffer): void {
+    if (port === 1) trace(c, "→", type, payload)
     if (type === CLIENT_DISCONNECTED) for (const t of this.transfers.values()) if (t.connection === c.id) t.cancelled = true
     if (port !== 1) return
     if (type === CLIPBOARD) {
@@ -256,11 +276,11 @@ export class ChardevTap {
     for (const w of due) w.fire()
   }
 
-  /** One line per connection: bytes each way, whole messages, and bytes of a message left open at its end. */
+  /** One line per connection: bytes each way, whole messages, bytes of a message left open at its end, the trace. */
   summary(from = 0): string[] {
     return this.connections
       .slice(from)
-      .map((c) => `conn ${c.id}${c.closed ? " (closed)" : ""}: →guest ${c.toGuest.bytes} B ${c.toGuest.messages} msgs${c.toGuest.open > 0 ? `, ${c.toGuest.open} B of a message open` : ""}; ←guest ${c.fromGuest.bytes} B ${c.fromGuest.messages} msgs`)
+      .map((c) => `conn ${c.id}${c.closed ? " (closed)" : ""}: →guest ${c.toGuest.bytes} B ${c.toGuest.messages} msgs${c.toGuest.open > 0 ? `, ${c.toGuest.open} B of a message open` : ""}; ←guest ${c.fromGuest.bytes} B ${c.fromGuest.messages} msgs; ${c.trace.join(", ")}`)
   }
 
   private problem(kind: Problem["kind"], text: string): void {

@@ -24,7 +24,8 @@ import { AGENT_CHARDEV, AGENT_DEVICE, type Vm, type VmOptions, startVm } from ".
 export const TENANT = "vm-tests"
 export const VM_ID = "vm-life"
 
-export type Outcome = "whole" | "reported" | "torn" | "stale" | "duplicated"
+/** "unrecovered": the message itself was whole or reported, but the clipboard round trip after the fault failed. */
+export type Outcome = "whole" | "reported" | "torn" | "stale" | "duplicated" | "unrecovered"
 export type Direction = "file-to-guest" | "clipboard-to-console"
 
 export interface RoundResult {
@@ -207,16 +208,18 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
   const agentReady = (): boolean => session.state === "open" && session.role === "controller" && session.agent.connected && session.agent.caps !== null
   const ready = (timeoutMs = 120_000): Promise<void> => until(agentReady, "the console sees the guest's agent", timeoutMs)
   const markLog = async (): Promise<LogMark> => ({ bootAt: vm.startedAt, line: await vm.guest.daemonLogMark() })
-  const sessionGrabs = async (): Promise<number> => (await vm.guest.agentLogs()).session.split("\n").filter((l) => /received clipboard grab/.test(l)).length
+  const clipboardTargets = async (): Promise<string> => (await vm.guest.exec("export DISPLAY=:0; timeout 5 xclip -o -selection clipboard -t TARGETS")).stdout.toString()
+  const agentOwnsClipboard = async (): Promise<boolean> => /text\/plain;charset=utf-8/.test(await clipboardTargets())
 
   const roundTrip = async (tag: string): Promise<string[]> => {
     const wrong: string[] = []
     await ready()
     // Console → guest: the guest's agent takes the grab, then an X app pastes (the agent asks the console).
     const toGuest = `to-guest ${tag} ${randomBytes(6).toString("hex")} ✓`
-    const grabs = await sessionGrabs()
     await session.setClipboardText(toGuest)
-    if (!(await within(async () => (await sessionGrabs()) > grabs, 60_000))) wrong.push("round trip: the guest's agent never took the console's grab")
+    // The agent owns the X selection once it took the grab: its TARGETS are GTK's (xclip's own list has no MIME names).
+    // (Its log line "received clipboard grab" comes before it owns the selection: a paste right then reads the old owner.)
+    if (!(await within(agentOwnsClipboard, 45_000))) wrong.push(`round trip: the guest's agent never took the console's grab (X clipboard TARGETS: ${(await clipboardTargets()).replace(/\n/g, " ")})`)
     else {
       const got = (await vm.guest.getClipboard({ timeoutMs: 30_000 }).catch((e: Error) => Buffer.from(`(xclip failed: ${e.message.slice(0, 80)})`))).toString("utf8")
       if (got !== toGuest) wrong.push(`round trip console→guest: the guest pasted ${JSON.stringify(got.slice(0, 80))}, not ${JSON.stringify(toGuest)}`)
@@ -227,7 +230,7 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     const off = session.on("clipboard-grab", () => void grabbed++)
     try {
       await vm.guest.setClipboard(toConsole)
-      if (!(await within(() => grabbed > 0, 60_000))) wrong.push("round trip: the console never saw the guest's grab")
+      if (!(await within(() => grabbed > 0, 45_000))) wrong.push("round trip: the console never saw the guest's grab")
       else {
         const got = await session.requestClipboardText().catch((e: ClientError) => `(failed: ${e.reason})`)
         if (got !== toConsole) wrong.push(`round trip guest→console: the console got ${JSON.stringify(got.slice(0, 80))}, not ${JSON.stringify(toConsole)}`)
@@ -245,11 +248,11 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     // A guest that booted again since the mark has a new log: all of it is since the fault.
     const sync = await vm.guest.syncErrors(vm.startedAt === logMark.bootAt ? logMark.line : 0)
     const problems: Problem[] = tap.since(tapMark)
-    const torn = [...own.torn, ...problems.filter((p) => p.kind === "torn").map((p) => p.text), ...sync.map((l) => `agent log: ${l.trim()}`), ...trip.filter((w) => !/older|stale/.test(w))]
+    const torn = [...own.torn, ...problems.filter((p) => p.kind === "torn").map((p) => p.text), ...sync.map((l) => `agent log: ${l.trim()}`)]
     const stale = [...own.stale, ...problems.filter((p) => p.kind === "stale").map((p) => p.text)]
     const dup = problems.filter((p) => p.kind === "duplicated").map((p) => p.text)
-    findings.push(...torn.map((t) => `torn: ${t}`), ...stale.map((t) => `stale: ${t}`), ...dup.map((t) => `duplicated: ${t}`))
-    const outcome: Outcome = torn.length > 0 ? "torn" : dup.length > 0 ? "duplicated" : stale.length > 0 ? "stale" : own.okay ? "whole" : "reported"
+    findings.push(...torn.map((t) => `torn: ${t}`), ...stale.map((t) => `stale: ${t}`), ...dup.map((t) => `duplicated: ${t}`), ...trip.map((t) => `unrecovered: ${t}`))
+    const outcome: Outcome = torn.length > 0 ? "torn" : dup.length > 0 ? "duplicated" : stale.length > 0 ? "stale" : trip.length > 0 ? "unrecovered" : own.okay ? "whole" : "reported"
     const notes = [...tap.summary(connMark), ...tap.notes.splice(0).map((n) => `guest stream: ${n}`)]
     if (trip.length > 0 || sync.length > 0) {
       // What the guest's agent logged, for the finding.
@@ -308,7 +311,11 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     const off = session.on("clipboard-grab", () => void grabbed++)
     try {
       await vm.guest.setClipboard(text)
-      await until(() => grabbed > 0, "the console sees the guest's grab", 60_000)
+      // A console that never sees the guest's copy (e.g. grab serials out of step after an earlier fault) is a finding.
+      if (!(await within(() => grabbed > 0, 45_000))) {
+        const trip = [`before the fault: the console never saw the guest's grab of ${text.length} B`]
+        return { fault, direction: "clipboard-to-console", outcome: "unrecovered", sdk: "no grab", findings: trip.map((t) => `unrecovered: ${t}`), notes: tap.summary(connMark), ms: Date.now() - t0, midway: false }
+      }
     } finally {
       off()
     }
@@ -340,7 +347,7 @@ export const tally = (results: ReadonlyArray<RoundResult>): string[] => {
   return keys.map((k) => {
     const rs = results.filter((r) => `${r.fault} ${r.direction}` === k)
     const c = (o: Outcome): number => rs.filter((r) => r.outcome === o).length
-    return `${k}: ${rs.length} rounds: ${c("whole")} whole, ${c("reported")} reported, ${c("torn")} torn, ${c("stale")} stale, ${c("duplicated")} duplicated`
+    return `${k}: ${rs.length} rounds: ${c("whole")} whole, ${c("reported")} reported, ${c("torn")} torn, ${c("stale")} stale, ${c("duplicated")} duplicated, ${c("unrecovered")} unrecovered (round trip failed)`
   })
 }
 
