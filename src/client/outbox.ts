@@ -110,6 +110,13 @@ export class Outbox {
         }
         return m
       }
+      // A later message half sent would reach the relay ahead of this one (a relay restart forgets which ids it asked
+      // for again, so it cannot hold that one back): give it up, and send both again in id order.
+      const head = this.queue[0]
+      if (head !== undefined && this.offset > 0 && head.id > id) {
+        if (this.open) this.opts.send({ t: "abort", id: head.id })
+        this.offset = 0
+      }
       const at = this.queue.findIndex((q) => q.id > id && !(q === this.queue[0] && this.offset > 0))
       this.queue.splice(at === -1 ? this.queue.length : at, 0, m)
       this.pump()

@@ -196,7 +196,7 @@ const trackXfer = (s: SessionState, c: ClientSide, type: number, buf: Uint8Array
 const onAbort = (s: SessionState, c: ClientSide, f: Frame<"abort">): void => {
   const m = c.inMsg
   // The console gives up an id it was asked to send again: later ones no longer wait for it.
-  c.owed.delete(f.id)
+  if (c.owed.delete(f.id)) c.dirty = true
   if (m === null || m.id !== f.id) return
   if (m.mode === "stream" && s.guest.stream?.client === c.id) streamAbort(s)
   c.creditFree += m.mode === "store" ? m.received : 0

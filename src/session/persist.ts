@@ -58,6 +58,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   ...(c.token === "" ? {} : { resumeToken: c.token }),
   ...(c.origin === "" ? {} : { origin: c.origin }),
   inflightEpoch: s.epoch,
+  ...(c.owed.size === 0 ? {} : { owed: [...c.owed].sort((x, y) => x - y).slice(0, 32) }),
 })
 
 export const bridgeAttachment = (s: SessionState): BridgeLinkAttachment => ({

@@ -72,7 +72,7 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   answered: new Map(),
   xfers: new Set(),
   cancelled: new Set(),
-  owed: new Set(),
+  owed: new Set(Array.isArray(a.owed) ? a.owed.filter((id) => Number.isInteger(id)).slice(0, 32) : []),
   amnesicEpoch: null,
 })
 

@@ -158,6 +158,8 @@ export interface ClientLinkAttachment {
    * persisted with the state.
    */
   readonly inflightEpoch?: number
+  /** The smallest ids it was told `resend` and has not sent again (ClientSide.owed), so a restart keeps its order. */
+  readonly owed?: ReadonlyArray<number>
   /**
    * Relay→client credit the client granted and the relay has not used yet (may be slightly negative: one fragment of
    * overdraw), so a restart neither stalls nor overruns the client. Absent in older attachments (initial credit then).

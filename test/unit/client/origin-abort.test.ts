@@ -62,3 +62,16 @@ it("marks a message it sends again (after resend or on a new link) with `again`,
   out.linkOpened(1 << 20)
   expect(frames.map((f) => [f.t, f.id, f.again === true])).toEqual([["msg", 1, false], ["msg", 1, true], ["msg", 1, true]])
 })
+
+it("sends a message the relay asks for again ahead of a later one it was half sending (aborted and restarted after it)", async () => {
+  const { Outbox } = await import("../../../src/client/outbox.ts")
+  const frames: Array<{ t: string; id?: number }> = []
+  const out = new Outbox({ maxFragment: 4, send: (f) => frames.push(f) })
+  out.linkOpened(6)
+  void out.enqueue(4, new Uint8Array(4)).catch(() => {})
+  void out.enqueue(4, new Uint8Array(10)).catch(() => {})
+  expect(frames.map((f) => [f.t, f.id])).toEqual([["msg", 1], ["msg", 2]]) // 1 whole, 2 half sent (credit spent)
+  out.notice(1, "resend", "tunnel")
+  out.addCredit(100)
+  expect(frames.slice(2).map((f) => [f.t, f.id])).toEqual([["abort", 2], ["msg", 1], ["msg", 2], ["more", 2], ["more", 2]])
+})

@@ -137,3 +137,21 @@ describe("a resend after a crash that lost the relay's answers", () => {
     expect(sim.clients.get("c2")!.frames.some((f) => f.t === "ack" && f.id === id)).toBe(true)
   })
 })
+
+describe("per-sender order across a restart", () => {
+  it("keeps the ids a console owes in its attachment: a later message is still held back after hibernation", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    sim.bridge.dedupe = false
+    const before = sim.bridge.wnext
+    const first = sim.send("c1", MessageType.ClipboardRelease, u32le(0))
+    sim.detachBridge()
+    sim.bridge.wnext = before
+    sim.bridge.written.pop()
+    sim.attachBridge()
+    expect(c.sent.get(first)!.fate).toEqual(["resend"])
+    sim.restart()
+    const later = sim.send("c1", MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)]))
+    expect(c.sent.get(later)!.fate).toEqual(["resend"])
+  })
+})
