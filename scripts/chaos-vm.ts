@@ -59,6 +59,8 @@ try {
       const r = p.direction === "file-to-guest" ? await s.fileRound(p.fault, bytes, p.share) : await s.clipboardRound(p.fault, bytes, p.share)
       results.push(r)
       console.log(`#${i + 1}/${plan.length} share ${Math.round(p.share * 100)}% ${describeRound(r)}`)
+      // Each round judges its own fault: a clipboard left broken is repaired with a new console.
+      if (r.outcome === "unrecovered") await s.reconnectConsole()
     } catch (e) {
       // A round that could not finish (the stack did not come back) is reported as such and ends the run.
       errors.push(`#${i + 1} ${p.fault} ${p.direction}: ${(e as Error).message}`)

@@ -159,6 +159,11 @@ export interface VmStack {
   fileRound(fault: FaultName, size: number, share: number): Promise<RoundResult>
   /** A guest clipboard of `size` bytes to the console, `fault` injected once `share` of it crossed the chardev. */
   clipboardRound(fault: FaultName, size: number, share: number): Promise<RoundResult>
+  /**
+   * Repair after an unrecovered round, so that the next round judges its own fault: the console is closed and a new
+   * one connects (what a user reloading the page does).
+   */
+  reconnectConsole(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -188,13 +193,14 @@ export const startVmStack = async (o: { readonly vm?: VmOptions; readonly log?: 
       reconnect: { baseMs: 50, capMs: 1000 },
     })
     undo.push(() => bridge.stop())
-    const session = await connect({
-      url: `${worker.wsUrl}/v1/vms/${VM_ID}/console`,
-      token: () => worker.mint({ tenant: TENANT, vm: VM_ID, role: "controller", ttl: 3600 }),
-      reconnect: { minDelayMs: 50, maxDelayMs: 500 },
-    })
-    undo.push(() => session.close())
-    const s = makeStack(vm, worker, tunnel, tap, bridge, session, stop)
+    const openConsole = (): Promise<Session> =>
+      connect({
+        url: `${worker.wsUrl}/v1/vms/${VM_ID}/console`,
+        token: () => worker.mint({ tenant: TENANT, vm: VM_ID, role: "controller", ttl: 3600 }),
+        reconnect: { minDelayMs: 50, maxDelayMs: 500 },
+      })
+    const s = makeStack(vm, worker, tunnel, tap, bridge, await openConsole(), openConsole, stop)
+    undo.push(() => s.session.close())
     await s.ready(180_000)
     return s
   } catch (err) {
@@ -203,7 +209,8 @@ export const startVmStack = async (o: { readonly vm?: VmOptions; readonly log?: 
   }
 }
 
-const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTap, bridge: BridgeProcess, session: Session, stop: () => Promise<void>): VmStack => {
+const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTap, bridge: BridgeProcess, first: Session, openConsole: () => Promise<Session>, stop: () => Promise<void>): VmStack => {
+  let session = first
   let rounds = 0
   const agentReady = (): boolean => session.state === "open" && session.role === "controller" && session.agent.connected && session.agent.caps !== null
   const ready = (timeoutMs = 120_000): Promise<void> => until(agentReady, "the console sees the guest's agent", timeoutMs)
@@ -337,7 +344,29 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     return { ...(await judge(fault, "clipboard-to-console", t0, logMark, tapMark, connMark, sdk, { torn, stale: [], okay: sdk === "text" })), midway }
   }
 
-  const stack: VmStack = { vm, worker, tunnel, tap, bridge, session, ready, roundTrip, fileRound, clipboardRound, stop }
+  /** A fresh controller console: it announces with request=1, so it and the agent start their grab serials again. */
+  const reconnectConsole = async (): Promise<void> => {
+    await session.close()
+    session = await openConsole()
+    await ready()
+  }
+
+  const stack: VmStack = {
+    vm,
+    worker,
+    tunnel,
+    tap,
+    bridge,
+    get session() {
+      return session
+    },
+    ready,
+    roundTrip,
+    fileRound,
+    clipboardRound,
+    reconnectConsole,
+    stop,
+  }
   return stack
 }
 
