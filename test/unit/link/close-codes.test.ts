@@ -13,6 +13,7 @@ it("maps every link error to its close code and back", () => {
     replaced: 4000,
     "slow-consumer": 4001,
     "going-away": 1001,
+    auth: 4401,
   })
   for (const c of LINK_ERROR_CODES) expect(linkErrorOfClose(closeCodeOf(c))).toBe(c)
   expect(linkErrorOfClose(1000)).toBeUndefined()
