@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { parseArgs } from "node:util"
 import { CI_FAULTS, type Direction, FAULTS, type FaultName, type RoundResult, VM_FAULTS, describeRound, startVmStack, tally } from "../test/vm/stack-vm.ts"
-import { Rng } from "./lib/fuzz/rng.ts"
+import { Rng } from "../test/harness/fuzz/rng.ts"
 
 const { values } = parseArgs({
   options: {

@@ -4,10 +4,10 @@
 //   npm run chaos -- --rounds 50 [--seed 1] [--bytes 4194304] [--faults tunnel-drop-up,worker-restart] [--json FILE]
 import { appendFileSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
-import { FAULTS, NOT_INJECTED, type Fault } from "./lib/chaos/faults.ts"
-import { startRig } from "./lib/chaos/rig.ts"
-import { repair, runRound, type RoundResult } from "./lib/chaos/round.ts"
-import { Rng } from "./lib/fuzz/rng.ts"
+import { FAULTS, NOT_INJECTED, type Fault } from "../test/harness/chaos/faults.ts"
+import { startRig } from "../test/harness/chaos/rig.ts"
+import { repair, runRound, type RoundResult } from "../test/harness/chaos/round.ts"
+import { Rng } from "../test/harness/fuzz/rng.ts"
 
 const { values } = parseArgs({
   options: {

@@ -6,9 +6,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { corpusCoverage } from "./lib/fuzz/coverage.ts"
-import { runFuzz, type FuzzReport } from "./lib/fuzz/engine.ts"
-import { TARGETS } from "./lib/fuzz/targets/index.ts"
+import { corpusCoverage } from "../test/harness/fuzz/coverage.ts"
+import { runFuzz, type FuzzReport } from "../test/harness/fuzz/engine.ts"
+import { TARGETS } from "../test/harness/fuzz/targets/index.ts"
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +35,7 @@ if (values.replay !== undefined || values["replay-file"] !== undefined) {
   if (target === undefined) throw new Error("--replay needs one --target")
   const text = values.replay ?? readFileSync(values["replay-file"]!, "utf8")
   const input = new Uint8Array(Buffer.from(text.trim(), "hex"))
-  const { Features } = await import("./lib/fuzz/engine.ts")
+  const { Features } = await import("../test/harness/fuzz/engine.ts")
   const f = new Features()
   await target.run(input, f)
   console.log(`ok: ${f.items.length} features`)

@@ -3,10 +3,10 @@
 // message arrived whole or its loss was reported, the chain recovers (clipboard both ways, a small file) and the real
 // agent never lost sync.
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { FAULTS } from "../../scripts/lib/chaos/faults.ts"
-import { type Rig, startRig } from "../../scripts/lib/chaos/rig.ts"
-import { runRound, type RoundResult } from "../../scripts/lib/chaos/round.ts"
-import { Rng } from "../../scripts/lib/fuzz/rng.ts"
+import { FAULTS } from "../harness/chaos/faults.ts"
+import { type Rig, startRig } from "../harness/chaos/rig.ts"
+import { runRound, type RoundResult } from "../harness/chaos/round.ts"
+import { Rng } from "../harness/fuzz/rng.ts"
 import { realAgentAvailable } from "../harness/real-agent.ts"
 
 // Outside CI a machine without the Debian packages skips; in CI startRealAgent throws and the suite fails.

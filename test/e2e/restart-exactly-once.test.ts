@@ -3,11 +3,11 @@
 // A 4 MiB file streams to the guest and the fault lands at a share of it; the file then ends byte-exact in the
 // guest's folder or failed on both ends (the SDK reported it, the agent was told and removed the partial file), and
 // the guest-side byte stream (every byte handed to the agent, parsed) shows each DATA once, in order, none after a
-// cancel, none on another agent connection (scripts/lib/chaos/guest-stream.ts).
+// cancel, none on another agent connection (test/harness/chaos/guest-stream.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { FAULTS } from "../../scripts/lib/chaos/faults.ts"
-import { type Rig, startRig } from "../../scripts/lib/chaos/rig.ts"
-import { runRound } from "../../scripts/lib/chaos/round.ts"
+import { FAULTS } from "../harness/chaos/faults.ts"
+import { type Rig, startRig } from "../harness/chaos/rig.ts"
+import { runRound } from "../harness/chaos/round.ts"
 import { realAgentAvailable } from "../harness/real-agent.ts"
 
 // Outside CI a machine without the Debian packages skips; in CI startRealAgent throws and the suite fails.

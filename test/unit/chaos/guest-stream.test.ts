@@ -1,7 +1,7 @@
 // The chaos rig's whole-stream oracle fails on what a per-message check lets through: a FILE_XFER_DATA written twice,
 // blocks out of order, DATA after the cancel or on another agent connection, a file reported done that differs.
 import { describe, expect, it } from "vitest"
-import { GuestStream } from "../../../scripts/lib/chaos/guest-stream.ts"
+import { GuestStream } from "../../harness/chaos/guest-stream.ts"
 import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
 
 const u32 = (...w: number[]): Buffer => Buffer.concat(w.map((x) => { const b = Buffer.alloc(4); b.writeUInt32LE(x); return b }))

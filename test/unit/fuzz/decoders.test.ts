@@ -1,12 +1,12 @@
 // Seeded, bounded fuzzing of every decoder (the CI subset of `npm run fuzz`, docs/reliability.md): each target runs a
 // fixed number of generated and mutated inputs and must end with no crash and no broken oracle.
 import { describe, expect, it } from "vitest"
-import { runFuzz, type FuzzReport, type FuzzTarget } from "../../../scripts/lib/fuzz/engine.ts"
-import { bridgeLinkTarget, clientLinkTarget } from "../../../scripts/lib/fuzz/targets/link.ts"
-import { bridgeGuestTarget, clientInboxTarget } from "../../../scripts/lib/fuzz/targets/peers.ts"
-import { payloadTarget } from "../../../scripts/lib/fuzz/targets/protocol-payload.ts"
-import { streamTarget } from "../../../scripts/lib/fuzz/targets/protocol-stream.ts"
-import { tokenTarget } from "../../../scripts/lib/fuzz/targets/token.ts"
+import { runFuzz, type FuzzReport, type FuzzTarget } from "../../harness/fuzz/engine.ts"
+import { bridgeLinkTarget, clientLinkTarget } from "../../harness/fuzz/targets/link.ts"
+import { bridgeGuestTarget, clientInboxTarget } from "../../harness/fuzz/targets/peers.ts"
+import { payloadTarget } from "../../harness/fuzz/targets/protocol-payload.ts"
+import { streamTarget } from "../../harness/fuzz/targets/protocol-stream.ts"
+import { tokenTarget } from "../../harness/fuzz/targets/token.ts"
 
 const summary = (r: FuzzReport): string => r.findings.map((f) => `${f.kind} at ${f.index}: ${f.message}\ninput ${Buffer.from(f.input).toString("hex")}`).join("\n\n")
 

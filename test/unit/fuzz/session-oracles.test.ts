@@ -3,11 +3,11 @@
 // order or replayed with other content. (Seeded fuzz programs rarely produce these against a correct relay, so each
 // oracle is shown failing on an injected sequence.)
 import { describe, expect, it } from "vitest"
-import { Features, FuzzFailure } from "../../../scripts/lib/fuzz/engine.ts"
-import { ClientView } from "../../../scripts/lib/fuzz/session/client-view.ts"
-import { checkContent } from "../../../scripts/lib/fuzz/session/settle.ts"
-import { SessionWorld } from "../../../scripts/lib/fuzz/session/world.ts"
-import { fnv } from "../../../scripts/lib/fuzz/reference.ts"
+import { Features, FuzzFailure } from "../../harness/fuzz/engine.ts"
+import { ClientView } from "../../harness/fuzz/session/client-view.ts"
+import { checkContent } from "../../harness/fuzz/session/settle.ts"
+import { SessionWorld } from "../../harness/fuzz/session/world.ts"
+import { fnv } from "../../harness/fuzz/reference.ts"
 import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
 
 const payload = (n: number): Uint8Array => Uint8Array.from({ length: 12 }, (_, i) => (i * 7 + n) & 0xff)

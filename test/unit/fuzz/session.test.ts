@@ -1,9 +1,9 @@
 // Seeded, bounded fuzzing of the session actor from each side (the CI subset of `npm run fuzz`), and proof that the
 // oracles can fail: the same programs run against injected relay bugs must be caught.
 import { describe, expect, it } from "vitest"
-import { runFuzz, type FuzzReport } from "../../../scripts/lib/fuzz/engine.ts"
-import { AGENT_OPS, CLIENT_OPS, makeSessionTarget, sessionAgentTarget, sessionBridgeTarget, sessionClientTarget } from "../../../scripts/lib/fuzz/targets/session.ts"
-import type { Mutant } from "../../../scripts/lib/fuzz/session/world.ts"
+import { runFuzz, type FuzzReport } from "../../harness/fuzz/engine.ts"
+import { AGENT_OPS, CLIENT_OPS, makeSessionTarget, sessionAgentTarget, sessionBridgeTarget, sessionClientTarget } from "../../harness/fuzz/targets/session.ts"
+import type { Mutant } from "../../harness/fuzz/session/world.ts"
 
 const summary = (r: FuzzReport): string => r.findings.map((f) => `${f.kind} at ${f.index}: ${f.message}\ninput ${Buffer.from(f.input).toString("hex")}`).join("\n\n")
 

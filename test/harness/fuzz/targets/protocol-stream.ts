@@ -1,5 +1,5 @@
 // Fuzz target "stream": StreamParser, MessageAssembler and findResync on hostile agent byte streams. Oracles: never a
-// throw; the events equal an independent reference parser's (src/protocol vs scripts/lib/fuzz/reference.ts); they do not
+// throw; the events equal an independent reference parser's (src/protocol vs test/harness/fuzz/reference.ts); they do not
 // depend on how the bytes are split; the assembler delivers exactly the reference's bodies and holds at most one
 // message per port; after garbage, resynchronisation lands on the first plausible header and parsing continues.
 import { MessageAssembler } from "../../../../src/protocol/assembler.ts"

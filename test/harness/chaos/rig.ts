@@ -3,12 +3,12 @@
 // chardev with a fake QMP monitor following the guest port — and two SDK consoles, with a cuttable TCP proxy in front
 // of each link.
 import { connect, type Session } from "../../../src/client/index.ts"
-import { CutProxy } from "../../../test/harness/cut-proxy.ts"
-import type { FakeQmp } from "../../../test/harness/fake-qmp.ts"
-import type { Managed } from "../../../test/harness/processes.ts"
-import type { RealAgent } from "../../../test/harness/real-agent.ts"
-import { startStack } from "../../../test/harness/stack.ts"
-import type { LocalWorker } from "../../../test/harness/worker.ts"
+import { CutProxy } from "../cut-proxy.ts"
+import type { FakeQmp } from "../fake-qmp.ts"
+import type { Managed } from "../processes.ts"
+import type { RealAgent } from "../real-agent.ts"
+import { startStack } from "../stack.ts"
+import type { LocalWorker } from "../worker.ts"
 import { GuestStream } from "./guest-stream.ts"
 
 export const TENANT = "chaos"

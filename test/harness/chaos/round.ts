@@ -8,7 +8,7 @@ import { join } from "node:path"
 import { controller, fileBytes, healthy, roundTrip, syncErrors, withTimeout } from "./checks.ts"
 import type { Console, Rig } from "./rig.ts"
 import { until } from "./rig.ts"
-import type { CutProxy } from "../../../test/harness/cut-proxy.ts"
+import type { CutProxy } from "../cut-proxy.ts"
 
 /**
  * whole: the message arrived whole where it is consumed; delivered: it reached the guest agent whole, which had

@@ -4,7 +4,7 @@ import { encodeChunkHeader, encodeMessageHeader } from "../../../src/protocol/he
 import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
 import { concatBytes, encodeMessage, messageTypeOf } from "../../../src/protocol/index.ts"
 import type { AgentMessage, CodecOptions } from "../../../src/protocol/messages.ts"
-import { loadGoldenVectors } from "../../../test/golden/load.ts"
+import { loadGoldenVectors } from "../../golden/load.ts"
 import { INTERESTING_U32 } from "./mutate.ts"
 import type { Rng } from "./rng.ts"
 

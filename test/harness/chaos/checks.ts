@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import type { Console, Rig } from "./rig.ts"
 import { until } from "./rig.ts"
-import { withTimeout } from "../../../test/harness/with-timeout.ts"
+import { withTimeout } from "../with-timeout.ts"
 
 export { withTimeout }
 
