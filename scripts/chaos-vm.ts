@@ -65,6 +65,10 @@ try {
       // A round that could not finish (the stack did not come back) is reported as such and ends the run.
       errors.push(`#${i + 1} ${p.fault} ${p.direction}: ${(e as Error).message}`)
       console.log(`#${i + 1}/${plan.length} ${p.fault} ${p.direction}: ERROR ${(e as Error).message}`)
+      // What each part was doing when the stack did not come back.
+      console.log(`  QEMU running ${s.vm.running}; console ${s.session.state}, agent ${JSON.stringify({ connected: s.session.agent.connected, caps: s.session.agent.caps !== null })}; tap refused ${s.tap.refused}`)
+      for (const line of s.tap.summary(Math.max(0, s.tap.connections.length - 4))) console.log(`  tap ${line}`)
+      for (const line of s.bridge.log.lines.slice(-40)) console.log(`  bridge ${line.slice(0, 400)}`)
       break
     }
   }
