@@ -38,6 +38,10 @@ const unescape = (raw: string): string | undefined => {
 const escape = (value: string): string =>
   value.replace(/[\\\n\t\r]|^ /g, (c) => (c === "\\" ? "\\\\" : c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : "\\s"))
 
+/** GLib trims with g_ascii_isspace only: a value starting with another space (U+00A0, U+3000…) keeps it. */
+const trimAsciiStart = (s: string): string => s.replace(/^[ \t\n\v\f\r]+/, "")
+const trimAsciiEnd = (s: string): string => s.replace(/[ \t\n\v\f\r]+$/, "")
+
 const DECIMAL = /^[0-9]+$/
 const INTEGER = /^-?[0-9]+$/
 
@@ -47,7 +51,7 @@ export const parseFileXferKeys = (text: string): KeyFileResult => {
   let group: string | undefined
   for (const rawLine of text.split("\n")) {
     const line = rawLine.endsWith("\r") ? rawLine.slice(0, -1) : rawLine
-    const trimmed = line.trimStart()
+    const trimmed = trimAsciiStart(line)
     if (trimmed === "" || trimmed.startsWith("#")) continue
     if (trimmed.startsWith("[")) {
       if (!trimmed.endsWith("]")) return fail(`malformed group line ${JSON.stringify(line)}`)
@@ -58,7 +62,7 @@ export const parseFileXferKeys = (text: string): KeyFileResult => {
     if (eq < 0) return fail(`line ${JSON.stringify(line)} is neither a group, a key nor a comment`)
     if (group === undefined) return fail("key before the first group")
     // Later duplicates override earlier ones, as in GLib.
-    if (group === FILE_XFER_GROUP) keys.set(line.slice(0, eq).trimEnd(), line.slice(eq + 1).trimStart())
+    if (group === FILE_XFER_GROUP) keys.set(trimAsciiEnd(line.slice(0, eq)), trimAsciiStart(line.slice(eq + 1)))
   }
   const rawName = keys.get("name")
   const rawSize = keys.get("size")

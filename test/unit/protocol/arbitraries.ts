@@ -35,7 +35,9 @@ export const messageArb = (o: CodecOptions): fc.Arbitrary<AgentMessage> => {
       {
         _tag: fc.constant("FileXferStart" as const),
         id: u32,
-        name: text,
+        // GLib drops a value's leading ASCII whitespace and has no escape for \v or \f (a leading space is "\s",
+        // tab, CR and LF always escaped), so such a name cannot cross a key file, the agent's included.
+        name: text.filter((s) => !/^[\v\f]/.test(s)),
         size: fc.maxSafeNat(),
         fileXferNr: i32,
         fileXferTotal: i32,
