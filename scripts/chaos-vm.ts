@@ -8,7 +8,7 @@
 import { writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { parseArgs } from "node:util"
-import { CI_FAULTS, type Direction, FAULTS, type FaultName, type RoundResult, VM_FAULTS, describeRound, startVmStack, tally } from "../test/vm/stack-vm.ts"
+import { CI_FAULTS, type Direction, FAULTS, type FaultName, type RoundResult, VM_FAULTS, describeRound, needsRepair, startVmStack, tally } from "../test/vm/stack-vm.ts"
 import { Rng } from "../test/harness/fuzz/rng.ts"
 
 const { values } = parseArgs({
@@ -60,7 +60,7 @@ try {
       results.push(r)
       console.log(`#${i + 1}/${plan.length} share ${Math.round(p.share * 100)}% ${describeRound(r)}`)
       // Each round judges its own fault: a clipboard left broken is repaired with a new console.
-      if (r.outcome === "unrecovered") await s.reconnectConsole()
+      if (needsRepair(r)) await s.reconnectConsole()
     } catch (e) {
       // A round that could not finish (the stack did not come back) is reported as such and ends the run.
       errors.push(`#${i + 1} ${p.fault} ${p.direction}: ${(e as Error).message}`)

@@ -380,5 +380,8 @@ export const tally = (results: ReadonlyArray<RoundResult>): string[] => {
   })
 }
 
+/** The round left the clipboard broken (whatever else it found): a new console must start the next round clean. */
+export const needsRepair = (r: RoundResult): boolean => r.findings.some((f) => f.startsWith("unrecovered:"))
+
 export const describeRound = (r: RoundResult): string =>
   [`[lifecycle] ${r.fault} ${r.direction}: ${r.outcome} (sdk: ${r.sdk})${r.midway ? "" : " [fault landed after the message]"} in ${(r.ms / 1000).toFixed(1)} s`, ...r.findings.map((f) => `    ${f}`), ...r.notes.map((n) => `    · ${n}`)].join("\n")
