@@ -24,6 +24,14 @@ const MAX_LINE = 1024 * 1024
 const POLL_WINDOW_MS = 1_100
 const POLL_INTERVAL_MS = 10
 
+/** The wall-clock time (ms) QEMU stamped on an event, if it carries a well-formed `timestamp`. */
+const stampOf = (e: Json): number | undefined => {
+  const t = e.timestamp as Json | undefined
+  const s = t?.seconds
+  const us = t?.microseconds
+  return typeof s === "number" && typeof us === "number" && s >= 0 ? s * 1000 + us / 1000 : undefined
+}
+
 /** JSON-lines QMP client: commands matched to replies by id, events handed to `onEvent`. */
 class QmpClient {
   private buffer = ""
@@ -192,7 +200,7 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
       metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
       // A close is acted on before the query: bytes handed meanwhile would be stranded too, and the new chardev
       // connection must stay gated. The query then reports the port open again if it was a quick reopen.
-      if (watch.event(data.open === true, core.port)) core.portLevel("closed", "VSERPORT_CHANGE")
+      if (watch.event(data.open === true, core.port, stampOf(e))) core.portLevel("closed", "VSERPORT_CHANGE")
       pollUntil = Date.now() + POLL_WINDOW_MS
       query("VSERPORT_CHANGE")
     }

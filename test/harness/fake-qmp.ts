@@ -38,7 +38,8 @@ export const startFakeQmp = async (opts: FakeQmpOptions): Promise<FakeQmp> => {
   const commands: Array<string> = []
   const clients = new Set<{ socket: net.Socket; ready: boolean }>()
   let windowUntil = 0
-  let pending: Json | undefined
+  /** The held event's data and the stamp of the change it reports (QEMU stamps at the change, not at the flush). */
+  let pending: { data: Json; timestamp: Json } | undefined
   let timer: NodeJS.Timeout | undefined
 
   const send = (socket: net.Socket, msg: Json): void => void socket.write(`${JSON.stringify(msg)}\n`)
@@ -49,13 +50,13 @@ export const startFakeQmp = async (opts: FakeQmpOptions): Promise<FakeQmp> => {
     const now = Date.now()
     return { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 }
   }
-  const emitNow = (event: string, data: Json): void => broadcast({ event, data, timestamp: timestamp() })
+  const emitNow = (event: string, data: Json, stamp: Json = timestamp()): void => broadcast({ event, data, timestamp: stamp })
 
   // QEMU's monitor_qapi_event_queue: a throttled event is parked (latest wins) and flushed when the window ends.
   const flush = (): void => {
     timer = undefined
     if (pending === undefined) return
-    emitNow("VSERPORT_CHANGE", pending)
+    emitNow("VSERPORT_CHANGE", pending.data, pending.timestamp)
     pending = undefined
     windowUntil = Date.now() + rateLimitMs
     timer = setTimeout(flush, rateLimitMs)
@@ -65,7 +66,7 @@ export const startFakeQmp = async (opts: FakeQmpOptions): Promise<FakeQmp> => {
       emitNow("VSERPORT_CHANGE", data)
       windowUntil = Date.now() + rateLimitMs
       timer = setTimeout(flush, rateLimitMs)
-    } else pending = data
+    } else pending = { data, timestamp: timestamp() }
   }
 
   const execute = (socket: net.Socket, client: { ready: boolean }, msg: Json): void => {

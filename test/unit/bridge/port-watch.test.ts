@@ -42,6 +42,21 @@ describe("PortWatch", () => {
     expect(w.event(true, "open")).toBe(false)
   })
 
+  it("a second quick reopen inside the same rate-limit window is not absorbed as the first one's late event", () => {
+    // Found in e2e (bridge-relay, fresh clone): polls saw reopen 1; the guest closed and reopened again ~300 ms later,
+    // faster than a poll; QEMU flushed ONE open:true event, stamped at reopen 2. Reading it as reopen 1's owed event
+    // left the bridge unaware, so the relay never asked the reopened agent for its caps and the daemon waited forever.
+    const w = new PortWatch()
+    w.queried("closed", "open", 1_000)
+    w.queried("open", "closed", 1_010)
+    expect(w.event(true, "open", 1_300)).toBe(true)
+    // Stamped at or before the query that saw reopen 1: that reopen's own event, absorbed.
+    const v = new PortWatch()
+    v.queried("closed", "open", 1_000)
+    v.queried("open", "closed", 1_010)
+    expect(v.event(true, "open", 1_005)).toBe(false)
+  })
+
   it("nothing owed at start: the first query just states the level", () => {
     const w = new PortWatch()
     w.queried("open", "unknown")
