@@ -9,15 +9,18 @@
 import { createHash } from "node:crypto"
 import { rm } from "node:fs/promises"
 import net from "node:net"
+import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, MessageType } from "../../src/protocol/constants.ts"
 
-const CHUNK_HEADER = 8
-const MESSAGE_HEADER = 20
-const CLIPBOARD = 4
-const CLIPBOARD_REQUEST = 8
-const FILE_XFER_START = 10
-const FILE_XFER_STATUS = 11
-const FILE_XFER_DATA = 12
-const CLIENT_DISCONNECTED = 13
+const {
+  Clipboard: CLIPBOARD,
+  ClipboardRequest: CLIPBOARD_REQUEST,
+  FileXferStart: FILE_XFER_START,
+  FileXferStatus: FILE_XFER_STATUS,
+  FileXferData: FILE_XFER_DATA,
+  ClientDisconnected: CLIENT_DISCONNECTED,
+} = MessageType
+const CHUNK_HEADER = CHUNK_HEADER_SIZE
+const MESSAGE_HEADER = MESSAGE_HEADER_SIZE
 
 export type Problem = { readonly kind: "torn" | "duplicated" | "stale"; readonly text: string }
 

@@ -3,13 +3,16 @@
 // (whole or reported); this judges the sequence: a file transfer's DATA written once each, in order, only to the agent
 // connection that got its START, never after its cancel, and adding up to the file byte for byte.
 import { createHash } from "node:crypto"
+import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, MessageType } from "../../../src/protocol/constants.ts"
 
-const CHUNK_HEADER = 8
-const MESSAGE_HEADER = 20
-const FILE_XFER_START = 10
-const FILE_XFER_STATUS = 11
-const FILE_XFER_DATA = 12
-const CLIENT_DISCONNECTED = 13
+const {
+  FileXferStart: FILE_XFER_START,
+  FileXferStatus: FILE_XFER_STATUS,
+  FileXferData: FILE_XFER_DATA,
+  ClientDisconnected: CLIENT_DISCONNECTED,
+} = MessageType
+const CHUNK_HEADER = CHUNK_HEADER_SIZE
+const MESSAGE_HEADER = MESSAGE_HEADER_SIZE
 
 interface Transfer {
   /** Guest connection its START was written to. */
