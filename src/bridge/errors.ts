@@ -13,6 +13,7 @@ export type BridgeErrorReason =
   | "QmpUnavailable"
   | "QmpClosed"
   | "QmpProtocol"
+  | "LibvirtUnavailable"
   | "MetricsUnavailable"
 
 export class BridgeError extends Data.TaggedError("BridgeError")<{
