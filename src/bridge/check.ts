@@ -63,9 +63,14 @@ const checkVm = async (vm: VmConfig, at: string, now: number): Promise<{ line: s
 }
 
 export const checkConfig = async (config: BridgeConfig, now = Math.floor(Date.now() / 1000)): Promise<CheckResult> => {
-  const results = await Promise.all(config.vms.map((vm, i) => checkVm(vm, `vms[${i}]`, now)))
+  const results = await Promise.all(config.vms.map((vm) => checkVm(vm, vm.at, now)))
+  const n = config.vms.length + config.failed.length
   return {
-    lines: [`bridge "${config.bridge}": ${config.vms.length} VM${config.vms.length === 1 ? "" : "s"}`, ...results.map((r) => `  ${r.line}`)],
-    problems: results.flatMap((r) => r.problems),
+    lines: [
+      `bridge "${config.bridge}": ${n} VM${n === 1 ? "" : "s"}`,
+      ...results.map((r) => `  ${r.line}`),
+      ...config.failed.map((f) => `  ${f.vm}: bad entry (${f.key})`),
+    ],
+    problems: [...config.failed.map((f) => [f.key, f.detail] as const), ...results.flatMap((r) => r.problems)],
   }
 }

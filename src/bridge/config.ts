@@ -15,6 +15,8 @@ export interface QmpConfig {
 
 export interface VmConfig {
   readonly id: string
+  /** Where the entry is in the file (`vms[2]`): config errors and --check name keys under it. Not part of what a reload compares. */
+  readonly at: string
   readonly chardev: Endpoint
   readonly qmp: QmpConfig | undefined
   /** The tunnel URL, `{vm}` already substituted. */
@@ -42,7 +44,20 @@ export interface BridgeConfig {
   readonly limits: Limits
   readonly reconnect: { readonly baseMs: number; readonly capMs: number }
   readonly pingIntervalMs: number
+  /** The VMs whose entries are valid. */
   readonly vms: ReadonlyArray<VmConfig>
+  /** The entries that are not: each marks its VM failed while the others run (docs/operations.md, "Per-VM and global errors"). */
+  readonly failed: ReadonlyArray<VmFailure>
+}
+
+/**
+ * A VM the bridge cannot run: a bad `vms[]` entry (found by the parser) or an unreadable token file (found at start and
+ * reload). `vm` is the entry's id, or its place (`vms[3]`) when the id itself is missing, bad or a duplicate.
+ */
+export interface VmFailure {
+  readonly vm: string
+  readonly key: string
+  readonly detail: string
 }
 
 const MiB = 1024 * 1024
@@ -156,6 +171,7 @@ const parseVm = (v: unknown, at: string, host: { edge: string | undefined; token
   if (tokenFile === undefined) throw new ConfigError(join(at, "tokenFile"), "is required (here or at the top level)")
   return {
     id,
+    at,
     chardev: parseEndpoint(str(v, at, "chardev", true)!, join(at, "chardev")),
     qmp: parseQmp(v.qmp, join(at, "qmp")),
     url: parseUrl(edge, id, v.edge !== undefined ? join(at, "edge") : "edge"),
@@ -180,7 +196,15 @@ const parseLimits = (v: unknown): Limits => {
   return limits
 }
 
-/** Parses the config file's text. Throws ConfigError (never anything else) on bad input. */
+/** The entry's id if it has a usable one (to name a failed entry by its VM rather than its place). */
+const idOf = (v: unknown): string | undefined => (isObject(v) && typeof v.id === "string" && NAME_PATTERN.test(v.id) ? v.id : undefined)
+
+/**
+ * Parses the config file's text. Throws ConfigError (never anything else) when the file as a whole is unusable: not
+ * JSON, an unknown top-level key, no `vms` array (or an empty one), a bad top-level `edge`, `limits`, `reconnect`,
+ * `pingIntervalMs`, `metricsPort` or `bridge`. A bad `vms[]` entry does not throw: it lands in `failed` and the other
+ * VMs run.
+ */
 export const parseConfig = (text: string, defaultName: string): BridgeConfig => {
   let root: unknown
   try {
@@ -191,14 +215,33 @@ export const parseConfig = (text: string, defaultName: string): BridgeConfig => 
   if (!isObject(root)) throw new ConfigError("(file)", "must be a JSON object")
   onlyKeys(root, "", ["bridge", "edge", "tokenFile", "metricsPort", "limits", "reconnect", "pingIntervalMs", "vms"])
   const host = { edge: str(root, "", "edge", false), tokenFile: str(root, "", "tokenFile", false) }
+  // The relay's URL is the whole host's: a bad one is global, not a fault of the first VM that uses it.
+  if (host.edge !== undefined) parseUrl(host.edge, "vm", "edge")
   const vmsRaw = root.vms
   if (!Array.isArray(vmsRaw) || vmsRaw.length === 0) throw new ConfigError("vms", "must be a non-empty array of VMs")
-  const vms = vmsRaw.map((v, i) => parseVm(v, `vms[${i}]`, host))
-  const seen = new Map<string, number>()
-  vms.forEach((vm, i) => {
-    const j = seen.get(vm.id)
-    if (j !== undefined) throw new ConfigError(`vms[${i}].id`, `"${vm.id}" duplicates vms[${j}].id`)
-    seen.set(vm.id, i)
+  const vms: Array<VmConfig> = []
+  const failed: Array<VmFailure> = []
+  const seen = new Map<string, string>()
+  vmsRaw.forEach((v, i) => {
+    const at = `vms[${i}]`
+    let vm: VmConfig
+    try {
+      vm = parseVm(v, at, host)
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e
+      const id = idOf(v)
+      // A duplicate's error goes to the later entry; the first one keeps the id.
+      failed.push({ vm: id !== undefined && !seen.has(id) ? id : at, key: e.key, detail: e.detail })
+      if (id !== undefined && !seen.has(id)) seen.set(id, at)
+      return
+    }
+    const first = seen.get(vm.id)
+    if (first !== undefined) {
+      failed.push({ vm: at, key: `${at}.id`, detail: `"${vm.id}" duplicates ${first}.id` })
+      return
+    }
+    seen.set(vm.id, at)
+    vms.push(vm)
   })
   const rc = root.reconnect
   if (rc !== undefined && !isObject(rc)) throw new ConfigError("reconnect", "must be an object { baseMs, capMs }")
@@ -213,5 +256,6 @@ export const parseConfig = (text: string, defaultName: string): BridgeConfig => 
     reconnect: { baseMs, capMs },
     pingIntervalMs: int(root, "", "pingIntervalMs", 1000, 600_000) ?? 20_000,
     vms,
+    failed,
   }
 }

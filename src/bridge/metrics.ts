@@ -30,6 +30,13 @@ const families = {
   vdrelay_bridge_port_open: ["gauge", "Guest port level from QMP: 1 open, 0 closed, -1 unknown."],
   vdrelay_bridge_tunnel_up: ["gauge", "1 while the tunnel is synced (welcome received)."],
   vdrelay_bridge_chardev_up: ["gauge", "1 while the chardev socket is connected."],
+  vdrelay_bridge_migration_transitions_total: ["counter", "Live-migration roles entered (outgoing, completed, retired, incoming, resumed, none), docs/migration.md."],
+  vdrelay_bridge_migration_handovers_total: ["counter", "Live migrations handed over to the relay by this (source) bridge."],
+  vdrelay_bridge_migration_continued_total: ["counter", "Live migrations continued on the relay by this (destination) bridge."],
+  vdrelay_bridge_migration_backlog_total: ["counter", "Migrations in which reading the source chardev paused: guest bytes may reach the relay twice."],
+  vdrelay_bridge_migration_late_bytes_total: ["counter", "Agent bytes read from a source chardev after its handover (the destination sends them too)."],
+  vdrelay_bridge_vm_failed: ["gauge", "1 while the VM is not run: its config entry is bad or its token file unreadable."],
+  vdrelay_bridge_reloads_total: ["counter", "Config reloads (SIGHUP), by result (ok, rejected)."],
 } as const
 
 export type MetricName = keyof typeof families
@@ -63,6 +70,14 @@ export class Metrics {
 
   get(name: MetricName, labels: Labels): number {
     return this.store.get(name)!.values.get(key(labels)) ?? 0
+  }
+
+  /** Forgets every series of one VM (it left the config, or restarts with new settings). */
+  dropVm(vm: string): void {
+    const label = `vm="${escapeLabel(vm)}"`
+    for (const fam of this.store.values()) {
+      for (const k of [...fam.values.keys()]) if (k.split(",").includes(label)) fam.values.delete(k)
+    }
   }
 
   render(): string {

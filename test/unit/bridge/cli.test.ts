@@ -1,4 +1,4 @@
-// The `vdrelay bridge` process: --help, config errors (exit 2 with the key), metrics on 127.0.0.1, and SIGTERM closing
+// The `vdrelay bridge` process: --help, global config errors (exit 2 with the key), per-VM ones (that VM failed), metrics on 127.0.0.1, and SIGTERM closing
 // the tunnel with 1001 and the chardev socket, exiting 0; log lines are JSON and never contain the token.
 import { type ChildProcess, spawn } from "node:child_process"
 import { writeFile } from "node:fs/promises"
@@ -43,22 +43,44 @@ describe("vdrelay bridge (process)", () => {
     }
   })
 
-  it("exits 2 naming the offending key for a bad config, a missing token file or bad flags", async () => {
+  it("exits 2 naming the offending key for a config unusable as a whole, or bad flags", async () => {
     const { dir, cleanup } = await tempDir()
     cleanups.push(cleanup)
     const bad = join(dir, "bad.json")
-    await writeFile(bad, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "t"), vms: [{ id: "vm1", chardev: "nowhere" }] }))
+    await writeFile(bad, JSON.stringify({ edge: "https://x/{vm}", tokenFile: join(dir, "t"), vms: [{ id: "vm1", chardev: "/tmp/x.sock" }] }))
     const r1 = run(["--config", bad])
-    const missing = join(dir, "missing-token.json")
-    await writeFile(missing, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "absent.token"), vms: [{ id: "vm1", chardev: "/tmp/x.sock" }] }))
-    const r2 = run(["--config", missing])
+    const r2 = run(["--config", join(dir, "absent.json")])
     const r3 = run(["--config"])
     const r4 = run(["--config", bad, "--frobnicate"])
     await Promise.all([exited(r1), exited(r2), exited(r3), exited(r4)])
     expect([r1.code, r2.code, r3.code, r4.code]).toEqual([2, 2, 2, 2])
-    expect(r1.stderr).toContain("vms[0].chardev")
-    expect(r2.stderr).toContain("vms[0].tokenFile")
+    expect(r1.stderr).toContain("config error at edge")
+    expect(r2.stderr).toContain("absent.json")
     expect(r4.stderr).toContain("frobnicate")
+  })
+
+  it("runs with a bad VM entry and a missing token file marked failed (log, metric, /healthz 503 naming them)", async () => {
+    const { dir, cleanup } = await tempDir()
+    cleanups.push(cleanup)
+    const config = join(dir, "bridge.json")
+    await writeFile(config, JSON.stringify({ edge: "ws://127.0.0.1:9/{vm}", tokenFile: join(dir, "{vm}.token"), vms: [{ id: "vm1", chardev: "nowhere" }, { id: "vm2", chardev: join(dir, "vm2.sock") }] }))
+    const r = run(["--config", config, "--metrics-port", "0"])
+    cleanups.push(async () => void r.child.kill("SIGKILL"))
+    await until(() => r.stderr.includes('"metrics-listening"') && r.stderr.includes('"bridge-started"'), "bridge started")
+    const address = /"metrics-listening","address":"([^"]+)"/.exec(r.stderr)?.[1]
+    const health = await fetch(`http://${address}/healthz`)
+    expect(health.status).toBe(503)
+    const body = (await health.json()) as { notUp: Array<string>; vms: Record<string, { state: string; error?: { key: string } }> }
+    expect(body.notUp).toEqual(["vm1", "vm2"])
+    expect([body.vms.vm1?.state, body.vms.vm1?.error?.key, body.vms.vm2?.state, body.vms.vm2?.error?.key]).toEqual(["failed", "vms[0].chardev", "failed", "vms[1].tokenFile"])
+    const metrics = await (await fetch(`http://${address}/metrics`)).text()
+    expect(metrics).toContain('vdrelay_bridge_vm_failed{vm="vm1"} 1')
+    expect(metrics).toContain('vdrelay_bridge_vm_failed{vm="vm2"} 1')
+    const failed = r.stderr.split("\n").filter((l) => l.includes('"vm-failed"')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    expect(failed.map((l) => [l.vm, l.key])).toEqual([["vm1", "vms[0].chardev"], ["vm2", "vms[1].tokenFile"]])
+    r.child.kill("SIGTERM")
+    await exited(r)
+    expect(r.code).toBe(0)
   })
 
   it("serves metrics, and on SIGTERM tells the relay (1001), closes the chardev and exits 0", async () => {

@@ -1,4 +1,5 @@
-// Config parsing: every error names the offending key; defaults and `{vm}` substitution.
+// Config parsing: every error names the offending key; a bad VM entry fails that VM only, a bad file as a whole throws;
+// defaults and `{vm}` substitution.
 import { readFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -22,6 +23,7 @@ describe("bridge config", () => {
     expect(c.bridge).toBe("hv-7")
     expect(c.vms[0]).toEqual({
       id: "vm-1",
+      at: "vms[0]",
       chardev: { kind: "unix", path: "/run/vdrelay/vm-1.sock" },
       qmp: undefined,
       url: "wss://relay.example.com/v1/vms/vm-1/agent",
@@ -59,23 +61,43 @@ describe("bridge config", () => {
 
   it.each([
     ["not JSON", "{", "(file)"],
+    ["not an object", "[]", "(file)"],
     ["no vms", { ...base, vms: [] }, "vms"],
+    ["vms not an array", { ...base, vms: { id: "a" } }, "vms"],
     ["an unknown top-level key", { ...base, tokenfile: "/x" }, "tokenfile"],
-    ["an unknown VM key", { ...base, vms: [{ id: "a", chardev: "/s", qmpSocket: "/q" }] }, "vms[0].qmpSocket"],
-    ["a missing chardev", { ...base, vms: [{ id: "a" }] }, "vms[0].chardev"],
-    ["a chardev that is neither path nor host:port", { ...base, vms: [{ id: "a", chardev: "localhost" }] }, "vms[0].chardev"],
-    ["a port out of range", { ...base, vms: [{ id: "a", chardev: "h:70000" }] }, "vms[0].chardev"],
-    ["a bad VM id", { ...base, vms: [{ id: "a b", chardev: "/s" }] }, "vms[0].id"],
-    ["a duplicate VM id", { ...base, vms: [{ id: "a", chardev: "/s" }, { id: "a", chardev: "/t" }] }, "vms[1].id"],
-    ["no token file anywhere", { edge: base.edge, vms: base.vms }, "vms[0].tokenFile"],
-    ["no edge anywhere", { tokenFile: "/t", vms: base.vms }, "vms[0].edge"],
     ["an http edge", { ...base, edge: "https://x/{vm}" }, "edge"],
     ["credentials in the edge URL", { ...base, edge: "wss://u:p@x/{vm}" }, "edge"],
-    ["a QMP block without device", { ...base, vms: [{ id: "a", chardev: "/s", qmp: { socket: "/q" } }] }, "vms[0].qmp.device"],
     ["a limit of the wrong type", { ...base, limits: { retainBytes: "8M" } }, "limits.retainBytes"],
     ["a guest buffer smaller than a message", { ...base, limits: { maxGuestMessageBytes: 1 << 20, guestBufferBytes: 1 << 19 } }, "limits.guestBufferBytes"],
     ["a backoff cap below its base", { ...base, reconnect: { baseMs: 1000, capMs: 500 } }, "reconnect.capMs"],
-  ])("rejects %s, naming the key", (_what, config, key) => {
+    ["a bad metrics port", { ...base, metricsPort: 70000 }, "metricsPort"],
+  ])("rejects the whole file for %s (global), naming the key", (_what, config, key) => {
     expect(errorOf(config).key).toBe(key)
+  })
+
+  const good = { id: "ok", chardev: "/run/ok.sock" }
+  it.each([
+    ["an unknown VM key", { id: "a", chardev: "/s", qmpSocket: "/q" }, "a", "vms[1].qmpSocket"],
+    ["a missing chardev", { id: "a" }, "a", "vms[1].chardev"],
+    ["a chardev that is neither path nor host:port", { id: "a", chardev: "localhost" }, "a", "vms[1].chardev"],
+    ["a port out of range", { id: "a", chardev: "h:70000" }, "a", "vms[1].chardev"],
+    ["a bad VM id", { id: "a b", chardev: "/s" }, "vms[1]", "vms[1].id"],
+    ["an entry that is not an object", "a", "vms[1]", "vms[1]"],
+    ["a QMP block without device", { id: "a", chardev: "/s", qmp: { socket: "/q" } }, "a", "vms[1].qmp.device"],
+    ["a per-VM http edge", { id: "a", chardev: "/s", edge: "http://x/{vm}" }, "a", "vms[1].edge"],
+  ])("fails only the VM for %s, naming the key; the other VM is kept", (_what, entry, vm, key) => {
+    const c = parseConfig(JSON.stringify({ ...base, vms: [good, entry] }), "h")
+    expect(c.vms.map((v) => v.id)).toEqual(["ok"])
+    expect(c.failed).toEqual([{ vm, key, detail: expect.any(String) }])
+  })
+
+  it("fails the later of two entries with one id, and VMs without an edge or token file anywhere", () => {
+    const dup = parseConfig(JSON.stringify({ ...base, vms: [{ id: "a", chardev: "/s" }, { id: "a", chardev: "/t" }] }), "h")
+    expect(dup.vms.map((v) => v.chardev)).toEqual([{ kind: "unix", path: "/s" }])
+    expect(dup.failed).toEqual([{ vm: "vms[1]", key: "vms[1].id", detail: '"a" duplicates vms[0].id' }])
+    const noToken = parseConfig(JSON.stringify({ edge: base.edge, vms: [{ ...good, tokenFile: "/t" }, { id: "b", chardev: "/s" }] }), "h")
+    expect([noToken.vms.map((v) => v.id), noToken.failed.map((f) => f.key)]).toEqual([["ok"], ["vms[1].tokenFile"]])
+    const noEdge = parseConfig(JSON.stringify({ tokenFile: "/t", vms: [{ ...good, edge: "wss://r/{vm}" }, { id: "b", chardev: "/s" }] }), "h")
+    expect([noEdge.vms.map((v) => v.id), noEdge.failed.map((f) => f.key)]).toEqual([["ok"], ["vms[1].edge"]])
   })
 })
