@@ -18,6 +18,8 @@ export interface VmStatus {
     readonly port: string
     /** Agent caps as announced (null until the agent announced them). */
     readonly caps: ReadonlyArray<number> | null
+    /** When the edge last answered the bridge link's heartbeat (ISO time; null: not since the link opened). */
+    readonly bridgePing: string | null
   }
   readonly clients: { readonly controller: number; readonly viewer: number; readonly joining: number }
   readonly policy: Policy
@@ -27,7 +29,13 @@ export interface VmStatus {
   readonly edge: Readonly<Record<string, number>>
 }
 
-export const statusOf = (claims: ForwardedClaims, p: PersistedState, sockets: ReadonlyArray<WebSocket>, host: SessionHost): VmStatus => {
+export const statusOf = (
+  claims: ForwardedClaims,
+  p: PersistedState,
+  sockets: ReadonlyArray<WebSocket>,
+  host: SessionHost,
+  pingAt: (ws: WebSocket) => Date | null,
+): VmStatus => {
   const clients = { controller: 0, viewer: 0, joining: 0 }
   let bridge: ReturnType<typeof readAttachment> = undefined
   for (const ws of sockets) {
@@ -42,7 +50,7 @@ export const statusOf = (claims: ForwardedClaims, p: PersistedState, sockets: Re
     tenant: claims.tenant,
     vm: claims.vm,
     session: p.session,
-    agent: { bridge: host.bridge !== undefined, bridgeName: b?.bridge ?? null, chardev: b?.chardev ?? false, port: b?.port ?? "unknown", caps: p.agentCaps },
+    agent: { bridge: host.bridge !== undefined, bridgeName: b?.bridge ?? null, chardev: b?.chardev ?? false, port: b?.port ?? "unknown", caps: p.agentCaps, bridgePing: host.bridge === undefined ? null : (pingAt(host.bridge)?.toISOString() ?? null) },
     clients,
     policy: p.policy,
     counters: p.counters,

@@ -6,6 +6,7 @@ import { DEFAULT_SKEW_SECONDS } from "../src/auth/token.ts"
 import { decodeBridgeToRelay, encodeRelayToBridge } from "../src/link/bridge-codec.ts"
 import { decodeClientToRelay, encodeRelayToClient } from "../src/link/client-codec.ts"
 import { linkErrorOfDecode } from "../src/link/codec.ts"
+import { LINK_PING, LINK_PONG } from "../src/link/heartbeat.ts"
 import { defaultPolicy, type LinkErrorCode, type Role } from "../src/link/types.ts"
 import { initialState, persisted, restore, type BridgeLinkAttachment, type ClientLinkAttachment } from "../src/session/index.ts"
 import { isSessionBridge, isSessionClient, readAttachment, type EdgeAttachment, type LinkInfo } from "./attachments.ts"
@@ -60,6 +61,8 @@ export class VmSession extends DurableObject<Env> {
       replay,
     })
     this.proofs = new BridgeProofs({ refuse: authClose, count, replay })
+    // Heartbeats of both links are answered by the edge without running this object (or waking it from hibernation).
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(LINK_PING, LINK_PONG))
     void ctx.blockConcurrencyWhile(async () => this.rebuild())
   }
 
@@ -83,6 +86,8 @@ export class VmSession extends DurableObject<Env> {
     const fresh = initialState({ session: this.ctx.id.toString(), policy: defaultPolicy, now })
     const r = stored === null && sockets.length === 0 ? { state: fresh, commands: [] } : restore(stored ?? persisted(fresh), { bridge, clients }, now)
     this.host = new SessionHost(r.state, this.store, (at) => this.auth.actorTimer(at), this.store.loadCounters())
+    // Each construction is a start or a wake from hibernation: the idle-cost figure counts them (docs/benchmarks.md).
+    this.host.count("object.starts", 1)
     for (const [ws, a] of attachments) if (a !== undefined) this.host.adopt(ws, a)
     this.host.runAll(r.commands)
   }
@@ -142,7 +147,14 @@ export class VmSession extends DurableObject<Env> {
     const info = this.host.links.get(ws)
     if (info === undefined) return ws.close(1011, "unknown link")
     const now = Date.now()
-    if (typeof message === "string") return this.reject(ws, info, "protocol", "text frames are not part of the protocol", now)
+    if (typeof message === "string") {
+      // The auto-response answers pings; one that reaches the object anyway (a runtime without it) is answered here.
+      if (message === LINK_PING) {
+        this.host.count("pings.in-object", 1)
+        return ws.send(LINK_PONG)
+      }
+      return this.reject(ws, info, "protocol", "text frames are not part of the protocol", now)
+    }
     if (!this.frames.allow(ws, now)) {
       this.host.count(`frames.rate-limited.${info.kind}`, 1)
       const detail = "rate limit: too many frames on this link"
@@ -210,7 +222,7 @@ export class VmSession extends DurableObject<Env> {
 
   private status(claims: ForwardedClaims) {
     this.host.flushCounters()
-    return statusOf(claims, persisted(this.host.state), this.ctx.getWebSockets(), this.host)
+    return statusOf(claims, persisted(this.host.state), this.ctx.getWebSockets(), this.host, (ws) => this.ctx.getWebSocketAutoResponseTimestamp(ws))
   }
 
   private putPolicy(patch: unknown): Response {

@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises"
 import { Effect, type Scope } from "effect"
 import WebSocket from "ws"
-import { CloseCode, closeReason, decodeChallenge, decodeRelayToBridge, encodeBridgeToRelay, encodePeerAuth, linkErrorOfDecode, closeCodeOf, MAX_FRAME_BYTES } from "../link/index.ts"
+import { CloseCode, closeReason, decodeChallenge, decodeRelayToBridge, encodeBridgeToRelay, encodePeerAuth, linkErrorOfDecode, closeCodeOf, LINK_PING, LINK_PONG, MAX_FRAME_BYTES } from "../link/index.ts"
 import type { VmConfig } from "./config.ts"
 import { BridgeError, describeCause } from "./errors.ts"
 import { hostKeyFile, loadHostKey, tokenHostKey, type HostKey } from "./host-key.ts"
@@ -197,7 +197,6 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
         ended = true
       }
       let lastHeard = Date.now()
-      let pings = 0
       let current = token
       const protocolError = (detail: string, code: number = CloseCode.ProtocolError): void => {
         log.log("error", "tunnel-protocol-error", { cause: detail })
@@ -206,7 +205,7 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
       }
       const onMessage = (data: Buffer, isBinary: boolean): void => {
         lastHeard = Date.now()
-        if (!isBinary) return protocolError("text frame on the bridge link")
+        if (!isBinary) return data.toString("latin1") === LINK_PONG ? undefined : protocolError("text frame on the bridge link")
         const decoded = decodeRelayToBridge(data)
         if (decoded._tag === "Invalid") return protocolError(`${decoded.reason}: ${decoded.detail}`, closeCodeOf(linkErrorOfDecode(decoded)))
         const wasSynced = core.tunnelSynced
@@ -228,7 +227,8 @@ export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: Tun
             ws.terminate()
             return resume(Effect.fail(fail("TunnelTimeout", `nothing heard for ${Date.now() - lastHeard} ms`)))
           }
-          if (core.tunnelSynced) ws.send(encodeBridgeToRelay({ t: "ping", n: ++pings }))
+          // A text ping the edge answers itself: an idle tunnel never wakes the hibernated Durable Object.
+          if (core.tunnelSynced) ws.send(LINK_PING)
         }, opts.pingIntervalMs),
         // A token file rewritten by provisioning (before the old token expires) is presented over the link: the relay
         // then ends the link at the new token's expiry instead of the old one's, and nothing reconnects.

@@ -1,6 +1,7 @@
 // One logical connection to the relay over successive WebSockets: token in Sec-WebSocket-Protocol, binary frames,
 // exponential backoff with jitter between attempts, a heartbeat that notices a dead link. Knows nothing of the protocol
 // beyond bytes; the session decides what a close means.
+import { LINK_PONG } from "../link/heartbeat.ts"
 
 /** The subprotocol the relay speaks; the token travels as a second offered subprotocol, never in the URL. */
 export const SUBPROTOCOL = "vdrelay.v1"
@@ -23,7 +24,7 @@ export interface WebSocketLike {
   binaryType: string
   readonly readyState: number
   readonly protocol: string
-  send(data: Uint8Array): void
+  send(data: Uint8Array | string): void
   close(code?: number, reason?: string): void
   onopen: ((ev: unknown) => void) | null
   onmessage: ((ev: { readonly data: unknown }) => void) | null
@@ -35,6 +36,8 @@ export type WebSocketConstructor = new (url: string, protocols: string[]) => Web
 export interface SocketHandlers {
   readonly opened: (ws: WebSocketLike) => void
   readonly frame: (bytes: Uint8Array) => void
+  /** The relay's edge answered a heartbeat (the one text frame of the link). */
+  readonly pong: () => void
   readonly closed: (code: number, reason: string) => void
 }
 
@@ -71,7 +74,8 @@ export const openSocket = async (
       const d = ev.data
       if (d instanceof ArrayBuffer) handlers.frame(new Uint8Array(d))
       else if (ArrayBuffer.isView(d)) handlers.frame(new Uint8Array(d.buffer, d.byteOffset, d.byteLength))
-      else handlers.frame(new Uint8Array(0)) // text frames are not part of the link: let the decoder reject them
+      else if (d === LINK_PONG) handlers.pong()
+      else handlers.frame(new Uint8Array(0)) // other text frames are not part of the link: let the decoder reject them
     }
     const fail = (code: number, reason: string): void => {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null

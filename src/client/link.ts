@@ -4,6 +4,7 @@
 // expires, so the relay does not end the link (close 4401).
 import { encodePeerAuth } from "../link/auth-codec.ts"
 import { CloseCode } from "../link/close-codes.ts"
+import { LINK_PING } from "../link/heartbeat.ts"
 import type { ClientToRelay, LinkErrorCode } from "../link/types.ts"
 import { backoffDelay, openSocket, type WebSocketConstructor, type WebSocketLike } from "./connection.ts"
 import { EXPIRED_GRACE_SECONDS, refreshAt, tokenLifetime } from "./token-lifetime.ts"
@@ -35,7 +36,6 @@ export class Link {
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private heartbeat: ReturnType<typeof setInterval> | undefined
   private lastHeard = 0
-  private pings = 0
   private ended = false
   private everWelcomed = false
   private relayError: { code: LinkErrorCode; detail: string } | undefined
@@ -123,6 +123,7 @@ export class Link {
           this.startHeartbeat()
         },
         frame: (bytes) => this.cb.frame(bytes),
+        pong: () => this.heard(),
         closed: (code, reason) => this.closed(code, reason),
       })
     } catch (err) {
@@ -208,7 +209,8 @@ export class Link {
         if (!this.everWelcomed) return this.end(new ClientError("connect-failed", "no answer from the relay"), HEARTBEAT_TIMEOUT, "")
         return this.retry(HEARTBEAT_TIMEOUT, "no answer from the relay")
       }
-      this.send({ t: "ping", n: ++this.pings })
+      // A text ping the relay's edge answers itself: an idle console never wakes the hibernated Durable Object.
+      if (this.ws !== undefined && this.ws.readyState === 1) this.ws.send(LINK_PING)
     }, every)
   }
 
