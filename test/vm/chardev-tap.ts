@@ -140,6 +140,8 @@ export class ChardevTap {
   down = 0
   /** Connections from the bridge that found no chardev to join (QEMU not running). */
   refused = 0
+  /** The most bytes the tap ever queued for QEMU beyond what QEMU's socket took (it never pauses the bridge). */
+  maxBacklog = 0
   private readonly transfers = new Map<number, Transfer>()
   private readonly sockets = new Set<net.Socket>()
   private watches: Array<{ readonly dir: "up" | "down"; readonly at: number; readonly fire: () => void }> = []
@@ -179,17 +181,27 @@ export class ChardevTap {
     }
     this.connections.push(c)
     this.sockets.add(host).add(guest)
+    // Host→guest is never paused: QEMU notices a host hang-up at once whether or not it is reading (its G_IO_HUP
+    // watch does not depend on the read watch, chardev/char-socket.c) and drops what the socket holds. A tap that
+    // paused the bridge's side for backpressure would not see the bridge leave until QEMU had drained the old
+    // connection into the guest's next opener: stale bytes of the tap's own making (docs/qemu-facts.md §2). So the
+    // tap reads whatever the bridge writes, queues it for QEMU, and drops the queue and QEMU's socket on a hang-up.
+    // `up` counts what the kernel took for QEMU's socket, as "crossed the chardev" did with a piped stream.
     host.on("data", (d: Buffer) => {
-      this.up += d.length
       c.toGuest.feed(d)
-      this.check()
+      if (guest.destroyed) return
+      guest.write(d, (error) => {
+        if (error) return
+        this.up += d.length
+        this.check()
+      })
+      if (guest.writableLength > this.maxBacklog) this.maxBacklog = guest.writableLength
     })
     guest.on("data", (d: Buffer) => {
       this.down += d.length
       c.fromGuest.feed(d)
       this.check()
     })
-    host.pipe(guest)
     guest.pipe(host)
     const end = (): void => {
       if (!joined && !c.closed) this.refused++
@@ -199,7 +211,7 @@ export class ChardevTap {
       this.sockets.delete(host)
       this.sockets.delete(guest)
     }
-    host.on("close", end).on("error", end)
+    host.on("end", end).on("close", end).on("error", end)
     guest.on("close", end).on("error", end)
   }
 
