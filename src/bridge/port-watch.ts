@@ -32,6 +32,15 @@ export class PortWatch {
     return closed
   }
 
+  /**
+   * The port went away without a VSERPORT_CHANGE (DEVICE_DELETED) or with the guest itself (RESET): the next open:true
+   * is the event of a new open, not a close.
+   */
+  lost(): void {
+    this.openSinceClose = false
+    this.openEventOwed = false
+  }
+
   /** A query found `result` (`frontend-open`) while we report `level`; the caller reports `result`. */
   queried(result: PortLevel, level: PortLevel, now: number = Date.now()): void {
     if (result === "closed" && level === "open") this.openSinceClose = false

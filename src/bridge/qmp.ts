@@ -136,6 +136,9 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     )
     yield* call(qmp, "qmp_capabilities")
     const label = yield* chardevOf(qmp, cfg)
+    // Live migration (migration.ts): a destination waits `inmigrate` with its tunnel shut until RESUME.
+    const status = (yield* call(qmp, "query-status")) as Json | undefined
+    core.migration.status(typeof status?.status === "string" ? status.status : "unknown", Date.now())
     mark.established = true
     log.log("info", "qmp-connected", { device: cfg.device, chardev: label })
 
@@ -196,6 +199,18 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     yield* Effect.addFinalizer(() => Effect.sync(() => core.setPortProbe(undefined)))
     qmp.onEvent = (e) => {
       const data = e.data as Json | undefined
+      if (typeof e.event === "string" && core.migration.event(e.event, data, Date.now())) return
+      // An unplugged port gives DEVICE_DELETED and no VSERPORT_CHANGE; a reset gives VSERPORT_CHANGE false then RESET
+      // (spec §12). Either way the guest's side is gone and QEMU reads nothing more from the socket until the next
+      // opener, which would read what it holds first: report the port closed (the core hangs up) and ask again.
+      if ((e.event === "DEVICE_DELETED" && data?.device === cfg.device) || e.event === "RESET") {
+        metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
+        watch.lost()
+        core.portLevel("closed", e.event)
+        pollUntil = Date.now() + POLL_WINDOW_MS
+        query(e.event)
+        return
+      }
       if (e.event !== "VSERPORT_CHANGE" || data?.id !== cfg.device) return
       metrics.inc("vdrelay_bridge_qmp_events_total", { vm: core.vm })
       // A close is acted on before the query: bytes handed meanwhile would be stranded too, and the new chardev

@@ -19,8 +19,11 @@ export interface FakeQmpOptions {
 }
 
 export interface FakeQmp {
-  /** The guest opens or closes the port: `frontend-open` changes now, the event follows under the rate limit. */
-  setGuestOpen(open: boolean): void
+  /**
+   * The guest opens or closes the port: `frontend-open` changes now, the event follows under the rate limit. With
+   * `event: false` no VSERPORT_CHANGE at all, as when the port is unplugged (device_del: DEVICE_DELETED only, spec §12).
+   */
+  setGuestOpen(open: boolean, opts?: { readonly event?: boolean }): void
   /** Sends an arbitrary event to every negotiated client (e.g. a stale VSERPORT_CHANGE). */
   emit(event: string, data: Json): void
   /** Every command executed, in order, across connections. */
@@ -131,10 +134,10 @@ export const startFakeQmp = async (opts: FakeQmpOptions): Promise<FakeQmp> => {
   })
 
   return {
-    setGuestOpen(next) {
+    setGuestOpen(next, change) {
       if (next === open) return
       open = next
-      vserportChange({ open: next, id: opts.device })
+      if (change?.event !== false) vserportChange({ open: next, id: opts.device })
     },
     emit: emitNow,
     commands,
