@@ -80,6 +80,17 @@ export class AgentPeer {
     this.replies.failAll(err)
   }
 
+  /**
+   * An agent message that will never arrive whole (aborted by the relay, or over maxMessageBytes); `head` is what came
+   * of its payload's start. A CLIPBOARD answered our oldest request in its selection: that request fails with `err`.
+   */
+  lost(type: number, head: Uint8Array, err: ClientError): void {
+    if (type !== MessageType.Clipboard) return
+    // The agent lays its messages out for the caps we announced: the selection prefix only if we took selections.
+    const selection = agentHas(this.d.caps, Cap.ClipboardSelection) && head.length > 0 ? head[0]! : 0
+    this.clipboard.answerLost(selection, err)
+  }
+
   receive(message: RawAgentMessage): void {
     this.d.emit("message", message)
     const decoded = decodeFromAgent(message.type, message.data, this.d.caps)

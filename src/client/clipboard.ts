@@ -73,6 +73,14 @@ export class Clipboard {
     this.pending.clear()
   }
 
+  /**
+   * The guest's answer to our oldest request in `selection` will not arrive whole (the relay aborted it, or it was over
+   * the size cap): that request fails now with `err`; later ones keep waiting for their own answers.
+   */
+  answerLost(selection: number, err: ClientError): void {
+    this.pending.get(selection)?.shift()?.reject(err)
+  }
+
   /** Offers `items` to the guest: CLIPBOARD_GRAB now, the data when the guest asks for it. */
   async grab(selection: number, items: ReadonlyArray<ClipboardItem>): Promise<void> {
     this.check(selection)

@@ -11,15 +11,23 @@ export interface RawAgentMessage {
 
 export type InboxResult =
   | { readonly _tag: "Message"; readonly message: RawAgentMessage }
-  /** A message over the size cap was dropped: told, never silent. */
-  | { readonly _tag: "Dropped"; readonly seq: number; readonly type: number | undefined; readonly reason: string }
+  /**
+   * A message over the size cap was dropped: told, never silent. `head`: its first payload bytes (up to HEAD_BYTES), so
+   * that what waited for it (a clipboard request, by the selection its payload starts with) can be settled.
+   */
+  | { readonly _tag: "Dropped"; readonly seq: number; readonly type: number | undefined; readonly reason: string; readonly head: Uint8Array }
   /** The relay gave up a message it had half sent (`abort`): what arrived of it is dropped, told with its code. */
-  | { readonly _tag: "Aborted"; readonly seq: number; readonly type: number; readonly code: NoticeCode }
+  | { readonly _tag: "Aborted"; readonly seq: number; readonly type: number; readonly code: NoticeCode; readonly head: Uint8Array }
   | { readonly _tag: "Protocol"; readonly detail: string }
+
+/** Payload bytes kept of a message that is skipped or aborted: enough for a clipboard message's selection. */
+export const HEAD_BYTES = 8
 
 /** A message arriving in fragments. */
 interface Arriving {
   readonly type: number
+  /** Its first payload bytes, up to HEAD_BYTES (all a skipped message keeps). */
+  readonly head: Uint8Array
   /** undefined while the message is being skipped (duplicate or over the cap): fragments are consumed, not kept. */
   readonly buf: Uint8Array | undefined
   fill: number
@@ -74,7 +82,8 @@ export class Inbox {
       case "abort": {
         const p = this.partial.get(frame.seq)
         this.partial.delete(frame.seq)
-        return p === undefined || p.buf === undefined ? undefined : { _tag: "Aborted", seq: frame.seq, type: p.type, code: frame.reason }
+        // A message skipped as a duplicate was delivered before; one skipped as too large was reported as Dropped.
+        return p === undefined || p.buf === undefined ? undefined : { _tag: "Aborted", seq: frame.seq, type: p.type, code: frame.reason, head: headOf(p) }
       }
     }
   }
@@ -82,7 +91,7 @@ export class Inbox {
   private start(f: Extract<Fragment, { t: "msg" }>): InboxResult | undefined {
     if (f.seq <= this.delivered || this.partial.has(f.seq)) {
       // A duplicate replayed after a resume: consume it without delivering it twice.
-      if (!f.end && !this.partial.has(f.seq)) this.partial.set(f.seq, { type: f.type, buf: undefined, fill: 0, size: f.size })
+      if (!f.end && !this.partial.has(f.seq)) this.partial.set(f.seq, { type: f.type, head: new Uint8Array(0), buf: undefined, fill: 0, size: f.size })
       return undefined
     }
     if (f.end && f.data.length === f.size && f.size <= this.maxMessageBytes) return this.done(f.seq, f.type, f.data)
@@ -90,14 +99,14 @@ export class Inbox {
       if (f.end && f.data.length === f.size) {
         // Whole in one frame but over the cap: dropped and reported like a fragmented one (and not replayed later).
         this.delivered = Math.max(this.delivered, f.seq)
-        return { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}` }
+        return { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}`, head: f.data.slice(0, HEAD_BYTES) }
       }
-      this.partial.set(f.seq, { type: f.type, buf: undefined, fill: f.data.length, size: f.size })
+      this.partial.set(f.seq, { type: f.type, head: f.data.slice(0, HEAD_BYTES), buf: undefined, fill: f.data.length, size: f.size })
       return f.end
         ? { _tag: "Protocol", detail: `message ${f.seq} ends at ${f.data.length} of ${f.size} bytes` }
-        : { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}` }
+        : { _tag: "Dropped", seq: f.seq, type: f.type, reason: `message of ${f.size} bytes exceeds maxMessageBytes ${this.maxMessageBytes}`, head: f.data.slice(0, HEAD_BYTES) }
     }
-    const p: Arriving = { type: f.type, buf: new Uint8Array(f.size), fill: 0, size: f.size }
+    const p: Arriving = { type: f.type, head: new Uint8Array(0), buf: new Uint8Array(f.size), fill: 0, size: f.size }
     this.partial.set(f.seq, p)
     return this.append(f.seq, p, f.data, f.end)
   }
@@ -134,3 +143,6 @@ export class Inbox {
     }
   }
 }
+
+/** The first payload bytes that arrived of a partial message. */
+const headOf = (p: Arriving): Uint8Array => (p.buf === undefined ? p.head : p.buf.slice(0, Math.min(p.fill, HEAD_BYTES)))

@@ -255,8 +255,17 @@ export class Session extends Emitter<SessionEvents> {
         const r = this.inbox.push(f)
         if (r === undefined) return
         if (r._tag === "Message") return this.peer.receive(r.message)
-        if (r._tag === "Dropped") return this.emit("error", new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`))
-        if (r._tag === "Aborted") return this.emit("error", new ClientError("aborted", `agent message ${r.seq} (type ${r.type}) aborted by the relay: ${r.code}`, { notice: r.code }))
+        if (r._tag === "Dropped") {
+          const err = new ClientError("too-large", `agent message ${r.seq} dropped: ${r.reason}`)
+          if (r.type !== undefined) this.peer.lost(r.type, r.head, err)
+          return this.emit("error", err)
+        }
+        if (r._tag === "Aborted") {
+          const err = new ClientError("aborted", `agent message ${r.seq} (type ${r.type}) aborted by the relay: ${r.code}`, { notice: r.code })
+          // What waited for it (a clipboard request) fails now instead of waiting for an answer that will not come.
+          this.peer.lost(r.type, r.head, err)
+          return this.emit("error", err)
+        }
         return this.link.fail(new ClientError("protocol", r.detail))
       }
       case "ack":
@@ -319,9 +328,11 @@ export class Session extends Emitter<SessionEvents> {
     this.agent = next
     if (prev.connected && !next.connected) this.peer.reset(new ClientError("agent-not-connected", "the agent disconnected"), true)
     if (next.connected && this.role === "controller") this.peer.files.agentBack()
-    this.emit("agent", next)
+    // The caps exchange goes first, so that whatever a listener of "agent" sends (a clipboard grab) follows it: the agent
+    // resets its grab serials at our request=1, and counts the grab in the new exchange as we do.
     if (next.connected && (!prev.connected || announce) && this.role === "controller") this.peer.announce()
     else if (next.caps !== null) this.peer.sendMaxClipboard()
+    this.emit("agent", next)
   }
 
   private ended(err: ClientError): void {

@@ -5,7 +5,7 @@ import { buildCaps } from "../protocol/caps.ts"
 import { encodeAnnounceCapabilities } from "../protocol/codec-misc.ts"
 import type { SessionState } from "./state.ts"
 import { abandonAgentMessages } from "./agent-msgs.ts"
-import { forgetCaps, syncAgentState } from "./agent-view.ts"
+import { forgetCaps, syncAgentState, tellAgentLost } from "./agent-view.ts"
 import { log, metric } from "./emit.ts"
 import { discardGuestBound } from "./guest-discard.ts"
 import { streamAbort, writeWhole } from "./guest-out.ts"
@@ -35,14 +35,27 @@ export const agentGone = (s: SessionState, why: string, keepCaps: boolean): void
   syncAgentState(s)
 }
 
-/** Case 2: an agent is (again) reachable: clients are told, and its caps are asked for (it does not re-announce). */
+/**
+ * Case 2: an agent is (again) reachable: its caps are asked for (it does not re-announce), and clients are told, after
+ * the request, so that they hear of the agent session it ends before the agent they now see.
+ */
 export const agentCame = (s: SessionState, announce: boolean): void => {
-  syncAgentState(s)
   if (announce && writable(s)) relayAnnounce(s)
+  syncAgentState(s)
 }
 
-/** ANNOUNCE_CAPABILITIES(request=1) on the client port, with the controller's caps or the relay's default set. */
+/**
+ * ANNOUNCE_CAPABILITIES(request=1) on the client port, with the controller's caps or the relay's default set.
+ *
+ * To spice-vdagentd a request=1 is a new client (do_client_capabilities): it reports the old one disconnected (its
+ * session agent gives up the clipboard the console had put there, its transfers end), zeroes its clipboard grab
+ * serials and answers request=0. Consoles that see the agent as connected are told it went away first, as spice-server
+ * tells spice-gtk AGENT_DISCONNECTED before AGENT_CONNECTED: they reset their serials, grabs and waiting requests, and a
+ * controller introduces itself again (its own request=1, after this one), so both ends count serials from the same
+ * point of the console's stream (docs/protocol.md, bridge link rule 3).
+ */
 const relayAnnounce = (s: SessionState): void => {
+  if (s.told) tellAgentLost(s)
   // A console's message half written on the client port would be cut in two by this one (the agent reassembles per
   // port): it is given up first, and its sender told to send it again.
   const st = s.guest.stream
