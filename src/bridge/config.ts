@@ -1,6 +1,7 @@
 // The bridge's JSON config: parsed and checked into a typed value, or a ConfigError naming the offending key.
 import { NAME_PATTERN } from "../auth/token.ts"
 import { MAX_FRAME_DATA_BYTES } from "../link/types.ts"
+import { type LibvirtConfig, parseLibvirt } from "./libvirt-config.ts"
 
 /** Where a socket lives: QEMU `-chardev socket,path=…` (UNIX) or `host=…,port=…` (TCP). */
 export type Endpoint = { readonly kind: "unix"; readonly path: string } | { readonly kind: "tcp"; readonly host: string; readonly port: number }
@@ -46,6 +47,8 @@ export interface BridgeConfig {
   readonly pingIntervalMs: number
   /** The VMs whose entries are valid. */
   readonly vms: ReadonlyArray<VmConfig>
+  /** VMs learnt from libvirt besides (or instead of) `vms` (libvirt.ts; docs/operations.md, "libvirt"). */
+  readonly libvirt?: LibvirtConfig
   /** The entries that are not: each marks its VM failed while the others run (docs/operations.md, "Per-VM and global errors"). */
   readonly failed: ReadonlyArray<VmFailure>
 }
@@ -213,12 +216,16 @@ export const parseConfig = (text: string, defaultName: string): BridgeConfig => 
     throw new ConfigError("(file)", `not valid JSON: ${(e as Error).message}`)
   }
   if (!isObject(root)) throw new ConfigError("(file)", "must be a JSON object")
-  onlyKeys(root, "", ["bridge", "edge", "tokenFile", "metricsPort", "limits", "reconnect", "pingIntervalMs", "vms"])
+  onlyKeys(root, "", ["bridge", "edge", "tokenFile", "metricsPort", "limits", "reconnect", "pingIntervalMs", "vms", "libvirt"])
   const host = { edge: str(root, "", "edge", false), tokenFile: str(root, "", "tokenFile", false) }
   // The relay's URL is the whole host's: a bad one is global, not a fault of the first VM that uses it.
   if (host.edge !== undefined) parseUrl(host.edge, "vm", "edge")
-  const vmsRaw = root.vms
-  if (!Array.isArray(vmsRaw) || vmsRaw.length === 0) throw new ConfigError("vms", "must be a non-empty array of VMs")
+  const libvirt = parseLibvirt(root.libvirt, host, (key, detail) => {
+    throw new ConfigError(key, detail)
+  })
+  // With libvirt the VMs come from the host's domains: a `vms` list is then optional.
+  const vmsRaw = root.vms ?? (libvirt !== undefined ? [] : undefined)
+  if (!Array.isArray(vmsRaw) || (vmsRaw.length === 0 && libvirt === undefined)) throw new ConfigError("vms", "must be a non-empty array of VMs (or set libvirt)")
   const vms: Array<VmConfig> = []
   const failed: Array<VmFailure> = []
   const seen = new Map<string, string>()
@@ -257,5 +264,6 @@ export const parseConfig = (text: string, defaultName: string): BridgeConfig => 
     pingIntervalMs: int(root, "", "pingIntervalMs", 1000, 600_000) ?? 20_000,
     vms,
     failed,
+    ...(libvirt !== undefined ? { libvirt } : {}),
   }
 }

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import { parseConfig } from "../../../src/bridge/config.ts"
 import { VDRELAY_XMLNS, agentChannel, parseDomain } from "../../../src/bridge/libvirt-domain.ts"
 import { XmlError, parseXml } from "../../../src/bridge/libvirt-xml.ts"
 
@@ -76,5 +77,24 @@ describe("parseXml", () => {
     const xml = fixture("domain-live-agent-connected.xml")
     const end = xml.lastIndexOf("</domain>")
     for (let cut = 0; cut < end; cut += 7) expect(() => parseDomain(xml.slice(0, cut))).toThrow(XmlError)
+  })
+})
+
+describe("the config's libvirt section", () => {
+  const parse = (o: Record<string, unknown>) => parseConfig(JSON.stringify({ edge: "wss://relay.example/v1/vms/{vm}/agent", tokenFile: "/etc/vdrelay/tokens/{vm}.token", ...o }), "h")
+
+  it("replaces the vms list; defaults filled in; edge and tokenFile are the templates", () => {
+    expect(parse({ libvirt: {} })).toMatchObject({
+      vms: [],
+      libvirt: { uri: "qemu:///system", virsh: "virsh", channel: "com.redhat.spice.0", reconcileMs: 10_000, edge: "wss://relay.example/v1/vms/{vm}/agent", tokenFile: "/etc/vdrelay/tokens/{vm}.token" },
+    })
+    expect(parse({ libvirt: { uri: "qemu+unix:///system?socket=/x" } }).libvirt?.uri).toBe("qemu+unix:///system?socket=/x")
+  })
+
+  it("names the bad key", () => {
+    expect(() => parse({ libvirt: { url: "x" } })).toThrow(expect.objectContaining({ key: "libvirt.url" }))
+    expect(() => parse({ libvirt: { reconcileMs: 5 } })).toThrow(expect.objectContaining({ key: "libvirt.reconcileMs" }))
+    expect(() => parse({ libvirt: {}, tokenFile: "/etc/vdrelay/one.token" })).toThrow(expect.objectContaining({ key: "tokenFile" }))
+    expect(() => parse({})).toThrow(expect.objectContaining({ key: "vms" }))
   })
 })
