@@ -3,8 +3,11 @@
 // workerd and the SDK (test/vm/stack-vm.ts). Each round picks a fault and a direction (a file to the guest, or a large
 // guest clipboard to the console), injects the fault when a seeded share of the message crossed the chardev, then
 // judges it whole / reported / torn / stale / duplicated and ends with a clipboard round trip both ways.
-//   npm run chaos:vm -- --rounds 50 [--seed 1] [--bytes 1048576] [--faults system-reset,qemu-kill] [--json FILE]
-// --rounds is per fault and direction. Exit 1 when any round was torn, stale or duplicated.
+//   npm run chaos:vm -- --rounds 50 [--seed 1] [--bytes 1048576] [--faults system-reset,qemu-kill] [--json FILE] [--minutes M]
+// --rounds is per fault and direction. --minutes stops starting rounds once that much time has passed (the plan is
+// seeded and shuffled, so a stopped run is a fair sample of it). The JSON file is rewritten after every round, so an
+// interrupted run keeps what it judged. Exit 1 when any round was torn, stale, duplicated or unrecovered.
+import { execFileSync } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import { loadavg } from "node:os"
 import { parseArgs } from "node:util"
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     faults: { type: "string" },
     directions: { type: "string", default: "file-to-guest,clipboard-to-console" },
     json: { type: "string" },
+    minutes: { type: "string" },
     list: { type: "boolean", default: false },
   },
 })
@@ -48,19 +52,51 @@ for (let i = plan.length - 1; i > 0; i--) {
 }
 
 const started = Date.now()
-console.log(`[chaos-vm] seed ${seed}, ${plan.length} rounds (${rounds} × ${chosen.length} faults × ${directions.length} directions), ${bytes} B per message, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+const budgetMs = values.minutes === undefined ? Infinity : Number(values.minutes) * 60_000
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ")
+const commit = ((): string => {
+  try {
+    // Others' uncommitted edits in the tree make the commit alone an incomplete name of what ran: say so.
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim()
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no", "--", "src", "workers", "test", "scripts"], { encoding: "utf8" }).trimEnd()
+    return dirty === "" ? head : `${head}+uncommitted(${dirty.split("\n").map((l) => l.slice(3)).join(",")})`
+  } catch {
+    return "unknown"
+  }
+})()
+const loadAtStart = load()
+console.log(`[chaos-vm] commit ${commit}, seed ${seed}, ${plan.length} rounds (${rounds} × ${chosen.length} faults × ${directions.length} directions), ${bytes} B per message, load ${loadAtStart}`)
 const s = await startVmStack({ log: (l) => console.log(l) })
 const results: RoundResult[] = []
 const errors: string[] = []
+let stoppedEarly: string | undefined
+const save = (): void => {
+  if (values.json === undefined) return
+  const meta = { commit, seed, bytes, planned: plan.length, loadAtStart, loadNow: load(), minutes: (Date.now() - started) / 60_000, vmBootMs: s.vm.bootMs, accel: s.vm.accel, stoppedEarly }
+  writeFileSync(values.json, JSON.stringify({ ...meta, results, errors }, null, 2))
+}
+// Stopped from outside (Ctrl-C, timeout): keep what was judged; the exit handlers of the harness kill QEMU and the rest.
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.once(sig, () => {
+    stoppedEarly = `${sig} after ${results.length} of ${plan.length} rounds`
+    save()
+    process.exit(130)
+  })
 try {
   console.log(`[chaos-vm] baseline round trip: ${JSON.stringify(await s.roundTrip("baseline"))}`)
   for (const [i, p] of plan.entries()) {
+    if (Date.now() - started > budgetMs) {
+      stoppedEarly = `time budget of ${values.minutes} min reached after ${i} of ${plan.length} rounds`
+      console.log(`[chaos-vm] ${stoppedEarly}`)
+      break
+    }
     try {
       const r = p.direction === "file-to-guest" ? await s.fileRound(p.fault, bytes, p.share) : await s.clipboardRound(p.fault, bytes, p.share)
       results.push(r)
       console.log(`#${i + 1}/${plan.length} share ${Math.round(p.share * 100)}% ${describeRound(r)}`)
       // Each round judges its own fault: a clipboard left broken is repaired with a new console.
       if (needsRepair(r)) await s.reconnectConsole()
+      save()
     } catch (e) {
       // A round that could not finish (the stack did not come back) is reported as such and ends the run.
       errors.push(`#${i + 1} ${p.fault} ${p.direction}: ${(e as Error).message}`)
@@ -75,11 +111,11 @@ try {
 } finally {
   await s.stop()
 }
-console.log(`\n[chaos-vm] seed ${seed}: ${results.length} rounds in ${((Date.now() - started) / 60_000).toFixed(1)} min, VM boot ${(s.vm.bootMs / 1000).toFixed(1)} s (${s.vm.accel}), load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+console.log(`\n[chaos-vm] commit ${commit}, seed ${seed}: ${results.length} rounds in ${((Date.now() - started) / 60_000).toFixed(1)} min, VM boot ${(s.vm.bootMs / 1000).toFixed(1)} s (${s.vm.accel}), load at start ${loadAtStart}, now ${load()}`)
 for (const line of tally(results)) console.log(`  ${line}`)
 for (const e of errors) console.log(`  ERROR ${e}`)
 const bad = results.filter((r) => r.outcome !== "whole" && r.outcome !== "reported")
 const late = results.filter((r) => !r.midway).length
 if (late > 0) console.log(`  ${late} round(s) where the fault landed after the message had arrived`)
-if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ seed, bytes, results, errors }, null, 2))
+save()
 process.exit(bad.length > 0 || errors.length > 0 ? 1 : 0)
