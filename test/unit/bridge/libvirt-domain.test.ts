@@ -47,6 +47,19 @@ describe("parseDomain on real virsh dumpxml output", () => {
   })
 })
 
+describe("the operator's example (infra/libvirt)", () => {
+  it("domain-example.xml is a domain the bridge relays: VM web-01 on its agent channel's socket", () => {
+    const d = parseDomain(readFileSync(join(import.meta.dirname, "../../../infra/libvirt/domain-example.xml"), "utf8"))
+    expect(d).toMatchObject({ name: "web-01", vm: "web-01", running: false, problem: undefined })
+    expect(agentChannel(d)).toEqual({ name: "com.redhat.spice.0", path: "/run/vdrelay/web-01.vdagent.sock", alias: "ua-vdagent", state: "unknown" })
+  })
+
+  it("vdagent-channel.xml's metadata element uses the namespace the bridge matches", () => {
+    const snippet = readFileSync(join(import.meta.dirname, "../../../infra/libvirt/vdagent-channel.xml"), "utf8")
+    expect(parseDomain(`<domain><name>x</name>${snippet}<devices/></domain>`).vm).toBe("web-01")
+  })
+})
+
 describe("parseXml", () => {
   it("decodes entities in text and attributes, keeps '>' inside quoted values, skips comments and PIs", () => {
     const e = parseXml(`<?xml version="1.0"?><!-- c --><a x="1 &gt; 0" y='&#65;&#x42;'><b>t&lt;u</b><![CDATA[<raw>]]></a>`)
