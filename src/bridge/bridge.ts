@@ -135,9 +135,19 @@ export const startBridge = (initial: BridgeConfig, log: Logger, metrics: Metrics
         yield* FiberMap.run(fibers, vm.id, body)
       })
 
-    /** Interrupts the VM's sessions (their finalizers close the tunnel with 1001 and the sockets) and forgets its series. */
-    const halt = (id: string): Effect.Effect<void> =>
-      FiberMap.remove(fibers, id).pipe(Effect.andThen(Effect.sync(() => metrics.dropVm(id))))
+    /**
+     * Interrupts the VM's sessions (their finalizers close the tunnel with 1001 and the sockets). `forget`: its series
+     * go too (it left the config); else its counters continue across the restart and only its gauges read "down".
+     */
+    const halt = (id: string, forget: boolean): Effect.Effect<void> =>
+      FiberMap.remove(fibers, id).pipe(
+        Effect.andThen(
+          Effect.sync(() => {
+            if (forget) return metrics.dropVm(id)
+            for (const gauge of ["vdrelay_bridge_tunnel_up", "vdrelay_bridge_chardev_up"] as const) metrics.set(gauge, { vm: id }, 0)
+          }),
+        ),
+      )
 
     for (const f of config.failed) failEntry(f)
     for (const vm of config.vms) yield* launch(vm, config, "config")
@@ -161,27 +171,27 @@ export const startBridge = (initial: BridgeConfig, log: Logger, metrics: Metrics
               summary.failed.push(action.id)
               break
             case "fail":
-              yield* halt(action.failure.vm)
+              yield* halt(action.failure.vm, true)
               settings.delete(action.failure.vm)
               failEntry(action.failure)
               summary.failed.push(action.failure.vm)
               break
             case "stop":
-              yield* halt(action.id)
+              yield* halt(action.id, true)
               statuses.delete(action.id)
               settings.delete(action.id)
               log.log("info", "vm-stopped", { vm: action.id, cause: "removed from the config" })
               summary.stopped.push(action.id)
               break
             case "restart":
-              yield* halt(action.vm.id)
+              yield* halt(action.vm.id, false)
               log.log("info", "vm-stopped", { vm: action.vm.id, cause: `changed: ${action.changed.join(", ")}` })
               yield* launch(action.vm, next, "reload")
               summary.restarted.push(action.vm.id)
               break
             case "start": {
               const wasFailed = statuses.get(action.vm.id)?.phase === "failed"
-              yield* halt(action.vm.id)
+              yield* halt(action.vm.id, false)
               yield* launch(action.vm, next, wasFailed ? "retried on reload" : "added")
               summary.started.push(action.vm.id)
               break

@@ -10,7 +10,7 @@ const parse = (vms: ReadonlyArray<unknown>, extra: Record<string, unknown> = {})
 
 /** The running set a config produces: every valid VM running, every bad entry failed. */
 const running = (c: BridgeConfig, failedIds: ReadonlyArray<string> = []): Map<string, CurrentVm> =>
-  new Map([
+  new Map<string, CurrentVm>([
     ...c.vms.map((vm) => [vm.id, { config: vm, failed: failedIds.includes(vm.id) }] as const),
     ...c.failed.map((f) => [f.vm, { config: undefined, failed: true }] as const),
   ])
