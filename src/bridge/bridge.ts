@@ -10,6 +10,7 @@ import { chardevSession } from "./chardev.ts"
 import type { BridgeConfig, VmConfig, VmFailure } from "./config.ts"
 import { BridgeError, describeCause } from "./errors.ts"
 import { type Health, healthOf, type VmStatus } from "./health.ts"
+import { runLibvirt } from "./libvirt.ts"
 import { type Logger, withFields } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
 import { qmpSession } from "./qmp.ts"
@@ -151,6 +152,8 @@ export const startBridge = (initial: BridgeConfig, log: Logger, metrics: Metrics
 
     for (const f of config.failed) failEntry(f)
     for (const vm of config.vms) yield* launch(vm, config, "config")
+    // VMs of libvirt domains (libvirt.ts): followed for the bridge's lifetime; a reload does not change the section.
+    if (config.libvirt !== undefined) yield* Effect.forkScoped(runLibvirt(config, config.libvirt, log, metrics))
     log.log("info", "bridge-started", { bridge: config.bridge, vms: statuses.size, failed: [...statuses.values()].filter((s) => s.phase === "failed").length })
     yield* Effect.addFinalizer(() => Effect.sync(() => log.log("info", "bridge-stopped", { bridge: config.bridge })))
 

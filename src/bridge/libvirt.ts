@@ -37,8 +37,14 @@ export const virsh = (cfg: LibvirtConfig, args: ReadonlyArray<string>, timeoutMs
     }),
   )
 
-/** A long-lived `virsh … --loop`: each stdout line to `onLine`; fails when virsh exits (libvirtd gone, bad URI). */
-const virshStream = (cfg: LibvirtConfig, args: ReadonlyArray<string>, onLine: (line: string) => void, started: () => void): Effect.Effect<never, BridgeError, Scope.Scope> =>
+/** A stream that has not failed for this long is taken as connected (virsh says nothing when it has registered). */
+const ALIVE_MS = 2_000
+
+/**
+ * A long-lived `virsh … --loop`: each stdout line to `onLine`, `alive` once it has run ALIVE_MS; fails when virsh exits
+ * (libvirtd gone or restarting, a bad URI).
+ */
+const virshStream = (cfg: LibvirtConfig, args: ReadonlyArray<string>, onLine: (line: string) => void, alive: () => void): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => spawn(cfg.virsh, ["-c", cfg.uri, ...args], { stdio: ["ignore", "pipe", "pipe"] })),
     (child) => Effect.sync(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGTERM"))),
@@ -49,10 +55,14 @@ const virshStream = (cfg: LibvirtConfig, args: ReadonlyArray<string>, onLine: (l
         child.stderr.setEncoding("utf8")
         child.stderr.on("data", (s: string) => (stderr = (stderr + s).slice(-2000)))
         createInterface({ input: child.stdout }).on("line", onLine)
-        const failed = (detail: string): void => resume(Effect.fail(new BridgeError({ reason: "LibvirtUnavailable", detail })))
+        const timer = setTimeout(alive, ALIVE_MS)
+        const failed = (detail: string): void => {
+          clearTimeout(timer)
+          resume(Effect.fail(new BridgeError({ reason: "LibvirtUnavailable", detail })))
+        }
         child.once("error", (e) => failed(`${cfg.virsh}: ${describeCause(e)}`))
         child.once("exit", (code, signal) => failed(`virsh ${args[0]} exited (${signal ?? `code ${code}`}): ${stderr.trim().split("\n").at(-1) ?? ""}`))
-        if (child.pid !== undefined) started()
+        return Effect.sync(() => clearTimeout(timer))
       }),
     ),
   )
@@ -179,7 +189,7 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
           for (const domain of managed.keys()) names.add(domain)
           for (const domain of names) read(domain, cause)
         },
-        (e: Error) => lvLog.log("warn", "libvirt-read-failed", { cause: e.message }),
+        (e: Error) => lvLog.log("debug", "libvirt-read-failed", { cause: e.message }),
       )
     }
 
@@ -196,17 +206,19 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
       m.watch.serialChange(change.open, e.stampMs)
     }
 
-    // The streams cannot say when libvirt has registered them: read everything when each starts and once more
-    // 2 s later, so a change between the first read and the registration is not missed for long.
+    // The streams cannot say when libvirt has registered them: read everything when each starts and once more when
+    // it has run ALIVE_MS, so a change between the first read and the registration is not missed for long.
     const stream = (what: string, args: ReadonlyArray<string>, onLine: (line: string) => void) =>
       supervise(
         what,
         (mark) =>
-          virshStream(cfg, args, onLine, () => {
-            mark.established = true
-            lvLog.log("info", "libvirt-connected", { uri: cfg.uri, stream: args[0] })
-            readAll(`${what} started`)
-            setTimeout(() => readAll(`${what} registered`), 2_000).unref()
+          Effect.suspend(() => {
+            readAll(`${what} starting`)
+            return virshStream(cfg, args, onLine, () => {
+              mark.established = true
+              lvLog.log("info", "libvirt-connected", { uri: cfg.uri, stream: args[0] })
+              readAll(`${what} connected`)
+            })
           }),
         host.reconnect,
         lvLog,
