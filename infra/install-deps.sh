@@ -8,6 +8,9 @@ set -euo pipefail
 pkgs=(spice-vdagent xvfb socat xclip x11-utils libspice-protocol-dev chromium websockify)
 # The .deb test (test/e2e/deb-bridge.test.ts) installs vdrelay-bridge, which depends on these (dpkg-deb is essential).
 pkgs+=(nodejs adduser)
+# The bridge's systemd notifications go through systemd-notify (package systemd); test/unit/bridge/notify.test.ts
+# listens on the NOTIFY_SOCKET with python3's AF_UNIX datagram socket.
+pkgs+=(systemd python3)
 pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio x11-xserver-utils x11-xkb-utils xkb-data)
 # The libvirt test (test/vm/libvirt.test.ts) runs Debian's own libvirtd (qemu driver) as a private daemon, and the
 # bridge's libvirt source talks to it through virsh.

@@ -17,7 +17,10 @@ export interface Notifier {
   readonly enabled: boolean
   /** How often to send WATCHDOG=1 (half of $WATCHDOG_USEC), or undefined when no watchdog is asked for us. */
   readonly watchdogMs: number | undefined
-  /** Sends one datagram of `fields` (in order). Resolves when it was delivered or the failure was logged; never rejects. */
+  /**
+   * Sends one datagram of `fields` (in order, after every earlier one). Resolves when it was delivered or the failure
+   * was logged; never rejects. Once STOPPING=1 was sent, later messages are dropped.
+   */
   send(fields: ReadonlyArray<readonly [string, string]>): Promise<void>
 }
 
@@ -45,6 +48,8 @@ export const systemdNotifier = (
   const enabled = socket !== undefined && socket !== ""
   let chain: Promise<void> = Promise.resolve()
   let warned = false
+  // Nothing after STOPPING=1: a watchdog tick still queued while the scope closes would only confuse the manager.
+  let stopping = false
   const deliver = (fields: ReadonlyArray<readonly [string, string]>): Promise<void> =>
     new Promise((done) => {
       const args = fields.map(([k, v]) => `${k}=${oneLine(v)}`)
@@ -61,7 +66,8 @@ export const systemdNotifier = (
     enabled,
     watchdogMs: enabled ? watchdogInterval(env, process.pid) : undefined,
     send: (fields) => {
-      if (!enabled) return Promise.resolve()
+      if (!enabled || stopping) return Promise.resolve()
+      if (fields.some(([k, v]) => k === "STOPPING" && v === "1")) stopping = true
       chain = chain.then(() => deliver(fields))
       return chain
     },
