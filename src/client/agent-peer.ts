@@ -33,6 +33,8 @@ export class AgentPeer {
   readonly files: FileTransfers
   readonly replies = new ReplyQueue()
   private maxClipboardSent = false
+  /** Our request=1 went out: what we offer in the clipboard is grabbed again once the agent's caps are known. */
+  private regrabDue = false
 
   constructor(private readonly d: PeerDeps) {
     this.clipboard = new Clipboard({
@@ -58,24 +60,36 @@ export class AgentPeer {
     if (!this.d.agentConnected() || this.d.role() !== "controller") return
     this.clipboard.resetSerials()
     this.maxClipboardSent = false
+    this.regrabDue = true
     this.d.send({ _tag: "AnnounceCapabilities", request: true, caps: this.d.caps }).catch(() => {})
-    this.sendMaxClipboard()
+    this.exchangeReady()
   }
 
-  /** Once per caps exchange, when the agent takes MAX_CLIPBOARD (what spice-gtk does). */
-  sendMaxClipboard(): void {
-    if (this.maxClipboardSent || this.d.role() !== "controller" || !agentHas(this.d.agentCaps(), Cap.MaxClipboard)) return
-    this.maxClipboardSent = true
-    const max = this.d.opts.maxClipboardBytes ?? this.d.policy()?.maxClipboardBytes ?? 100 * MiB
-    this.d.send({ _tag: "MaxClipboard", max: Math.min(max, 0x7fffffff) }).catch(() => {})
+  /**
+   * Once per caps exchange, when the agent's caps are known: MAX_CLIPBOARD if the agent takes it (what spice-gtk does),
+   * then what we offer in the clipboard, grabbed again (the agent gave it up with the session our request=1 ended).
+   */
+  exchangeReady(): void {
+    if (this.d.role() !== "controller" || this.d.agentCaps() === null) return
+    if (!this.maxClipboardSent && agentHas(this.d.agentCaps(), Cap.MaxClipboard)) {
+      this.maxClipboardSent = true
+      const max = this.d.opts.maxClipboardBytes ?? this.d.policy()?.maxClipboardBytes ?? 100 * MiB
+      this.d.send({ _tag: "MaxClipboard", max: Math.min(max, 0x7fffffff) }).catch(() => {})
+    }
+    if (this.regrabDue) {
+      this.regrabDue = false
+      this.clipboard.regrab()
+    }
   }
 
   /**
    * What depended on the agent (or on our seat with it) is over. `agentLost`: the relay lost sight of the agent, which
    * may still hold our transfers (a relay restart does not end the agent connection): they are cancelled when it is back.
+   * `keepOffer`: what we offer in the clipboard outlives it, to be grabbed again on our next request=1 (not when the
+   * session itself ends).
    */
-  reset(err: ClientError, agentLost = false): void {
-    this.clipboard.reset(err)
+  reset(err: ClientError, agentLost = false, keepOffer = true): void {
+    this.clipboard.reset(err, keepOffer)
     this.files.failAll(err, agentLost)
     this.replies.failAll(err)
   }

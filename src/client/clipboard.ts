@@ -55,10 +55,14 @@ export class Clipboard {
     this.serials = [0, 0, 0]
   }
 
-  /** The agent went away or the session was replaced: ownership and waiting requests die with it. */
-  reset(err: ClientError): void {
+  /**
+   * The agent session ended (the agent went away, a new seat, the session closed): serials, the guest's offers and
+   * waiting requests die with it. What this console offers stays (`keepOffer`) to be offered to the agent again once
+   * we introduce ourselves (regrab): the agent let it go with the old session, the console still holds it.
+   */
+  reset(err: ClientError, keepOffer: boolean): void {
     this.resetSerials()
-    this.owned.clear()
+    if (!keepOffer) this.owned.clear()
     this.guest.clear()
     for (const list of this.pending.values()) for (const p of list) p.reject(err)
     this.pending.clear()
@@ -92,8 +96,28 @@ export class Clipboard {
     // The sender puts its current serial in the grab, then counts it.
     const serial = this.serials[selection] ?? 0
     this.serials[selection] = serial + 1
-    sends.push(this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) }))
+    const sent = this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) })
+    // Not written: the guest never took it, so it is not ours to offer again either.
+    sends.push(sent.catch((err: unknown) => {
+      if (this.owned.get(selection) === items) this.owned.delete(selection)
+      throw err
+    }))
     await Promise.all(sends)
+  }
+
+  /**
+   * After our ANNOUNCE request=1, once the agent's caps are known: every selection we still offer is grabbed again,
+   * counted from the serials the announce reset (spice-vdagentd gave the old session's grabs up at that request).
+   */
+  regrab(): void {
+    const caps = this.deps.agentCaps()
+    if (!agentHas(caps, Cap.ClipboardByDemand)) return
+    for (const [selection, items] of this.owned) {
+      if (selection !== 0 && !agentHas(caps, Cap.ClipboardSelection)) continue
+      const serial = this.serials[selection] ?? 0
+      this.serials[selection] = serial + 1
+      void this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) }).catch(() => {})
+    }
   }
 
   async release(selection: number): Promise<void> {

@@ -295,7 +295,7 @@ export class Session extends Emitter<SessionEvents> {
       // old caps exchange and serials) must not be replayed, and what depended on it is over.
       const err = new ClientError("interrupted", "the link dropped and the relay did not keep this console's seat")
       this.outbox.failAll(err)
-      this.peer.reset(err)
+      this.peer.reset(err, false, false)
     }
     const wasController = this.role === "controller" && this.agent.connected
     this.sessionId = w.session
@@ -331,13 +331,13 @@ export class Session extends Emitter<SessionEvents> {
     // The caps exchange goes first, so that whatever a listener of "agent" sends (a clipboard grab) follows it: the agent
     // resets its grab serials at our request=1, and counts the grab in the new exchange as we do.
     if (next.connected && (!prev.connected || announce) && this.role === "controller") this.peer.announce()
-    else if (next.caps !== null) this.peer.sendMaxClipboard()
+    else if (next.caps !== null) this.peer.exchangeReady()
     this.emit("agent", next)
   }
 
   private ended(err: ClientError): void {
     this.outbox.failAll(err)
-    this.peer.reset(err)
+    this.peer.reset(err, false, false)
   }
 }
 

@@ -5,9 +5,8 @@
 import { afterEach, expect, it } from "vitest"
 import { Cap, ClipboardType, MessageType } from "../../../src/client/index.ts"
 import { buildCaps } from "../../../src/protocol/caps.ts"
-import { decodeAnnounceCapabilities } from "../../../src/protocol/codec-misc.ts"
 import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
-import { type Opened, concat, open, u32 } from "./helpers.ts"
+import { type Opened, concat, open, u32, until } from "./helpers.ts"
 
 let o: Opened | undefined
 afterEach(async () => {
@@ -59,27 +58,54 @@ it("a guest clipboard answer over maxMessageBytes fails its request as too-large
   expect(await asked.outcome).toBe("rejected too-large")
 })
 
-it("agent back: the controller's request=1 goes out before anything an 'agent' listener sends, which counts from serial 0", async () => {
+/**
+ * spice-vdagentd's grab-serial rule (spec §2, vdagentd.c do_client_capabilities / do_client_clipboard), restated: caps
+ * with request=1 zero the serial; a client grab is taken when its serial is the daemon's (which then counts it) or one
+ * below (the client wins a tie). Returns, per client grab after `from`, whether the daemon took it.
+ */
+const daemonTakes = (messages: ReadonlyArray<{ readonly type: number; readonly payload: Uint8Array }>, relayRequestAt: number): boolean[] => {
+  let serial = 0
+  const taken: boolean[] = []
+  messages.forEach((m, i) => {
+    if (i === relayRequestAt) serial = 0
+    if (m.type === MessageType.AnnounceCapabilities && m.payload[0] === 1) serial = 0
+    if (m.type !== MessageType.ClipboardGrab) return
+    const s = new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(4, true)
+    const ok = s === serial || s === ((serial - 1) >>> 0)
+    if (s === serial) serial++
+    if (i >= relayRequestAt) taken.push(ok)
+  })
+  return taken
+}
+
+it("relay re-announce: a grab crossing 'agent down' is lost to the old serials, so the SDK grabs again from serial 0 after its own request=1", async () => {
   o = await open()
   const x = o
-  await x.link.agentMessage(MessageType.ClipboardGrab, concat(u32(0), u32(0), u32(ClipboardType.Utf8Text)))
-  await x.session.setClipboardText("before")
-  await x.session.setClipboardText("before, again") // our serial is now past 0
   const caps = [SPICE_VDAGENT_CAPS]
+  expect(buildCaps([Cap.ClipboardGrabSerial])[0]! & caps[0]!).not.toBe(0)
+  await x.session.setClipboardText("one")
+  await x.session.setClipboardText("two")
+  // The bridge restarts: the relay writes its own request=1 to the new connection (the daemon's serial is 0 from
+  // here), while a grab the console made before it heard of it crosses "agent down" and reaches the agent after it.
+  const relayRequestAt = x.link.messages.length
+  await x.session.setClipboardText("crossing")
   let grab: Promise<void> | undefined
   x.session.on("agent", (a) => {
     if (a.connected && a.caps !== null && grab === undefined) grab = x.session.setClipboardText("after")
   })
-  const from = x.link.messages.length
   x.link.send({ t: "agent", connected: false, caps: null })
+  x.link.send({ t: "agent", connected: true, caps: null })
+  await x.link.nextMessage(MessageType.AnnounceCapabilities, relayRequestAt)
   x.link.send({ t: "agent", connected: true, caps })
-  await x.link.nextMessage(MessageType.ClipboardGrab, from)
+  await until(() => grab !== undefined)
   await grab
-  const sent = x.link.messages.slice(from).filter((m) => m.type === MessageType.AnnounceCapabilities || m.type === MessageType.ClipboardGrab)
-  expect(sent.map((m) => m.type)).toEqual([MessageType.AnnounceCapabilities, MessageType.ClipboardGrab])
-  const a = decodeAnnounceCapabilities(sent[0]!.payload)
-  expect(a._tag === "Ok" && a.value.request).toBe(true)
-  // selection 0, then the serial: the agent zeroed its serials at our request=1
-  expect(Array.from(sent[1]!.payload.subarray(4, 8))).toEqual([0, 0, 0, 0])
-  expect(buildCaps([Cap.ClipboardGrabSerial])[0]! & caps[0]!).not.toBe(0)
+  const sent = x.link.messages.slice(relayRequestAt).filter((m) => m.type !== MessageType.MaxClipboard)
+  // The crossing grab, the SDK's request=1, its offer grabbed again, then what the "agent" listener grabbed.
+  expect(sent.map((m) => m.type)).toEqual([MessageType.ClipboardGrab, MessageType.AnnounceCapabilities, MessageType.ClipboardGrab, MessageType.ClipboardGrab])
+  expect(daemonTakes(x.link.messages, relayRequestAt)).toEqual([false, true, true])
+  // The guest pastes: the console answers with what it offers now.
+  const from = x.link.messages.length
+  await x.link.agentMessage(MessageType.ClipboardRequest, concat(u32(0), u32(ClipboardType.Utf8Text)))
+  const data = await x.link.nextMessage(MessageType.Clipboard, from)
+  expect(new TextDecoder().decode(data.payload.subarray(8))).toBe("after")
 })
