@@ -132,12 +132,15 @@ const ROUND_TIMEOUT_MS = 240_000
 export const runRound = async (rig: Rig, fault: Fault, share: number, bytes: number): Promise<RoundResult> => {
   const t0 = performance.now()
   const marks = { bridge: rig.bridge.log.lines.length, daemon: rig.agent.logs.daemon.mark(), session: rig.agent.logs.session.mark(), a: rig.a.reports.length, b: rig.b.reports.length }
+  // The emulated chardev's counters (opens, held bytes handed to a new opener, hang-ups) over the round, for the post-mortem.
+  const counters0 = { ...rig.agent.chardev.counters }
   const stage = { now: "start" }
   const r = await withTimeout(roundBody(rig, fault, share, bytes, stage), ROUND_TIMEOUT_MS, `round ${fault.name}`).catch(
     (err: unknown): RoundResult => ({ fault: fault.name, survived: false, outcome: "none", at: 0, problems: [`hung at "${stage.now}": ${err instanceof Error ? err.message : String(err)}`], ms: performance.now() - t0 }),
   )
   if (r.survived) return r
   const logs = [
+    `--- chardev (during the round)\n${Object.entries(rig.agent.chardev.counters).map(([k, v]) => `${k} +${v - counters0[k as keyof typeof counters0]}`).join(", ")}`,
     `--- bridge\n${rig.bridge.log.lines.slice(marks.bridge).join("\n")}`,
     `--- console a\n${rig.a.reports.slice(marks.a).join("\n")}`,
     `--- console b\n${rig.b.reports.slice(marks.b).join("\n")}`,
