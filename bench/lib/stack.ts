@@ -31,7 +31,7 @@ const bridgeNodeArgs = (process.env.BENCH_BRIDGE_NODE_ARGS ?? "").split(" ").fil
 export const startBridge = (
   worker: LocalWorker,
   vms: ReadonlyArray<BridgeVm>,
-  opts: { edgeBase?: string; limits?: Record<string, number>; logLevel?: "debug" | "info" | "warn" | "error" } = {},
+  opts: { edgeBase?: string; limits?: Record<string, number>; logLevel?: "debug" | "info" | "warn" | "error"; pingIntervalMs?: number } = {},
 ): Promise<BridgeProcess> =>
   startBridgeProcess({
     mint: worker.mint,
@@ -44,6 +44,7 @@ export const startBridge = (
     logLevel: opts.logLevel ?? "warn",
     nodeArgs: bridgeNodeArgs,
     tokenTtl: 3600,
+    ...(opts.pingIntervalMs === undefined ? {} : { pingIntervalMs: opts.pingIntervalMs }),
   })
 
 /** Opens an SDK session for `vm` as a controller; `url` overrides the endpoint (e.g. through a delay proxy). */
@@ -126,14 +127,17 @@ export interface ProbeRig {
  */
 export const startProbeRig = async (
   n: number,
-  opts: { worker?: LocalWorker; prefix?: string; client?: Partial<ConnectOptions> & { base?: string }; limits?: Record<string, number> } = {},
+  opts: { worker?: LocalWorker; prefix?: string; client?: Partial<ConnectOptions> & { base?: string }; limits?: Record<string, number>; pingIntervalMs?: number } = {},
 ): Promise<ProbeRig> => {
   const dir = mkdtempSync(join(tmpdir(), "vdr-bench-probes-"))
   const prefix = opts.prefix ?? "vm"
   const worker = opts.worker ?? (await startBenchWorker())
   const probes = await Promise.all(Array.from({ length: n }, (_, i) => ProbeAgent.listen(join(dir, `${i}.sock`))))
   const vms = probes.map((p, i) => ({ id: `${prefix}${i}`, chardev: p.path }))
-  const bridge = await startBridge(worker, vms, opts.limits === undefined ? {} : { limits: opts.limits })
+  const bridge = await startBridge(worker, vms, {
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    ...(opts.pingIntervalMs === undefined ? {} : { pingIntervalMs: opts.pingIntervalMs }),
+  })
   const sessions: Session[] = []
   const stop = async (): Promise<void> => {
     await Promise.all(sessions.map((s) => s.close().catch(() => {})))

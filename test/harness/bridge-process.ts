@@ -38,6 +38,8 @@ export interface BridgeProcessOptions {
   readonly command?: ReadonlyArray<string>
   /** Bridge token lifetime, seconds (default 24 h). */
   readonly tokenTtl?: number
+  /** The tunnel heartbeat interval, ms (the bridge's default, 20 s, when absent). */
+  readonly pingIntervalMs?: number
 }
 
 export interface BridgeProcess {
@@ -86,6 +88,7 @@ export const startBridgeProcess = async (o: BridgeProcessOptions): Promise<Bridg
     tokenFile: join(dir, "{vm}.token"),
     ...(o.reconnect === undefined ? {} : { reconnect: o.reconnect }),
     ...(o.limits === undefined ? {} : { limits: o.limits }),
+    ...(o.pingIntervalMs === undefined ? {} : { pingIntervalMs: o.pingIntervalMs }),
     vms: o.vms.map((v) => ({ id: v.id, chardev: v.chardev, ...(v.qmp === undefined ? {} : { qmp: v.qmp }) })),
   }
   await writeFile(join(dir, "bridge.json"), JSON.stringify(config, null, 2))

@@ -42,7 +42,7 @@ export interface StackOptions {
   /** A cuttable TCP proxy between the bridge and the worker (`tunnelProxy`), for tunnel faults. */
   readonly tunnelProxy?: boolean
   /** The bridge's name, backoff, limits, metrics port, log level (default: "npm-start", its defaults, warn). */
-  readonly bridge?: Pick<BridgeProcessOptions, "name" | "reconnect" | "limits" | "metricsPort" | "logLevel" | "nodeArgs" | "command">
+  readonly bridge?: Pick<BridgeProcessOptions, "name" | "reconnect" | "limits" | "metricsPort" | "logLevel" | "nodeArgs" | "command" | "pingIntervalMs">
   /** Token lifetime, seconds (default 12 h). */
   readonly tokenTtl?: number
   /** Called with the agent as soon as it runs, before the bridge connects (to tap its chardev from the first byte). */
