@@ -11,15 +11,21 @@ export interface LibvirtConfig {
   readonly channel: string
   /** Every this many ms each running VM's domain XML is read again (a safety net under the events). */
   readonly reconcileMs: number
+  /**
+   * Follow QEMU's VSERPORT_CHANGE through `virsh qemu-monitor-event` (default). It needs a read-write libvirt connection
+   * (libvirt refuses it on the read-only socket); false: the port level comes from the XML alone, read every
+   * `reconcileMs`, and the bridge can use `qemu:///system?socket=/run/libvirt/libvirt-sock-ro`.
+   */
+  readonly monitorEvents: boolean
   /** The tunnel URL template (`{vm}`): the top-level `edge`. */
   readonly edge: string
   /** The token file template (`{vm}`): the top-level `tokenFile`. */
   readonly tokenFile: string
 }
 
-export const LIBVIRT_DEFAULTS = { uri: "qemu:///system", virsh: "virsh", channel: "com.redhat.spice.0", reconcileMs: 10_000 } as const
+export const LIBVIRT_DEFAULTS = { uri: "qemu:///system", virsh: "virsh", channel: "com.redhat.spice.0", reconcileMs: 10_000, monitorEvents: true } as const
 
-const KEYS = ["uri", "virsh", "channel", "reconcileMs"] as const
+const KEYS = ["uri", "virsh", "channel", "reconcileMs", "monitorEvents"] as const
 
 /**
  * Reads `libvirt` (undefined when absent). `fail(key, detail)` throws the caller's config error, so that this module
@@ -41,7 +47,9 @@ export const parseLibvirt = (
     return s
   }
   const r = o.reconcileMs
-  if (r !== undefined && (typeof r !== "number" || !Number.isInteger(r) || r < 1_000 || r > 3_600_000)) fail("libvirt.reconcileMs", "must be an integer in [1000, 3600000]")
+  if (r !== undefined && (typeof r !== "number" || !Number.isInteger(r) || r < 200 || r > 3_600_000)) fail("libvirt.reconcileMs", "must be an integer in [200, 3600000]")
+  const m = o.monitorEvents
+  if (m !== undefined && typeof m !== "boolean") fail("libvirt.monitorEvents", "must be true or false")
   if (host.edge === undefined) fail("edge", "is required with libvirt (the tunnel URL template, {vm} for the VM id)")
   if (host.tokenFile === undefined || !host.tokenFile.includes("{vm}")) fail("tokenFile", 'is required with libvirt and must contain {vm} (e.g. "/etc/vdrelay/tokens/{vm}.token")')
   return {
@@ -49,6 +57,7 @@ export const parseLibvirt = (
     virsh: text("virsh"),
     channel: text("channel"),
     reconcileMs: (r as number | undefined) ?? LIBVIRT_DEFAULTS.reconcileMs,
+    monitorEvents: (m as boolean | undefined) ?? LIBVIRT_DEFAULTS.monitorEvents,
     edge: host.edge!,
     tokenFile: host.tokenFile!,
   }

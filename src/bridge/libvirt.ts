@@ -232,17 +232,19 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
         for (const m of managed.values()) m.watch.end()
       }),
     )
-    return yield* Effect.all(
-      [
-        stream("libvirt-events", ["event", "--all", "--loop"], (line) => {
-          const e = parseDomainEventLine(line)
-          if (e !== undefined) onDomainEvent(e)
-        }),
+    const streams = [
+      stream("libvirt-events", ["event", "--all", "--loop"], (line) => {
+        const e = parseDomainEventLine(line)
+        if (e !== undefined) onDomainEvent(e)
+      }),
+    ]
+    if (cfg.monitorEvents) {
+      streams.push(
         stream("libvirt-port-events", ["qemu-monitor-event", "--loop", "--event", "VSERPORT_CHANGE"], (line) => {
           const e = parseMonitorEventLine(line)
           if (e !== undefined) onMonitorEvent(e)
         }),
-      ],
-      { concurrency: "unbounded" },
-    ).pipe(Effect.andThen(Effect.never))
+      )
+    }
+    return yield* Effect.all(streams, { concurrency: "unbounded" }).pipe(Effect.andThen(Effect.never))
   })

@@ -99,7 +99,7 @@ describe("the config's libvirt section", () => {
   it("replaces the vms list; defaults filled in; edge and tokenFile are the templates", () => {
     expect(parse({ libvirt: {} })).toMatchObject({
       vms: [],
-      libvirt: { uri: "qemu:///system", virsh: "virsh", channel: "com.redhat.spice.0", reconcileMs: 10_000, edge: "wss://relay.example/v1/vms/{vm}/agent", tokenFile: "/etc/vdrelay/tokens/{vm}.token" },
+      libvirt: { uri: "qemu:///system", virsh: "virsh", channel: "com.redhat.spice.0", reconcileMs: 10_000, monitorEvents: true, edge: "wss://relay.example/v1/vms/{vm}/agent", tokenFile: "/etc/vdrelay/tokens/{vm}.token" },
     })
     expect(parse({ libvirt: { uri: "qemu+unix:///system?socket=/x" } }).libvirt?.uri).toBe("qemu+unix:///system?socket=/x")
   })
