@@ -139,6 +139,9 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     // Live migration (migration.ts): a destination waits `inmigrate` with its tunnel shut until RESUME.
     const status = (yield* call(qmp, "query-status")) as Json | undefined
     core.migration.status(typeof status?.status === "string" ? status.status : "unknown", Date.now())
+    // QEMU emits MIGRATION events only with the `events` capability (libvirt turns it on too); refused while a
+    // migration runs, when whoever started it has set it already.
+    yield* call(qmp, "migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] }).pipe(Effect.ignore)
     mark.established = true
     log.log("info", "qmp-connected", { device: cfg.device, chardev: label })
 

@@ -178,6 +178,12 @@ const openWebSocket = (url: string, token: string, core: VmCore, inbox: Inbox, o
 
 export const tunnelSession = (vm: VmConfig, core: VmCore, log: Logger, opts: TunnelOptions) => (mark: Established): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.gen(function* () {
+    // Live migration (migration.ts): no tunnel while this QEMU awaits an incoming migration or has migrated away.
+    if (vm.qmp === undefined) core.migration.noQmp()
+    if (!core.mayLink()) {
+      log.log("info", "tunnel-waits", { cause: `migration: ${core.migration.role}` })
+      yield* Effect.promise(() => core.migration.waitLink(() => core.mayLink(), Date.now))
+    }
     const token = yield* readToken(vm.tokenFile)
     const prover = yield* proverFor(token, vm, opts)
     const inbox = new Inbox()

@@ -7,6 +7,7 @@ import type { Limits } from "./config.ts"
 import { GuestWriter } from "./guest-writer.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
+import { HANDOVER_QUIET_MS, MIGRATION_READ_BYTES, Migration, type MigrationRole, Rebase } from "./migration.ts"
 import type { ChardevPort, LinkPort } from "./ports.ts"
 
 export class VmCore {
@@ -30,6 +31,17 @@ export class VmCore {
   /** Guest-bound bytes handed to the current chardev connection (see guestPortClosed). */
   private handed = 0
   private readonly labels: Record<string, string>
+  /** Live migration (migration.ts): what QMP says of this QEMU, and the destination's positions on the relay's stream. */
+  readonly migration: Migration
+  private readonly rebase = new Rebase()
+  /** Chardev writes handed and not yet done (the handover waits for them: their bytes may reach the guest). */
+  private pendingWrites = 0
+  private lastReadAt = 0
+  /** The source chardev ended after the migration completed: the handover still sends what was read. */
+  private sourceEof: string | undefined
+  private handoverTimer: ReturnType<typeof setTimeout> | undefined
+  /** The last hello said `continues`. */
+  private helloContinues = false
 
   constructor(
     readonly vm: string,
@@ -39,6 +51,7 @@ export class VmCore {
     private readonly metrics: Metrics,
   ) {
     this.labels = { vm }
+    this.migration = new Migration((role, cause) => this.migrationChanged(role, cause))
     const self = this
     this.guest = new GuestWriter(vm, limits, log, metrics, {
       get epoch() {
@@ -48,7 +61,8 @@ export class VmCore {
         return self.port
       },
       get chardev() {
-        return self.chardev
+        // Migrating: nothing is written (spec §13: bytes reaching the source socket after STOP are lost).
+        return self.migration.writesHeld ? undefined : self.chardev
       },
       sendIfSynced: (frame) => {
         if (this.synced) this.link!.send(frame)
@@ -62,11 +76,20 @@ export class VmCore {
   chardevConnected(chardev: ChardevPort): void {
     this.epoch = Math.max(this.epoch + 1, Math.floor(Date.now() / 1000))
     this.handed = 0
+    this.pendingWrites = 0
+    this.sourceEof = undefined
+    this.rebase.clear()
+    this.migration.chardevConnected(Date.now())
     // Counts what is handed to the socket: bytes QEMU may still hold when the guest closes its port (guestPortClosed).
     this.chardev = {
       write: (bytes, done) => {
         this.handed += bytes.length
-        chardev.write(bytes, done)
+        this.pendingWrites++
+        chardev.write(bytes, (error) => {
+          this.pendingWrites--
+          done(error)
+          if (this.migration.role === "completed") this.tryHandover()
+        })
       },
       pause: () => chardev.pause(),
       resume: () => chardev.resume(),
@@ -86,6 +109,12 @@ export class VmCore {
 
   chardevLost(cause: string): void {
     if (!this.chardevUp) return
+    // The source QEMU exits after the migration: what was read is still to be sent and handed over first.
+    if (this.migration.role === "completed" && this.sourceEof === undefined) {
+      this.sourceEof = cause
+      this.tryHandover()
+      return
+    }
     this.pumpAgent()
     this.chardevUp = false
     this.chardev = undefined
@@ -103,6 +132,7 @@ export class VmCore {
   /** Bytes the chardev reader may read now without exceeding the retention bound or the relay's window. */
   get readHeadroom(): number {
     if (!this.chardevUp) return 0
+    if (this.migration.unboundedReads) return Math.max(0, MIGRATION_READ_BYTES - this.tail.retained)
     const limit = this.synced ? Math.min(this.window, this.limits.retainBytes) : this.limits.retainBytes
     return Math.max(0, limit - this.tail.retained)
   }
@@ -117,6 +147,8 @@ export class VmCore {
       this.portProbe()
     }
     this.tail.append(bytes)
+    this.lastReadAt = Date.now()
+    if (this.migration.role === "retired") this.lateBytes(bytes.length)
     this.metrics.inc("vdrelay_bridge_agent_bytes_read_total", this.labels, bytes.length)
     this.pumpAgent()
     this.updateReadGate()
@@ -127,10 +159,19 @@ export class VmCore {
   // ------------------------------------------------------------------ tunnel side
 
   /** A WebSocket is open: say hello. Partial guest-bound messages were dropped when the last tunnel went away. */
-  tunnelOpened(link: LinkPort): void {
+  tunnelOpened(raw: LinkPort): void {
+    const rebase = this.rebase
+    const link: LinkPort = {
+      send: (frame) => raw.send(rebase.out(frame)),
+      get congested() {
+        return raw.congested
+      },
+    }
     this.link = link
     this.synced = false
     this.guest.helloSent()
+    const continues = this.migration.continues(Date.now())
+    this.helloContinues = continues
     link.send({
       t: "hello",
       v: LINK_VERSION,
@@ -140,6 +181,7 @@ export class VmCore {
       from: this.tail.from,
       wrote: this.guest.committed,
       port: this.port,
+      ...(continues ? { continues } : {}),
     })
   }
 
@@ -156,7 +198,9 @@ export class VmCore {
   }
 
   /** A decoded relay frame. Returns an error text when the frame breaks the link protocol (the shell closes). */
-  relayFrame(frame: RelayToBridge): string | undefined {
+  relayFrame(relayed: RelayToBridge): string | undefined {
+    if (relayed.t === "welcome" && !this.synced) this.continuedOn(relayed)
+    const frame = this.rebase.in(relayed)
     if (frame.t === "welcome") return this.welcome(frame)
     if (!this.synced) return `"${frame.t}" before welcome`
     switch (frame.t) {
@@ -186,6 +230,66 @@ export class VmCore {
   /** The WebSocket flushed: send what the window allows. */
   linkDrained(): void {
     this.pumpAgent()
+    if (this.migration.role === "completed") this.tryHandover()
+  }
+
+  // ------------------------------------------------------------------ live migration (migration.ts, docs/migration.md)
+
+  /** Whether the tunnel may open now: not while QEMU awaits an incoming migration or has migrated away. */
+  mayLink(): boolean {
+    return this.migration.mayLink(this.port === "open", Date.now())
+  }
+
+  /** The relay's answer to our hello: with bases it continues the source's stream, so our positions move onto it. */
+  private continuedOn(w: Extract<RelayToBridge, { t: "welcome" }>): void {
+    if (this.migration.role !== "resumed") return
+    if (!this.helloContinues) return this.migration.continued()
+    if (w.agentBase !== undefined && w.guestBase !== undefined && this.chardevUp) {
+      this.rebase.set(this.epoch, w.epoch, w.agentBase, w.guestBase)
+      this.metrics.inc("vdrelay_bridge_migration_continued_total", this.labels)
+      this.log.log("info", "migration-continued", { epoch: this.epoch, relayEpoch: w.epoch, agentBase: w.agentBase, guestBase: w.guestBase })
+    } else this.log.log("warn", "migration-not-continued", { epoch: this.epoch, cause: "the relay holds no handover: a new agent connection" })
+    this.migration.continued()
+  }
+
+  private migrationChanged(role: MigrationRole, cause: string): void {
+    this.log.log("info", "migration", { role, cause, epoch: this.epoch })
+    this.metrics.inc("vdrelay_bridge_migration_transitions_total", { ...this.labels, role })
+    if (role === "none" || role === "outgoing") {
+      this.updateReadGate()
+      this.guest.pump()
+      this.pumpAgent()
+    }
+    if (role === "completed") this.tryHandover()
+  }
+
+  /**
+   * Source side: once QEMU stopped and the migration completed, every agent byte read is sent, no chardev write is in
+   * flight and the socket has been silent for HANDOVER_QUIET_MS (or ended), the relay is told where the stream ends.
+   */
+  private tryHandover(): void {
+    if (this.migration.role !== "completed" || !this.synced || this.link === undefined) return
+    clearTimeout(this.handoverTimer)
+    this.handoverTimer = undefined
+    if (this.sentPos < this.tail.end || this.pendingWrites > 0) return
+    const wait = this.sourceEof !== undefined ? 0 : this.lastReadAt + HANDOVER_QUIET_MS - Date.now()
+    if (wait > 0) {
+      this.handoverTimer = setTimeout(() => this.tryHandover(), wait)
+      return
+    }
+    this.guest.sendWrote()
+    this.link.send({ t: "handover", epoch: this.epoch, end: this.tail.end })
+    this.metrics.inc("vdrelay_bridge_migration_handovers_total", this.labels)
+    this.log.log("info", "migration-handover", { epoch: this.epoch, end: this.tail.end, backlogRisk: this.migration.backlogRisk })
+    this.migration.handedOver()
+    const eof = this.sourceEof
+    if (eof !== undefined) this.chardevLost(eof)
+  }
+
+  /** Agent bytes from a source that handed over: QEMU flushed a backlog the destination re-sends (spec §13). */
+  private lateBytes(n: number): void {
+    this.metrics.inc("vdrelay_bridge_migration_late_bytes_total", this.labels, n)
+    this.log.log("warn", "migration-late-bytes", { epoch: this.epoch, bytes: n, cause: "read after the handover: the destination sends them too" })
   }
 
   get tunnelSynced(): boolean {
@@ -297,6 +401,7 @@ export class VmCore {
     this.updateReadGate()
     this.pumpAgent()
     this.updateGauges()
+    if (this.migration.role === "completed") this.tryHandover()
     return undefined
   }
 
@@ -338,6 +443,11 @@ export class VmCore {
     const chardev = this.chardev
     if (chardev === undefined) return
     const pause = this.readHeadroom === 0
+    if (pause && this.migration.unboundedReads && !this.migration.backlogRisk) {
+      this.migration.backlogRisk = true
+      this.metrics.inc("vdrelay_bridge_migration_backlog_total", this.labels)
+      this.log.log("warn", "migration-backlog", { epoch: this.epoch, cause: `read pause at ${this.tail.retained} bytes while migrating: guest bytes QEMU holds at STOP reach both hosts` })
+    }
     if (pause === this.paused) return
     this.paused = pause
     this.metrics.set("vdrelay_bridge_read_paused", this.labels, pause ? 1 : 0)

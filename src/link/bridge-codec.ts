@@ -7,16 +7,21 @@ import { MAX_FRAME_DATA_BYTES, MAX_ORIGIN_LENGTH, type BridgeToRelay, type PortL
 export const PORT_LEVELS: ReadonlyArray<PortLevel> = ["open", "closed", "unknown"]
 
 const bridgeReaders: FrameReaders<BridgeToRelay> = {
-  hello: (f) => ({
-    t: "hello",
-    v: version(f),
-    bridge: f.str("bridge", 256),
-    epoch: f.uint("epoch"),
-    chardev: f.bool("chardev"),
-    from: f.uint("from"),
-    wrote: f.uint("wrote"),
-    port: f.oneOf("port", PORT_LEVELS),
-  }),
+  hello: (f) => {
+    const continues = f.optional("continues", (n) => f.bool(n))
+    return {
+      t: "hello",
+      v: version(f),
+      bridge: f.str("bridge", 256),
+      epoch: f.uint("epoch"),
+      chardev: f.bool("chardev"),
+      from: f.uint("from"),
+      wrote: f.uint("wrote"),
+      port: f.oneOf("port", PORT_LEVELS),
+      ...(continues === true ? { continues } : {}),
+    }
+  },
+  handover: (f) => ({ t: "handover", epoch: f.uint("epoch"), end: f.uint("end") }),
   data: (f) => ({ t: "data", epoch: f.uint("epoch"), pos: f.uint("pos"), bytes: f.bin("bytes", MAX_FRAME_DATA_BYTES) }),
   chardev: (f) => ({ t: "chardev", epoch: f.uint("epoch"), up: f.bool("up") }),
   port: (f) => ({ t: "port", epoch: f.uint("epoch"), open: f.bool("open") }),
@@ -28,7 +33,13 @@ const bridgeReaders: FrameReaders<BridgeToRelay> = {
 }
 
 const relayReaders: FrameReaders<RelayToBridge> = {
-  welcome: (f) => ({ t: "welcome", v: version(f), epoch: f.uint("epoch"), ack: f.uint("ack"), window: f.uint("window") }),
+  welcome: (f) => {
+    const agentBase = f.optional("agentBase", (n) => f.uint(n))
+    const guestBase = f.optional("guestBase", (n) => f.uint(n))
+    if ((agentBase === undefined) !== (guestBase === undefined)) f.problem ??= "agentBase, guestBase: one without the other"
+    const base = agentBase !== undefined && guestBase !== undefined ? { agentBase, guestBase } : {}
+    return { t: "welcome", v: version(f), epoch: f.uint("epoch"), ack: f.uint("ack"), window: f.uint("window"), ...base }
+  },
   ack: (f) => ({ t: "ack", epoch: f.uint("epoch"), pos: f.uint("pos") }),
   write: (f) => {
     const origin = f.optional("origin", (n) => f.str(n, MAX_ORIGIN_LENGTH))

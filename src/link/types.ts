@@ -155,7 +155,20 @@ export type BridgeToRelay =
       /** Guest-bound position the bridge has fully written to the chardev in this epoch. */
       readonly wrote: number
       readonly port: PortLevel
+      /**
+       * Live migration (docs/migration.md): this bridge's QEMU is the destination of a migration that has just resumed
+       * the guest, and its chardev connection continues the agent connection the relay had from the source's bridge.
+       * The relay answers with `agentBase`/`guestBase` when it holds the source's handover, else it is an ordinary hello.
+       */
+      readonly continues?: boolean
     }
+  /**
+   * Live migration, source side: the VM migrated away (QEMU stopped, migration completed). Every agent byte this bridge
+   * read from the source chardev before the stop ends at `end` of `epoch` and was sent; every guest-bound byte it wrote
+   * was reported in `wrote` before this frame; nothing more will be written. The relay keeps the agent connection for
+   * the destination's `continues` hello and closes this link.
+   */
+  | { readonly t: "handover"; readonly epoch: number; readonly end: number }
   /** Agent bytes (raw chardev stream) starting at stream position `pos` of `epoch`. */
   | { readonly t: "data"; readonly epoch: number; readonly pos: number; readonly bytes: Uint8Array }
   /** The chardev connected (a new epoch begins) or was lost. */
@@ -180,6 +193,12 @@ export type RelayToBridge =
       readonly ack: number
       /** Agent bytes the bridge may have unacknowledged in flight. */
       readonly window: number
+      /**
+       * Answer to a `continues` hello (live migration): the bridge's positions of its own chardev connection count from
+       * these stream positions of the relay's `epoch` (agent bytes, guest-bound bytes); both or neither.
+       */
+      readonly agentBase?: number
+      readonly guestBase?: number
     }
   /** Agent bytes of `epoch` consumed up to `pos`: the bridge may forget them, and read more within the window. */
   | { readonly t: "ack"; readonly epoch: number; readonly pos: number }

@@ -240,6 +240,8 @@ export interface SessionState {
    * the bridge saw the rewind and are stale (dropped), not a gap. Cleared by the first frame at or before it.
    */
   rewindTo: number | null
+  /** A live migration's source handed the agent connection over at `end` of `epoch` (handover.ts); absent: none. */
+  handover?: { readonly epoch: number; readonly end: number } | null
   /** Whether clients were last told the agent is connected (agent-view.ts, as are `rawCaps` and `capsSeen`). */
   told: boolean
   rawCaps: ReadonlyArray<number> | null

@@ -15,6 +15,7 @@ import { flushHeld } from "./hold.ts"
 import { forgetPositions } from "./client-queue.ts"
 import { dropInbound } from "./inbound.ts"
 import { seatsNewEpoch } from "./seats.ts"
+import { continuation, takeHandover } from "./handover.ts"
 
 type Hello = Extract<BridgeToRelay, { t: "hello" }>
 
@@ -39,7 +40,10 @@ export const bridgeAttached = (s: SessionState, e: Extract<SessionEvent, { _tag:
   s.bridge = { id: h.bridge, dirty: true }
   s.graceUntil = null
   metric(s, "vdrelay_bridge_attaches_total")
-  if (h.epoch === s.epoch) resume(s, h)
+  // A live migration's destination continues the agent connection the source handed over (handover.ts).
+  const cont = continuation(s, h)
+  if (cont !== null) resume(s, cont.hello, { agentBase: cont.agentBase, guestBase: cont.guestBase })
+  else if (h.epoch === s.epoch) resume(s, h)
   else newEpoch(s, h)
 }
 
@@ -47,7 +51,7 @@ export const bridgeAttached = (s: SessionState, e: Extract<SessionEvent, { _tag:
  * Same chardev connection: whole messages the bridge confirms are acked, the rest reported; agent bytes resume; what
  * was held while the tunnel was down is written.
  */
-const resume = (s: SessionState, h: Hello): void => {
+const resume = (s: SessionState, h: Hello, base?: { agentBase: number; guestBase: number }): void => {
   const g = s.guest
   // After a restart that lost the bridge link the relay does not know its positions: the hello's are the truth.
   if (h.wrote > g.wpos && g.known) log(s, "warn", "bridge wrote past what was sent", { wrote: h.wrote, wpos: g.wpos })
@@ -55,7 +59,7 @@ const resume = (s: SessionState, h: Hello): void => {
   guestWrote(s, Math.min(h.wrote, g.wpos))
   const lost = failInflight(s, "resend", "the bridge tunnel dropped before this message was written")
   restartPositions(s, h.wrote)
-  s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow } })
+  s.out.push({ _tag: "SendToBridge", frame: { t: "welcome", v: LINK_VERSION, epoch: s.epoch, ack: s.stream.acked, window: s.limits.agentWindow, ...base } })
   s.rewindTo = null
   if (h.from > s.stream.pos) gap(s, h.from)
   const was = s.chardev && s.port !== "closed"
@@ -77,6 +81,7 @@ const newEpoch = (s: SessionState, h: Hello): void => {
   abandonAgentMessages(s, "dropped-by-disconnect", true)
   discardGuestBound(s, "dropped-by-disconnect", "the agent connection was replaced")
   s.epoch = h.epoch
+  s.handover = null
   // Positions restart with the connection: nothing a console got of an earlier one is a replay now, even when a
   // bridge reuses an epoch number (restarted within the same second, clock stepped back).
   for (const c of s.clients.values()) forgetPositions(c)
@@ -130,6 +135,7 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
   switch (f.t) {
     case "hello": return closeBridge(s, "hello after the link was established", now)
     case "ping": return void s.out.push({ _tag: "SendToBridge", frame: { t: "pong", n: f.n } })
+    case "handover": return void (takeHandover(s, f) && bridgeDetached(s, "closed", now))
     case "data": return onData(s, f, now)
     case "wrote":
       if (f.epoch !== s.epoch) return

@@ -1,0 +1,160 @@
+// Live migration in the bridge's core (src/bridge/migration.ts, vm-core.ts; docs/migration.md), with fake ports: the
+// source stops writing to the guest at MIGRATION active and reads without the relay's window, hands over once the
+// migration completed, everything read was sent, no write is in flight and the socket fell silent (or ended); the
+// destination keeps its tunnel shut while QEMU awaits the migration, says `continues` after RESUME, and moves its
+// positions onto the relay's stream.
+import { describe, expect, it } from "vitest"
+import { defaultLimits } from "../../../src/bridge/config.ts"
+import { jsonLogger } from "../../../src/bridge/log.ts"
+import { Metrics } from "../../../src/bridge/metrics.ts"
+import { HANDOVER_QUIET_MS, Rebase } from "../../../src/bridge/migration.ts"
+import type { ChardevPort, LinkPort } from "../../../src/bridge/ports.ts"
+import { VmCore } from "../../../src/bridge/vm-core.ts"
+import { LINK_VERSION, type BridgeToRelay } from "../../../src/link/types.ts"
+import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
+import { until } from "./fixtures.ts"
+
+const makeCore = () => {
+  const lines: Array<Record<string, unknown>> = []
+  const core = new VmCore("vm-1", "br", defaultLimits, jsonLogger((l) => void lines.push(JSON.parse(l) as Record<string, unknown>), "debug"), new Metrics())
+  const written: Uint8Array[] = []
+  let pending: Array<() => void> = []
+  const chardev: ChardevPort = {
+    write: (bytes, done) => {
+      written.push(bytes)
+      pending.push(() => done())
+    },
+    pause: () => {},
+    resume: () => {},
+    close: () => {},
+  }
+  const sent: BridgeToRelay[] = []
+  const link: LinkPort = { send: (f) => void sent.push(f), congested: false }
+  const flush = (): void => {
+    const p = pending
+    pending = []
+    for (const f of p) f()
+  }
+  return { core, chardev, link, sent, written, flush, lines }
+}
+
+const monitors = (n: number): Uint8Array => encodeChunkedMessage(2, 6, new Uint8Array(n))
+
+describe("bridge core: source side of a live migration", () => {
+  it("holds guest writes from MIGRATION active, reads past the window, hands over where its stream ends", async () => {
+    const { core, chardev, link, sent, written, flush } = makeCore()
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1000 })
+    core.migration.event("MIGRATION", { status: "setup" }, Date.now())
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    const msg = monitors(100)
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: 0, port: 2, data: msg, end: true })
+    flush()
+    expect(written).toEqual([])
+    // The relay's window is 1000 bytes; migrating, the chardev is read anyway (QEMU must hold no backlog at STOP).
+    expect(core.agentBytes(new Uint8Array(5000))).toBe(true)
+    expect(core.readHeadroom).toBeGreaterThan(1000)
+    core.migration.event("STOP", undefined, Date.now())
+    core.migration.event("MIGRATION", { status: "completed" }, Date.now())
+    expect(sent.filter((f) => f.t === "handover")).toEqual([])
+    // The relay acknowledges; the rest is sent; after the quiet time the handover follows.
+    core.relayFrame({ t: "ack", epoch: core.epoch, pos: 1000 })
+    core.relayFrame({ t: "ack", epoch: core.epoch, pos: 2000 })
+    core.relayFrame({ t: "ack", epoch: core.epoch, pos: 3000 })
+    core.relayFrame({ t: "ack", epoch: core.epoch, pos: 4000 })
+    await until(() => sent.some((f) => f.t === "handover"), "the handover", HANDOVER_QUIET_MS * 40)
+    expect(sent.filter((f) => f.t === "handover")).toEqual([{ t: "handover", epoch: core.epoch, end: 5000 }])
+    expect(written).toEqual([])
+    expect(core.migration.role).toBe("retired")
+    expect(core.mayLink()).toBe(false)
+  })
+
+  it("a cancelled migration writes what it held and reads within the window again", () => {
+    const { core, chardev, link, written, flush } = makeCore()
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1000 })
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    const msg = monitors(100)
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: 0, port: 2, data: msg, end: true })
+    expect(written).toEqual([])
+    core.migration.event("MIGRATION", { status: "cancelled" }, Date.now())
+    flush()
+    expect(Buffer.concat(written)).toEqual(Buffer.from(msg))
+    expect(core.readHeadroom).toBeLessThanOrEqual(1000)
+    expect(core.mayLink()).toBe(true)
+  })
+
+  it("an EOF from the source QEMU after completion still hands over what was read", async () => {
+    const { core, chardev, link, sent } = makeCore()
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1 << 20 })
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    core.agentBytes(new Uint8Array(300))
+    core.migration.event("MIGRATION", { status: "completed" }, Date.now())
+    core.chardevLost("eof")
+    const epoch = core.epoch
+    const tail = sent.filter((f) => f.t === "handover" || f.t === "chardev")
+    // The handover first (the relay takes no frame of this link after it).
+    expect(tail[0]).toEqual({ t: "handover", epoch, end: 300 })
+  })
+})
+
+describe("bridge core: destination side of a live migration", () => {
+  it("no tunnel while inmigrate; after RESUME and the port open it says continues, then speaks the relay's positions", () => {
+    const { core, chardev, link, sent, flush } = makeCore()
+    expect(core.mayLink()).toBe(false) // QMP has not said yet: this host may not have the VM
+    core.migration.status("inmigrate", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("closed", "inmigrate")
+    expect(core.mayLink()).toBe(false)
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    core.migration.event("RESUME", undefined, Date.now() + 10) // the chardev connected before it
+    expect(core.mayLink()).toBe(false) // the port opens ~1 ms after RESUME
+    core.portLevel("open", "VSERPORT_CHANGE")
+    expect(core.mayLink()).toBe(true)
+    core.agentBytes(new Uint8Array([1, 2, 3]))
+    core.tunnelOpened(link)
+    expect(sent[0]).toMatchObject({ t: "hello", continues: true, from: 0, wrote: 0 })
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: 77, ack: 5000, window: 1 << 20, agentBase: 5000, guestBase: 900 })
+    expect(sent.filter((f) => f.t === "data")).toEqual([{ t: "data", epoch: 77, pos: 5000, bytes: new Uint8Array([1, 2, 3]) }])
+    const msg = monitors(10)
+    core.relayFrame({ t: "write", epoch: 77, pos: 900, port: 2, data: msg, end: true })
+    flush()
+    expect(sent.filter((f) => f.t === "wrote").at(-1)).toMatchObject({ pos: 900 + msg.length })
+    expect(sent.filter((f) => f.t === "wrote").at(-1)).toMatchObject({ epoch: 77 })
+    expect(core.migration.role).toBe("none")
+  })
+
+  it("a chardev connected after RESUME missed a guest write: a plain hello, a new connection", () => {
+    const { core, chardev, link, sent } = makeCore()
+    core.migration.status("inmigrate", Date.now())
+    core.migration.event("RESUME", undefined, Date.now() - 10)
+    core.chardevConnected(chardev)
+    core.portLevel("open", "query")
+    core.tunnelOpened(link)
+    expect(sent[0]).toMatchObject({ t: "hello" })
+    expect((sent[0] as { continues?: boolean }).continues).toBeUndefined()
+  })
+})
+
+describe("Rebase", () => {
+  it("moves frames of the local epoch onto the relay's positions and back, and leaves other epochs alone", () => {
+    const r = new Rebase()
+    r.set(5, 9, 1000, 200)
+    expect(r.out({ t: "data", epoch: 5, pos: 10, bytes: new Uint8Array(1) })).toMatchObject({ epoch: 9, pos: 1010 })
+    expect(r.out({ t: "wrote", epoch: 5, pos: 3, server: 4 })).toEqual({ t: "wrote", epoch: 9, pos: 203, server: 204 })
+    expect(r.out({ t: "chardev", epoch: 6, up: true })).toEqual({ t: "chardev", epoch: 6, up: true })
+    expect(r.in({ t: "write", epoch: 9, pos: 250, port: 1, data: new Uint8Array(1), end: true })).toMatchObject({ epoch: 5, pos: 50 })
+    expect(r.in({ t: "ack", epoch: 9, pos: 400 })).toEqual({ t: "ack", epoch: 5, pos: 0 })
+    expect(r.in({ t: "ack", epoch: 8, pos: 400 })).toEqual({ t: "ack", epoch: 8, pos: 400 })
+  })
+})
