@@ -1,6 +1,7 @@
 // Builds dist/vdrelay-bridge_<version>_all.deb with dpkg-deb: the bundled `vdrelay` command (scripts/build-bridge.ts),
 // a launcher in /usr/bin, the systemd unit and tmpfiles of infra/, the example config as a conffile, and maintainer
-// scripts that create the `vdrelay` system user. Node comes from Debian (`Depends: nodejs (>= 18.19)`): bookworm's
+// scripts that create the `vdrelay` system user and this host's key (owned by that user, like sshd's host keys made
+// at install). Node comes from Debian (`Depends: nodejs (>= 18.19)`): bookworm's
 // nodejs 18.20 runs the bundle, it gets Debian's security updates, and the package stays ~0.3 MiB instead of carrying
 // a 100 MiB single-executable Node for one architecture. The bundle is plain JavaScript, hence `Architecture: all`.
 import { execFileSync } from "node:child_process"
@@ -20,12 +21,20 @@ export const PATHS = {
   exampleConfig: "/etc/vdrelay/bridge.example.json",
   config: "/etc/vdrelay/bridge.json",
   tokens: "/etc/vdrelay/tokens",
+  /** The host key's directory and file: state made on this host at install, the bridge's user's alone (0700/0600). */
+  hostKeyDir: "/var/lib/vdrelay",
+  hostKey: "/var/lib/vdrelay/host-key.jwk",
   docs: "/usr/share/doc/vdrelay-bridge",
 } as const
 
-/** The launcher: Debian's node running the bundle, exactly what the unit's ExecStart runs. */
+/**
+ * The launcher: Debian's node running the bundle, exactly what the unit's ExecStart runs; `vdrelay host-key` and the
+ * bridge find the package's host key without being told.
+ */
 const LAUNCHER = `#!/bin/sh
 # vdrelay: mint tokens (vdrelay token) and run the host bridge (vdrelay bridge). Installed by the ${PACKAGE} package.
+VDRELAY_HOST_KEY_FILE="\${VDRELAY_HOST_KEY_FILE:-${PATHS.hostKey}}"
+export VDRELAY_HOST_KEY_FILE
 exec /usr/bin/node ${PATHS.bundle} "$@"
 `
 
@@ -34,13 +43,16 @@ exec /usr/bin/node ${PATHS.bundle} "$@"
  * start before the operator has written the config (an unconfigured host would only exit with a config error).
  */
 export const packagedUnit = (unit: string): string => {
-  const execStart = /^ExecStart=.*$/m
-  if (!execStart.test(unit) || !/^\[Unit\]$/m.test(unit)) throw new Error("infra/systemd/vdrelay-bridge.service: no [Unit] or ExecStart= line")
+  const command = /\/opt\/vdrelay\/node_modules\/\.bin\/node \/opt\/vdrelay\/bin\/vdrelay\.mjs/g
+  if (!/^ExecStart=\/opt\/vdrelay\/node_modules\/\.bin\/node \/opt\/vdrelay\/bin\/vdrelay\.mjs bridge /m.test(unit) || !/^\[Unit\]$/m.test(unit) || !/^User=vdrelay$/m.test(unit)) {
+    throw new Error("infra/systemd/vdrelay-bridge.service: no [Unit], User=vdrelay or ExecStart= running bin/vdrelay.mjs bridge")
+  }
   return unit
     .replace(/^# Install: .*$/m, `# Installed by the ${PACKAGE} package: config ${PATHS.config}, tokens ${PATHS.tokens}/<vm>.token.`)
     .replace(/^Documentation=.*$/m, `Documentation=file:${PATHS.docs}/operations.md`)
     .replace(/^\[Unit\]$/m, `[Unit]\nConditionPathExists=${PATHS.config}`)
-    .replace(execStart, `ExecStart=${PATHS.launcher} bridge --config ${PATHS.config}`)
+    .replace(/^User=vdrelay$/m, `User=vdrelay\nEnvironment=VDRELAY_HOST_KEY_FILE=${PATHS.hostKey}`)
+    .replace(command, PATHS.launcher)
 }
 
 const control = (version: string, installedKiB: number): string => `Package: ${PACKAGE}
@@ -59,7 +71,10 @@ Description: vdrelay host bridge for SPICE guest agents
  without losing or duplicating a byte. Also mints relay tokens (vdrelay token).
 `
 
-// The system user the unit runs as, in group kvm for QEMU's sockets; the tokens folder it alone (with root) reads.
+// The system user the unit runs as, in group kvm for QEMU's sockets; the tokens folder it alone (with root) reads; and
+// this host's key, made once (never overwritten: an upgrade keeps it, and with it every token naming it) in a folder
+// only that user can enter, owned by it (the bridge refuses a key others can read). Its thumbprint is printed for the
+// operator's tokens; `vdrelay host-key` prints it again.
 const POSTINST = `#!/bin/sh
 set -e
 if [ "$1" = configure ]; then
@@ -68,6 +83,15 @@ if [ "$1" = configure ]; then
   fi
   if getent group kvm >/dev/null; then adduser --quiet vdrelay kvm; fi
   install -d -m 0750 -o root -g vdrelay ${PATHS.tokens}
+  install -d -m 0700 -o vdrelay -g vdrelay ${PATHS.hostKeyDir}
+  # The folder is the user's: never follow a link planted in it while acting as root.
+  if [ -L ${PATHS.hostKey} ]; then echo "vdrelay-bridge: ${PATHS.hostKey} is a symbolic link; not touching it" >&2; exit 1; fi
+  if [ ! -e ${PATHS.hostKey} ]; then
+    thumbprint=$(VDRELAY_HOST_KEY_FILE=${PATHS.hostKey} ${PATHS.launcher} host-key)
+    echo "vdrelay-bridge: this host's key is ${PATHS.hostKey}, thumbprint $thumbprint (vdrelay token --jkt $thumbprint)"
+  fi
+  chown vdrelay:vdrelay ${PATHS.hostKey}
+  chmod 0600 ${PATHS.hostKey}
   if [ -d /run/systemd/system ]; then
     systemd-tmpfiles --create vdrelay.conf >/dev/null 2>&1 || true
     systemctl daemon-reload >/dev/null 2>&1 || true
@@ -86,11 +110,12 @@ fi
 exit 0
 `
 
-// The user stays (Debian keeps system users: files it owned may remain); purge removes the tokens it was given.
+// The user stays (Debian keeps system users: files it owned may remain); purge removes the tokens it was given and the
+// host key (as purging openssh-server removes its host keys): a reinstall makes a new key, and tokens must name it.
 const POSTRM = `#!/bin/sh
 set -e
 if [ "$1" = purge ]; then
-  rm -rf ${PATHS.tokens}
+  rm -rf ${PATHS.tokens} ${PATHS.hostKeyDir}
   rmdir --ignore-fail-on-non-empty /etc/vdrelay 2>/dev/null || true
 fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi

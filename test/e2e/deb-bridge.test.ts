@@ -23,6 +23,8 @@ const PATHS = {
   exampleConfig: "/etc/vdrelay/bridge.example.json",
   config: "/etc/vdrelay/bridge.json",
   tokens: "/etc/vdrelay/tokens",
+  hostKeyDir: "/var/lib/vdrelay",
+  hostKey: "/var/lib/vdrelay/host-key.jwk",
 }
 
 const sh = (file: string, args: ReadonlyArray<string>, cwd = "/"): string => execFileSync(file, args, { encoding: "utf8", cwd, stdio: ["ignore", "pipe", "pipe"] })
@@ -73,8 +75,13 @@ describe.skipIf(!run)("the .deb's bridge (dpkg -i, the installed launcher, dpkg 
   afterAll(async () => {
     await client?.close()
     await stack?.stop()
-    // -r as an operator removes it, then --purge so this machine keeps no conffile of it.
-    if (installed) for (const action of ["-r", "--purge"]) sh("dpkg", [action, PACKAGE])
+    // -r as an operator removes it (the host key stays), then --purge so this machine keeps nothing of it.
+    if (installed) {
+      sh("dpkg", ["-r", PACKAGE])
+      expect(sh("stat", ["-c", "%a %U", PATHS.hostKey]).trim()).toBe("600 vdrelay")
+      sh("dpkg", ["--purge", PACKAGE])
+      expect(await access(PATHS.hostKeyDir).then(() => "present", () => "gone")).toBe("gone")
+    }
   })
 
   it("installs the launcher, the bundle, the unit, tmpfiles, the example conffile and the system user", async () => {
@@ -89,6 +96,24 @@ describe.skipIf(!run)("the .deb's bridge (dpkg -i, the installed launcher, dpkg 
     expect(Number(uid)).toBeLessThan(1000)
     expect(shell).toMatch(/nologin|false/)
     expect(sh("stat", ["-c", "%a %U %G", PATHS.tokens]).trim()).toBe("750 root vdrelay")
+    // The host key, made at install: the bridge's user's alone (it refuses a key others can read).
+    expect(sh("stat", ["-c", "%a %U %G %F", PATHS.hostKeyDir]).trim()).toBe("700 vdrelay vdrelay directory")
+    expect(sh("stat", ["-c", "%a %U %G %F", PATHS.hostKey]).trim()).toBe("600 vdrelay vdrelay regular file")
+    // The bridge's user reads it through the launcher's default (what the unit runs); root sees the same key.
+    const thumbprint = sh("runuser", ["-u", "vdrelay", "--", PATHS.launcher, "host-key"]).trim()
+    expect(thumbprint).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(sh(PATHS.launcher, ["host-key"]).trim()).toBe(thumbprint)
+    // Type=notify with the watchdog, the check before start and reload, SIGHUP to reload; systemd 252 accepts the unit.
+    for (const line of ["Type=notify", "NotifyAccess=all", "WatchdogSec=30", `Environment=VDRELAY_HOST_KEY_FILE=${PATHS.hostKey}`, "ExecReload=/bin/kill -HUP $MAINPID"]) {
+      expect(unit.split("\n")).toContain(line)
+    }
+    expect(unit).toMatch(new RegExp(`^ExecStartPre=${PATHS.launcher} bridge --check --ignore-vm-errors --config ${PATHS.config}$`, "m"))
+    expect(unit).toMatch(new RegExp(`^ExecReload=${PATHS.launcher} bridge --check --ignore-vm-errors --config ${PATHS.config}$`, "m"))
+    expect(sh("systemd-analyze", ["verify", "--man=no", PATHS.unit]).trim()).toBe("")
+    // An upgrade (the package installed again) keeps the key, and with it every token naming it.
+    sh("dpkg", ["-i", deb])
+    expect(sh(PATHS.launcher, ["host-key"]).trim()).toBe(thumbprint)
+    expect(sh("stat", ["-c", "%a %U %G", PATHS.hostKey]).trim()).toBe("600 vdrelay vdrelay")
     // Self-contained: it runs from / with nothing of this repository reachable.
     expect(sh(PATHS.launcher, ["bridge", "--help"])).toMatch(/^usage: vdrelay bridge --config FILE/)
     const bundle = await readFile(PATHS.bundle, "utf8")
