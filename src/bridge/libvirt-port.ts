@@ -76,8 +76,8 @@ export class LibvirtPortWatch {
     this.report(level, cause)
   }
 
-  /** The domain's QEMU is gone (stopped, crashed, migrated away): no guest has the port open. */
-  domainStopped(cause: string): void {
+  /** The domain's QEMU is gone (stopped, crashed, migrated away) or its guest was reset: no guest has the port open. */
+  guestGone(cause: string): void {
     if (this.ended) return
     this.clearProbe()
     this.report("closed", cause)

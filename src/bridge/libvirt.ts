@@ -121,7 +121,7 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
       const m = managed.get(domain)
       if (m === undefined) return
       managed.delete(domain)
-      m.watch.domainStopped(cause)
+      m.watch.guestGone(cause)
       m.watch.end()
       lvLog.log("info", "libvirt-vm-stopped", { vm: m.vm, domain, cause })
       runFork(FiberMap.remove(fibers, m.vm))
@@ -195,7 +195,9 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
 
     const onDomainEvent = (e: DomainEvent): void => {
       // A stopped domain's guest has no port: say so before reading (the read takes a process start).
-      if (stopped(e)) managed.get(e.domain)?.watch.domainStopped(`domain ${e.detail}`)
+      if (stopped(e)) managed.get(e.domain)?.watch.guestGone(`domain ${e.detail}`)
+      // QEMU's RESET: the guest rebooted, nobody has the port open until its agent starts again (spec §12).
+      if (e.event === "reboot") managed.get(e.domain)?.watch.guestGone("domain reset")
       if (rereads(e)) read(e.domain, `${e.event} ${e.detail}`.trim())
     }
     const onMonitorEvent = (e: MonitorEvent): void => {
@@ -233,14 +235,14 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
       }),
     )
     const streams = [
-      stream("libvirt-events", ["event", "--all", "--loop"], (line) => {
+      stream("libvirt", ["event", "--all", "--loop"], (line) => {
         const e = parseDomainEventLine(line)
         if (e !== undefined) onDomainEvent(e)
       }),
     ]
     if (cfg.monitorEvents) {
       streams.push(
-        stream("libvirt-port-events", ["qemu-monitor-event", "--loop", "--event", "VSERPORT_CHANGE"], (line) => {
+        stream("vserport", ["qemu-monitor-event", "--loop", "--event", "VSERPORT_CHANGE"], (line) => {
           const e = parseMonitorEventLine(line)
           if (e !== undefined) onMonitorEvent(e)
         }),

@@ -133,7 +133,7 @@ describe("LibvirtPortWatch", () => {
   it("a stopped domain reports closed; after end() nothing more is reported", () => {
     const { sink, w } = make()
     w.xmlState("open", now, "start")
-    w.domainStopped("domain Stopped Destroyed")
+    w.guestGone("domain Stopped Destroyed")
     expect(sink.port).toBe("closed")
     w.end()
     w.serialChange(true, now)
