@@ -104,6 +104,9 @@ describe("docs/reference.md matches the code", () => {
   it("bridge configuration: every key the config parser accepts", () => {
     const config = readFileSync(join(ROOT, "src/bridge/config.ts"), "utf8")
     const keys = all(/onlyKeys\([^[]*\[([^\]]*)\]/g, config).flatMap((list) => all(/"([^"]+)"/g, list))
+    // The libvirt section's keys are checked by its own parser (libvirt-config.ts, `KEYS`).
+    const libvirt = /const KEYS = \[([^\]]*)\]/.exec(readFileSync(join(ROOT, "src/bridge/libvirt-config.ts"), "utf8"))![1]!
+    keys.push(...all(/"([^"]+)"/g, libvirt))
     const documented = firstColumn("Bridge configuration").map((k) => k.split(/\.|\[\]\.?/).filter((s) => s !== "").at(-1)!)
     expect(sorted(documented)).toEqual(sorted([...keys, ...Object.keys(defaultLimits), "limits", "reconnect", "qmp"]))
   })
