@@ -117,14 +117,15 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
       runFork(FiberMap.run(fibers, vm, body))
     }
 
-    const stopVm = (domain: string, cause: string): void => {
+    /** `replaced`: the same VM id starts again at once; FiberMap.run then interrupts the old fiber itself. */
+    const stopVm = (domain: string, cause: string, replaced = false): void => {
       const m = managed.get(domain)
       if (m === undefined) return
       managed.delete(domain)
       m.watch.guestGone(cause)
       m.watch.end()
       lvLog.log("info", "libvirt-vm-stopped", { vm: m.vm, domain, cause })
-      runFork(FiberMap.remove(fibers, m.vm))
+      if (!replaced) runFork(FiberMap.remove(fibers, m.vm))
     }
 
     /** Applies a read of `domain`'s XML (started at `startedAt`). */
@@ -138,7 +139,7 @@ export const runLibvirt = (host: LibvirtHost, cfg: LibvirtConfig, log: Logger, m
       }
       const c = agentChannel(d!, cfg.channel)!
       if (m !== undefined && m.vm === d!.vm && m.path === c.path && m.alias === c.alias) return m.watch.xmlState(c.state, startedAt, cause)
-      if (m !== undefined) stopVm(domain, "domain changed")
+      if (m !== undefined) stopVm(domain, "domain changed", m.vm === d!.vm)
       const owner = [...managed.values()].find((o) => o.vm === d!.vm)
       if (owner !== undefined) {
         lvLog.log("warn", "libvirt-domain-skipped", { domain, vm: d!.vm, cause: `VM id already taken by domain ${owner.domain}` })
