@@ -92,6 +92,11 @@ export const startFakeQmp = async (opts: FakeQmpOptions): Promise<FakeQmp> => {
             { "frontend-open": open, filename: "disconnected:unix:/tmp/vdagent.sock,server=on", label: opts.chardev },
           ],
         })
+      // A running VM, as the bridge asks at connect (live migration: a destination waits while `inmigrate`).
+      case "query-status":
+        return reply({ return: { status: "running", singlestep: false, running: true } })
+      case "migrate-set-capabilities":
+        return reply({ return: {} })
       case "qom-get": {
         const args = (msg.arguments ?? {}) as Json
         if (args.path === `/machine/peripheral/${opts.device}` && args.property === "chardev") return reply({ return: opts.chardev })

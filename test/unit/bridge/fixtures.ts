@@ -11,7 +11,7 @@ import { runBridge } from "../../../src/bridge/bridge.ts"
 import { parseConfig } from "../../../src/bridge/config.ts"
 import { type LogLevel } from "../../../src/bridge/log.ts"
 import { Metrics } from "../../../src/bridge/metrics.ts"
-import { type BridgeToRelay, decodeBridgeToRelay, encodeRelayToBridge, type RelayToBridge } from "../../../src/link/index.ts"
+import { type BridgeToRelay, decodeBridgeToRelay, encodeRelayToBridge, LINK_PING, LINK_PONG, type RelayToBridge } from "../../../src/link/index.ts"
 
 /** Waits until `pred()` holds (polling); fails with `what` after a generous deadline. Not a timing assertion. */
 export const until = async (pred: () => boolean, what: string, timeoutMs = 20_000): Promise<void> => {
@@ -48,7 +48,9 @@ export class RelayConn {
     readonly authorization: string | undefined,
     readonly path: string,
   ) {
-    ws.on("message", (data: Buffer) => {
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      // The heartbeat is a fixed text frame the real edge answers itself (src/link/heartbeat.ts): answer it likewise.
+      if (!isBinary && data.toString() === LINK_PING) return void ws.send(LINK_PONG)
       const d = decodeBridgeToRelay(data)
       if (d._tag === "Invalid") throw new Error(`bridge sent an invalid frame: ${d.reason} ${d.detail}`)
       this.frames.push(d.value)
