@@ -137,7 +137,8 @@ export const qmpSession = (cfg: QmpConfig, core: VmCore, log: Logger, metrics: M
     yield* call(qmp, "qmp_capabilities")
     const label = yield* chardevOf(qmp, cfg)
     // Live migration (migration.ts): a destination waits `inmigrate` with its tunnel shut until RESUME.
-    const status = (yield* call(qmp, "query-status")) as Json | undefined
+    // A monitor that refuses query-status (a filtering proxy) leaves the state unknown but the port watch running.
+    const status = (yield* call(qmp, "query-status").pipe(Effect.orElseSucceed(() => undefined))) as Json | undefined
     core.migration.status(typeof status?.status === "string" ? status.status : "unknown", Date.now())
     // QEMU emits MIGRATION events only with the `events` capability (libvirt turns it on too); refused while a
     // migration runs, when whoever started it has set it already.
