@@ -31,7 +31,10 @@ const run = (args: Array<string>): Run => {
 
 const cleanups = cleanupAfterEach()
 
-const exited = (r: Run): Promise<void> => until(() => r.code !== undefined, "the bridge process to exit", 30_000)
+// Generous: each process compiles the sources with tsx first, and the unit project runs many files at once on a
+// loaded machine (not a timing assertion).
+const PROCESS_MS = 120_000
+const exited = (r: Run): Promise<void> => until(() => r.code !== undefined, "the bridge process to exit", PROCESS_MS)
 
 describe("vdrelay bridge (process)", () => {
   it("--help explains every option and config key", async () => {
@@ -41,7 +44,7 @@ describe("vdrelay bridge (process)", () => {
     for (const word of ["--config", "--metrics-port", "--log-level", "edge", "tokenFile", "chardev", "qmp", "device", "limits", "retainBytes", "reconnect", "pingIntervalMs", "SIGTERM"]) {
       expect(r.stdout).toContain(word)
     }
-  })
+  }, 300_000)
 
   it("exits 2 naming the offending key for a config unusable as a whole, or bad flags", async () => {
     const { dir, cleanup } = await tempDir()
@@ -57,7 +60,7 @@ describe("vdrelay bridge (process)", () => {
     expect(r1.stderr).toContain("config error at edge")
     expect(r2.stderr).toContain("absent.json")
     expect(r4.stderr).toContain("frobnicate")
-  })
+  }, 300_000)
 
   it("runs with a bad VM entry and a missing token file marked failed (log, metric, /healthz 503 naming them)", async () => {
     const { dir, cleanup } = await tempDir()
@@ -66,7 +69,7 @@ describe("vdrelay bridge (process)", () => {
     await writeFile(config, JSON.stringify({ edge: "ws://127.0.0.1:9/{vm}", tokenFile: join(dir, "{vm}.token"), vms: [{ id: "vm1", chardev: "nowhere" }, { id: "vm2", chardev: join(dir, "vm2.sock") }] }))
     const r = run(["--config", config, "--metrics-port", "0"])
     cleanups.push(async () => void r.child.kill("SIGKILL"))
-    await until(() => r.stderr.includes('"metrics-listening"') && r.stderr.includes('"bridge-started"'), "bridge started")
+    await until(() => r.stderr.includes('"metrics-listening"') && r.stderr.includes('"bridge-started"'), "bridge started", PROCESS_MS)
     const address = /"metrics-listening","address":"([^"]+)"/.exec(r.stderr)?.[1]
     const health = await fetch(`http://${address}/healthz`)
     expect(health.status).toBe(503)
@@ -81,7 +84,7 @@ describe("vdrelay bridge (process)", () => {
     r.child.kill("SIGTERM")
     await exited(r)
     expect(r.code).toBe(0)
-  })
+  }, 300_000)
 
   it("serves metrics, and on SIGTERM tells the relay (1001), closes the chardev and exits 0", async () => {
     const { dir, cleanup } = await tempDir()
@@ -93,9 +96,10 @@ describe("vdrelay bridge (process)", () => {
     await writeFile(config, JSON.stringify({ edge: relay.url, tokenFile: join(dir, "token"), vms: [{ id: "vm1", chardev: chardev.path }] }))
     const r = run(["--config", config, "--metrics-port", "0"])
     cleanups.push(async () => void r.child.kill("SIGKILL"))
+    await until(() => relay.conns[0]?.hello !== undefined, "the bridge's first tunnel", PROCESS_MS)
     const conn = await relay.conn(0)
     conn.send({ t: "welcome", v: 1, epoch: conn.hello!.epoch, ack: 0, window: 1 << 20 })
-    await until(() => chardev.current !== undefined && r.stderr.includes('"tunnel-connected"') && r.stderr.includes('"metrics-listening"'), "bridge up")
+    await until(() => chardev.current !== undefined && r.stderr.includes('"tunnel-connected"') && r.stderr.includes('"metrics-listening"'), "bridge up", PROCESS_MS)
     const address = /"metrics-listening","address":"([^"]+)"/.exec(r.stderr)?.[1]
     expect(address).toMatch(/^127\.0\.0\.1:\d+$/)
     const metrics = await (await fetch(`http://${address}/metrics`)).text()
@@ -105,7 +109,7 @@ describe("vdrelay bridge (process)", () => {
     conn.ws.terminate()
     const conn1 = await relay.conn(1)
     conn1.send({ t: "welcome", v: 1, epoch: conn1.hello!.epoch, ack: 0, window: 1 << 20 })
-    await until(() => r.stderr.split('"tunnel-connected"').length === 3, "second tunnel up")
+    await until(() => r.stderr.split('"tunnel-connected"').length === 3, "second tunnel up", PROCESS_MS)
     const socket = chardev.current!
     let chardevEnded = false
     socket.on("close", () => (chardevEnded = true))
@@ -113,10 +117,10 @@ describe("vdrelay bridge (process)", () => {
     await exited(r)
     expect(r.code).toBe(0)
     expect(conn1.closeCode).toBe(1001)
-    await until(() => chardevEnded, "chardev socket closed")
+    await until(() => chardevEnded, "chardev socket closed", PROCESS_MS)
     const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(lines.map((l) => l.event)).toEqual(expect.arrayContaining(["bridge-started", "chardev-connected", "tunnel-connected", "signal", "chardev-disconnected", "bridge-stopped"]))
     expect(lines.filter((l) => l.event === "chardev-disconnected")[0]).toMatchObject({ vm: "vm1", cause: "shutdown" })
     expect(r.stderr).not.toContain(TOKEN)
-  })
+  }, 300_000)
 })
