@@ -46,7 +46,8 @@ export interface MigrationBed {
   /** Console state changes and agent flaps seen since start (the console must never notice a migration). */
   readonly seen: { states: string[]; agentDown: number[]; agentUp: number[]; closes: number }
   ready(timeoutMs?: number): Promise<void>
-  migrate(variant?: Variant): Promise<MigrationRecord>
+  /** `armed` runs once the destination QEMU is up, just before QMP `migrate` (e.g. waits for a transfer to start). */
+  migrate(variant?: Variant, armed?: () => Promise<void>): Promise<MigrationRecord>
   /** The bridges' migration, tunnel and chardev log lines since start, for a failure's report. */
   story(): string[]
   stop(): Promise<void>
@@ -84,6 +85,7 @@ export const startMigrationBed = async (o: { readonly log?: (l: string) => void 
         edgeBase: worker.wsUrl,
         vms: [{ id: VM_ID, chardev: join(dir, "vdagent.sock"), qmp: { socket: join(dir, "qmp.sock"), device: AGENT_DEVICE } }],
         reconnect: { baseMs: 50, capMs: 1000 },
+        metricsPort: 0,
       })
       undo.push(() => bridge.stop())
       hosts.push({ name, dir, bridge, vm: undefined })
@@ -115,11 +117,15 @@ export const startMigrationBed = async (o: { readonly log?: (l: string) => void 
     await ready(240_000)
     seen.states.length = 0
 
-    const migrate = async (variant: Variant = "complete"): Promise<MigrationRecord> => {
+    const migrate = async (variant: Variant = "complete", armed?: () => Promise<void>): Promise<MigrationRecord> => {
       const src = active
       const dst = src === a ? b : a
       const srcVm = src.vm!
-      if (variant === "destination-bridge-down") await dst.bridge.stop().catch(() => {})
+      if (variant === "destination-bridge-down") {
+        // The host's bridge service is down (killed; restarted on the same config after the migration).
+        process.kill(-dst.bridge.pid, "SIGKILL")
+        await dst.bridge.managed.exited
+      }
       const uri = `unix:${join(dst.dir, "migrate.sock")}`
       const dstVm = await startVm({ dir: dst.dir, incoming: uri, wait: "qmp" })
       dst.vm = dstVm
@@ -127,6 +133,7 @@ export const startMigrationBed = async (o: { readonly log?: (l: string) => void 
       const dmark = dstVm.qmp.mark()
       const handovers = src.bridge.events().filter((e) => e.event === "migration-handover").length
       const continued = dst.bridge.events().filter((e) => e.event === "migration-continued").length
+      await armed?.()
       // As libvirt does: MIGRATION events on (the bridges turn them on too).
       await srcVm.qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] })
       await srcVm.qmp.execute("migrate", { uri })
