@@ -100,8 +100,18 @@ export const FAULTS: Record<FaultName, { readonly what: string; readonly inject:
   "bridge-kill": {
     what: "the bridge process group killed (SIGKILL) and started again on the same config",
     inject: async (s) => {
-      await killBridge(s)
-      await s.bridge.restart()
+      // The fault is over once the console has seen the old agent session end and the new one's caps (a new chardev
+      // connection: the relay tells consoles before it asks the agent, docs/protocol.md bridge link rule 3); until
+      // then the console still sees the old agent within the tunnel's grace, and what it sends is not for the new one.
+      let down = false
+      const off = s.session.on("agent", (a) => void (a.connected || (down = true)))
+      try {
+        await killBridge(s)
+        await s.bridge.restart()
+        await until(() => down && s.session.agent.connected && s.session.agent.caps !== null, "the console seeing the agent go and come back on the bridge's new chardev connection")
+      } finally {
+        off()
+      }
     },
   },
   "tunnel-cut": { what: "every TCP connection between the bridge and workerd reset (no close frame)", inject: async (s) => s.tunnel.cut() },
