@@ -36,32 +36,64 @@ export class ControlClient {
   private readonly pending = new Map<number, { ok: (r: ExecResult) => void; err: (e: Error) => void }>()
   private closedError: Error | undefined
 
-  private constructor(private readonly socket: Socket) {
-    socket.on("data", (b: Buffer) => this.feed(b))
+  private constructor(
+    private socket: Socket,
+    private readonly path: string,
+  ) {
+    this.attach(socket)
+  }
+
+  private attach(socket: Socket): void {
+    socket.on("data", (b: Buffer) => {
+      if (this.socket === socket) this.feed(b)
+    })
     socket.on("error", () => {})
     socket.on("close", () => {
+      if (this.socket !== socket) return
       this.closedError = new Error("control port connection closed")
       for (const p of this.pending.values()) p.err(this.closedError)
       this.pending.clear()
     })
   }
 
-  /** Connects to QEMU's socket for the control port, retrying while QEMU has not created it yet. */
-  static async connect(path: string, timeoutMs = 10_000): Promise<ControlClient> {
+  private static async open(path: string, timeoutMs: number): Promise<Socket> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       try {
-        const socket = await new Promise<Socket>((resolve, reject) => {
+        return await new Promise<Socket>((resolve, reject) => {
           const s = connect(path)
           s.once("connect", () => resolve(s))
           s.once("error", reject)
         })
-        return new ControlClient(socket)
       } catch (e) {
         if (Date.now() > deadline) throw new Error(`control socket ${path}: ${(e as Error).message}`)
         await new Promise((r) => setTimeout(r, 50))
       }
     }
+  }
+
+  /** Connects to QEMU's socket for the control port, retrying while QEMU has not created it yet. */
+  static async connect(path: string, timeoutMs = 10_000): Promise<ControlClient> {
+    return new ControlClient(await ControlClient.open(path, timeoutMs), path)
+  }
+
+  /**
+   * Hangs up and connects again (same object, so holders of `vm.guest` keep working). After a guest reset the socket
+   * may still hold the tail of a request the old boot had begun to read: QEMU stops reading the socket while the port
+   * is closed and the new boot's control loop would read that tail first and lose step with every later request (a
+   * length header read from the middle of a script). A host hang-up makes QEMU drop what its socket holds
+   * (docs/qemu-facts.md), so the new loop starts on a clean stream.
+   */
+  async reconnect(reason: string): Promise<void> {
+    // QEMU serves one connection per chardev: the old one must be gone before the new one is accepted.
+    this.abandonPending(reason)
+    this.socket.destroy()
+    this.closedError = new Error(`control port reconnecting: ${reason}`)
+    const socket = await ControlClient.open(this.path, 10_000)
+    this.socket = socket
+    this.closedError = undefined
+    this.buffer = Buffer.alloc(0)
+    this.attach(socket)
   }
 
   get closed(): boolean {

@@ -108,4 +108,31 @@ describe.skipIf(!vmTestsEnabled())("agent port closed and reopened while a strea
     expect(r.verdicts[2]!.problem ?? "clean").toBe("clean")
     expect(r.verdicts[2]!.messages.length).toBeGreaterThan(0)
   })
+
+  // Last: the reset brings the guest's own agent back (its supervisor starts it on boot), which ends capturePort's use.
+  it("system_reset while the stream flows: the agent of the new boot reads no byte of the old stream, and the control port survives a request the reset cut", async () => {
+    const hangups = bridge.events().filter((e) => e.event === "chardev-hangup").length
+    // Hold the port open so the stream flows into the guest when the reset comes.
+    const held = vm.guest.capturePort([{ holdMs: 20_000 }]).catch(() => [])
+    await until(() => streamer.marks.length > 8, "the stream flowing to the open port", 60_000)
+    // A big control request in flight when the reset comes: the old boot reads it slowly (TCG), so its tail still waits
+    // in the control socket, unread while the guest reboots, and the new boot's control loop would read it first. Its
+    // lines look like request headers announcing 99999999 script bytes: a loop that read one would swallow every later
+    // request (reliability §2b finding 5). vm.reset hangs up the control connection, so QEMU drops the tail.
+    const tail = Buffer.from("1 99999999 0\n".repeat(Math.ceil((8 << 20) / 13)))
+    const inflight = vm.guest.exec("cat > /dev/null", { stdin: tail, timeoutMs: 600_000 }).catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 500))
+    await vm.reset("agent")
+    void held
+    void inflight
+    // The control loop of the new boot answers, and the daemon that opened the port read whole messages from byte 0
+    // (the bridge hung up on VSERPORT_CHANGE false / RESET, so QEMU dropped what its socket held).
+    expect((await vm.guest.sh("echo alive", { timeoutMs: 60_000 })).toString().trim()).toBe("alive")
+    await until(() => bridge.events().filter((e) => e.event === "chardev-hangup").length > hangups, "the bridge's hang-up on the reset", 30_000)
+    const logs = await vm.guest.agentLogs()
+    console.log(`[port-reopen] system_reset: hang-ups ${bridge.events().filter((e) => e.event === "chardev-hangup").slice(hangups).map((e) => String(e.cause)).join(", ")}; daemon log of the new boot: ${logs.daemon.split("\n").length} lines`)
+    // The new boot's log is all since the reset (the guest's /var/log is in RAM); the stream goes on meanwhile.
+    await new Promise((r) => setTimeout(r, 3000))
+    expect(await vm.guest.syncErrors(0)).toEqual([])
+  })
 })

@@ -233,8 +233,9 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       const mark = qmp.mark()
       await qmp.execute("system_reset")
       await qmp.waitForEvent("RESET", { from: mark })
-      // Whatever was asked of the old boot will not be answered.
-      control.abandonPending("the guest was reset")
+      // Whatever was asked of the old boot will not be answered, and the tail of a request it had begun to read may
+      // still be in the socket: hang up so that QEMU drops it (finding 5 of docs/reliability.md §2b).
+      await control.reconnect("the guest was reset")
       startedAt = Date.now()
       await awaitReady(until)
     },
