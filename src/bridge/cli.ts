@@ -129,9 +129,9 @@ export const main = async (args: ReadonlyArray<string>): Promise<number> => {
     const { lines, problems } = await checkConfig(config)
     process.stdout.write(`${lines.join("\n")}\n`)
     const tolerate = values["ignore-vm-errors"] === true
-    for (const [key, detail] of problems) process.stderr.write(`vdrelay bridge: ${tolerate ? "VM will be failed" : "config error"} at ${key}: ${detail}\n`)
+    for (const [key, detail] of problems) process.stderr.write(`vdrelay bridge: ${tolerate ? "VM problem" : "config error"} at ${key}: ${detail}\n`)
     if (problems.length === 0) process.stdout.write("config ok\n")
-    else if (tolerate) process.stdout.write(`config usable: ${problems.length} VM problem${problems.length === 1 ? "" : "s"} (those VMs will be marked failed)\n`)
+    else if (tolerate) process.stdout.write(`config usable: ${problems.length} VM problem${problems.length === 1 ? "" : "s"} (the other VMs run)\n`)
     return problems.length === 0 || tolerate ? 0 : 2
   }
   const log = jsonLogger((line) => process.stderr.write(line), level)

@@ -62,6 +62,24 @@ describe("vdrelay bridge (process)", () => {
     expect(r4.stderr).toContain("frobnicate")
   }, 300_000)
 
+  it("--check exits 2 for a VM's missing token; with --ignore-vm-errors only for a global error", async () => {
+    const { dir, cleanup } = await tempDir()
+    cleanups.push(cleanup)
+    const vmProblem = join(dir, "vm-problem.json")
+    await writeFile(vmProblem, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "{vm}.token"), vms: [{ id: "vm1", chardev: "/tmp/x.sock" }] }))
+    const global = join(dir, "global.json")
+    await writeFile(global, JSON.stringify({ edge: "wss://x/{vm}", tokenFile: join(dir, "{vm}.token"), vms: [] }))
+    const strict = run(["--check", "--config", vmProblem])
+    const tolerant = run(["--check", "--ignore-vm-errors", "--config", vmProblem])
+    const globalTolerant = run(["--check", "--ignore-vm-errors", "--config", global])
+    await Promise.all([exited(strict), exited(tolerant), exited(globalTolerant)])
+    expect([strict.code, tolerant.code, globalTolerant.code]).toEqual([2, 0, 2])
+    expect(strict.stderr).toContain("config error at vms[0].tokenFile")
+    expect(tolerant.stderr).toContain("VM problem at vms[0].tokenFile")
+    expect(tolerant.stdout).toContain("config usable: 1 VM problem")
+    expect(globalTolerant.stderr).toContain("config error at vms")
+  }, 300_000)
+
   it("runs with a bad VM entry and a missing token file marked failed (log, metric, /healthz 503 naming them)", async () => {
     const { dir, cleanup } = await tempDir()
     cleanups.push(cleanup)
