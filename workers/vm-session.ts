@@ -188,7 +188,7 @@ export class VmSession extends DurableObject<Env> {
     if (d.value.t !== "hello") return this.reject(ws, info, "protocol", "hello first", now)
     const previous = this.host.bridge
     // A live migration's destination waits for the source to hand over (docs/migration.md); it retries.
-    if (previous !== undefined && d.value.continues === true) return this.reject(ws, info, "going-away", "the migration's source has not handed this VM over yet")
+    if (previous !== undefined && d.value.continues === true) return this.reject(ws, info, "going-away", "the migration's source has not handed this VM over yet", now)
     if (previous !== undefined) audit("takeover", { link: "bridge", session: this.ctx.id.toString() })
     if (previous !== undefined) this.host.close(previous, "replaced", "another bridge took this VM", encodeRelayToBridge({ t: "error", code: "replaced", detail: "another bridge took this VM" }))
     this.host.joined(ws, info)
