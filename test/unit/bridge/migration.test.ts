@@ -10,6 +10,7 @@ import { Metrics } from "../../../src/bridge/metrics.ts"
 import { HANDOVER_QUIET_MS, Rebase } from "../../../src/bridge/migration.ts"
 import type { ChardevPort, LinkPort } from "../../../src/bridge/ports.ts"
 import { VmCore } from "../../../src/bridge/vm-core.ts"
+import { decodeBridgeToRelay, decodeRelayToBridge, encodeBridgeToRelay, encodeRelayToBridge } from "../../../src/link/bridge-codec.ts"
 import { LINK_VERSION, type BridgeToRelay } from "../../../src/link/types.ts"
 import { encodeChunkedMessage } from "../../../src/protocol/chunker.ts"
 import { until } from "./fixtures.ts"
@@ -156,5 +157,18 @@ describe("Rebase", () => {
     expect(r.in({ t: "write", epoch: 9, pos: 250, port: 1, data: new Uint8Array(1), end: true })).toMatchObject({ epoch: 5, pos: 50 })
     expect(r.in({ t: "ack", epoch: 9, pos: 400 })).toEqual({ t: "ack", epoch: 5, pos: 0 })
     expect(r.in({ t: "ack", epoch: 8, pos: 400 })).toEqual({ t: "ack", epoch: 8, pos: 400 })
+  })
+})
+
+describe("link frames of a migration", () => {
+  it("hello.continues, handover and welcome bases round-trip; a base without the other is refused", () => {
+    const hello = { t: "hello", v: LINK_VERSION, bridge: "b", epoch: 3, chardev: true, from: 0, wrote: 0, port: "open", continues: true } as const
+    expect(decodeBridgeToRelay(encodeBridgeToRelay(hello))).toEqual({ _tag: "Ok", value: hello })
+    const handover = { t: "handover", epoch: 3, end: 12345 } as const
+    expect(decodeBridgeToRelay(encodeBridgeToRelay(handover))).toEqual({ _tag: "Ok", value: handover })
+    const welcome = { t: "welcome", v: LINK_VERSION, epoch: 9, ack: 5, window: 100, agentBase: 5, guestBase: 7 } as const
+    expect(decodeRelayToBridge(encodeRelayToBridge(welcome))).toEqual({ _tag: "Ok", value: welcome })
+    const half = encodeRelayToBridge({ t: "welcome", v: LINK_VERSION, epoch: 9, ack: 5, window: 100, agentBase: 5 } as never)
+    expect(decodeRelayToBridge(half)).toMatchObject({ _tag: "Invalid", reason: "bad-field" })
   })
 })
