@@ -107,10 +107,11 @@ describe("bridge reload: one VM's problem keeps the others up; SIGHUP applies th
     await writeFile(join(dir, "bridge.json"), config([A, B]))
     bridge = spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--metrics-port", "0", "--log-level", "info"], { cwd: ROOT })
     // Every VM's sessions are started (or the VM marked failed) once bridge-started is logged.
-    await bridge.log.waitFor(/"event":"bridge-started"/, { timeoutMs: 60_000 })
-  }, 180_000)
+    await bridge.log.waitFor(/"event":"bridge-started"/, { timeoutMs: 120_000 })
+  }, 300_000)
 
   afterAll(async () => {
+    if (bridge !== undefined && !bridge.running()) process.stderr.write(`bridge exited early; its log:\n${bridge.log.lines.join("\n")}\n`)
     for (const c of consoles) await c.close().catch(() => undefined)
     await bridge?.stop(5000)
     for (const a of agents.values()) await a.stop()
