@@ -5,14 +5,13 @@
 // passes when it is whole or reported (stack-vm.ts): every tap connection's host→guest bytes parse from byte 0, no
 // client message handed twice, no sync-error line in the agent's log since the fault, the file byte-exact in the guest
 // or failed on both ends. The expensive faults (system_reset, poweroff, QEMU killed, device_del/add, bridge before
-// QEMU) are in `npm run chaos:vm`, and so, while its finding is open (docs/reliability.md §2b), is port-reopen-300ms
-// (bytes QEMU took before the guest's close can reach the next opener: a sync error, 1 round in 3).
+// QEMU) are in `npm run chaos:vm`. (port-reopen-300ms is back: its stale bytes were the tap's own, docs/qemu-facts.md §3.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type FaultName, type RoundResult, type VmStack, describeRound, needsRepair, startVmStack, tally } from "./stack-vm.ts"
 import { vmTestsEnabled } from "./index.ts"
 
 const SIZE = 1024 * 1024
-const FAULTS: ReadonlyArray<FaultName> = ["agent-restart", "bridge-kill", "tunnel-cut", "workerd-restart"]
+const FAULTS: ReadonlyArray<FaultName> = ["agent-restart", "port-reopen-300ms", "bridge-kill", "tunnel-cut", "workerd-restart"]
 
 describe.skipIf(!vmTestsEnabled())("lifecycle faults on the real VM, whole stack", () => {
   let s: VmStack
