@@ -13,7 +13,7 @@ import { giveBack, returnCredit } from "./credit.ts"
 import { dropHeldStream, hold, rebindHeld } from "./held.ts"
 import { reachable, writable } from "./reach.ts"
 
-export const newGuestOut = (): GuestOut => ({ wpos: 0, wrote: 0, known: true, stream: null, inflight: [], held: [], heldBytes: 0, mouseEnd: null, mousePending: null })
+export const newGuestOut = (): GuestOut => ({ wpos: 0, wrote: 0, known: true, stream: null, inflight: [], held: [], heldBytes: 0, mouseEnds: [], mousePending: null })
 
 const FULL_CHUNK = 2056
 
@@ -113,11 +113,18 @@ export const sendClientDisconnected = (s: SessionState): void => {
   if (reachable(s)) writeWhole(s, Port.Server, MessageType.ClientDisconnected, new Uint8Array(0), null)
 }
 
-/** MOUSE_STATE on the server port, only when the agent announced the cap; one in flight, the latest pending. */
+/**
+ * MOUSE_STATE messages the bridge may hold unconfirmed: it acknowledges pointer-only progress in batches (one `wrote`
+ * per 32 moves or per pause, not per move: guest-writer.ts), so up to this many go out without waiting; beyond it
+ * (a chardev that stopped reading) the latest pending one waits and earlier ones are coalesced away.
+ */
+export const MOUSE_IN_FLIGHT = 64
+
+/** MOUSE_STATE on the server port, only when the agent announced the cap; MOUSE_IN_FLIGHT in flight, the latest pending. */
 export const sendMouse = (s: SessionState, m: Mouse): void => {
   const g = s.guest
   // While the tunnel is down the latest pointer waits (hold.ts sends it when the bridge is back).
-  if (s.bridge === null || (g.mouseEnd !== null && g.wrote < g.mouseEnd)) {
+  if (s.bridge === null || g.mouseEnds.length >= MOUSE_IN_FLIGHT) {
     g.mousePending = m
     return
   }
@@ -125,19 +132,24 @@ export const sendMouse = (s: SessionState, m: Mouse): void => {
   if (enc._tag !== "Ok") return
   g.mousePending = null
   emitWrites(s, Port.Server, encodeChunkedMessage(Port.Server, MessageType.MouseState, enc.value), true)
-  g.mouseEnd = g.wpos
+  g.mouseEnds.push(g.wpos)
+}
+
+/** Every MOUSE_STATE ending at or below `pos` is written: room for the pending one. */
+const mouseConfirmed = (s: SessionState, pos: number): void => {
+  const g = s.guest
+  let k = 0
+  while (k < g.mouseEnds.length && g.mouseEnds[k]! <= pos) k++
+  if (k === 0) return
+  g.mouseEnds.splice(0, k)
+  if (g.mousePending !== null && writable(s)) sendMouse(s, g.mousePending)
 }
 
 /**
  * The bridge wrote every server-port message ending at or below `pos`, possibly before client-port bytes below it
- * (ports interleave at the chardev): the MOUSE_STATE in flight is written, so the latest pending one may go.
+ * (ports interleave at the chardev): the MOUSE_STATEs up to it are written, so the latest pending one may go.
  */
-export const serverWrote = (s: SessionState, pos: number): void => {
-  const g = s.guest
-  if (g.mouseEnd === null || pos < g.mouseEnd) return
-  g.mouseEnd = null
-  if (g.mousePending !== null && writable(s)) sendMouse(s, g.mousePending)
-}
+export const serverWrote = (s: SessionState, pos: number): void => mouseConfirmed(s, pos)
 
 /** The bridge wrote (or discarded, for aborted messages) everything below `pos`. */
 export const guestWrote = (s: SessionState, pos: number): void => {
@@ -146,10 +158,7 @@ export const guestWrote = (s: SessionState, pos: number): void => {
   g.wrote = pos
   s.bridge!.dirty = true
   settleInflight(s)
-  if (g.mouseEnd !== null && pos >= g.mouseEnd) {
-    g.mouseEnd = null
-    if (g.mousePending !== null && writable(s)) sendMouse(s, g.mousePending)
-  }
+  mouseConfirmed(s, pos)
   for (const c of s.clients.values()) returnCredit(s, c)
 }
 
@@ -227,7 +236,7 @@ export const restartPositions = (s: SessionState, wrote: number): void => {
   const g = s.guest
   g.wpos = g.wrote = wrote
   g.known = true
-  g.mouseEnd = null
+  g.mouseEnds = []
 }
 
 /** After a restart: the positions the bridge attachment kept, or unknown until the next hello (storage lacks them). */
@@ -247,6 +256,6 @@ export const dropPendingMouse = (s: SessionState): void => {
 
 /** No MOUSE_STATE is in flight or waiting any more (the tunnel or the agent went). */
 export const forgetMouse = (s: SessionState): void => {
-  s.guest.mouseEnd = null
+  s.guest.mouseEnds = []
   s.guest.mousePending = null
 }

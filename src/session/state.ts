@@ -168,7 +168,8 @@ export interface GuestOut {
   held: HeldWrite[]
   /** Bytes of clients' messages in `held` (bounded by held.ts heldCap; the relay's own few are not counted). */
   heldBytes: number
-  mouseEnd: number | null
+  /** Ends of the MOUSE_STATE messages sent and not yet confirmed written (at most MOUSE_IN_FLIGHT; guest-out.ts). */
+  mouseEnds: number[]
   mousePending: Mouse | null
 }
 

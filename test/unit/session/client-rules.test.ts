@@ -1,4 +1,5 @@
 // Client-side rules: roles, takeover, policy filter, validation, store-and-forward and streaming, mouse mux.
+import { MOUSE_IN_FLIGHT } from "../../../src/session/guest-out.ts"
 import { describe, expect, it } from "vitest"
 import { Cap, FileXferResult, MessageType, Port } from "../../../src/protocol/constants.ts"
 import { buildCaps } from "../../../src/protocol/caps.ts"
@@ -156,7 +157,7 @@ describe("validation", () => {
 })
 
 describe("server-port mux", () => {
-  it("MOUSE_STATE only when the agent announced the cap; coalesced, latest wins, one in flight", () => {
+  it("MOUSE_STATE only when the agent announced the cap; MOUSE_IN_FLIGHT in flight, then coalesced, latest wins", () => {
     const sim = new Sim()
     sim.attachBridge()
     sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [0x2])) // no MOUSE_STATE
@@ -167,12 +168,13 @@ describe("server-port mux", () => {
     expect(notices(sim, "c1").at(-1)).toMatchObject({ code: "dropped-by-policy" })
     sim.agentSays(MessageType.AnnounceCapabilities, announce(false, AGENT_CAPS))
     sim.pump()
-    for (let i = 0; i < 10; i++) sim.frame("c1", { t: "mouse", x: i, y: i, buttons: 0, display: 0 })
-    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(1)
+    const n = MOUSE_IN_FLIGHT + 10
+    for (let i = 0; i < n; i++) sim.frame("c1", { t: "mouse", x: i, y: i, buttons: 0, display: 0 })
+    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(MOUSE_IN_FLIGHT)
     sim.wrote()
     const m = sim.agentGot(MessageType.MouseState)
-    expect(m).toHaveLength(2)
-    expect(m[1]!.payload.subarray(0, 4)).toEqual(u32le(9))
+    expect(m).toHaveLength(MOUSE_IN_FLIGHT + 1)
+    expect(m.map((x) => x.payload.subarray(0, 4))).toEqual([...Array.from({ length: MOUSE_IN_FLIGHT }, (_, i) => u32le(i)), u32le(n - 1)])
     expect(m.every((x) => x.port === Port.Server)).toBe(true)
   })
 

@@ -1,7 +1,9 @@
-// The MOUSE_STATE token (one in flight, latest pending) comes back on the bridge's `wrote.server`: a pointer written at
-// the chardev ahead of a bigger client-port message queued before it is not held until that message is written.
+// MOUSE_STATE tokens (MOUSE_IN_FLIGHT in flight, then the latest pending) come back on the bridge's `wrote.server`: a
+// pointer written at the chardev ahead of a bigger client-port message queued before it is not held until that message
+// is written.
 import { describe, expect, it } from "vitest"
 import { MessageType } from "../../../src/protocol/constants.ts"
+import { MOUSE_IN_FLIGHT } from "../../../src/session/guest-out.ts"
 import { Sim, announce, bytes, concat, u32le } from "./sim.ts"
 import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
 
@@ -28,15 +30,16 @@ describe("mouse token and wrote.server", () => {
     const before = sim.state.guest.wpos
     mouse(sim, 1)
     const mouseEnd = sim.state.guest.wpos
-    mouse(sim, 2)
-    mouse(sim, 3)
-    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(1)
-    wrote(sim, 0, mouseEnd - 1) // not yet past the mouse: still one in flight
-    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(1)
+    for (let x = 2; x <= MOUSE_IN_FLIGHT; x++) mouse(sim, x)
+    mouse(sim, 1000)
+    mouse(sim, 1001)
+    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(MOUSE_IN_FLIGHT)
+    wrote(sim, 0, mouseEnd - 1) // not yet past the first mouse: all still in flight
+    expect(sim.agentGot(MessageType.MouseState)).toHaveLength(MOUSE_IN_FLIGHT)
     wrote(sim, 0, mouseEnd)
     const sent = sim.agentGot(MessageType.MouseState)
-    expect(sent).toHaveLength(2)
-    expect(sent[1]!.payload.subarray(0, 4)).toEqual(u32le(3)) // the latest, 2 was coalesced
+    expect(sent).toHaveLength(MOUSE_IN_FLIGHT + 1)
+    expect(sent.at(-1)!.payload.subarray(0, 4)).toEqual(u32le(1001)) // the latest, 1000 was coalesced
     expect(sim.state.guest.wrote).toBeLessThan(before) // the clipboard is still unconfirmed
     expect(sim.tornAnywhere()).toEqual([])
   })
