@@ -8,7 +8,7 @@ import WebSocket from "ws"
 import type { Session, WebSocketConstructor } from "../src/client/index.ts"
 import { encodeChunkedMessage } from "../src/protocol/chunker.ts"
 import { ClipboardType, MessageType, Port } from "../src/protocol/constants.ts"
-import type { Emit } from "./run.ts"
+import type { Emit, Want } from "./run.ts"
 import { type Arrival, ProbeAgent, u32At } from "./lib/probe-agent.ts"
 import { startProbeRig } from "./lib/stack.ts"
 import { alternate, longRuns, median, mibps, now, round, summarize } from "./lib/stats.ts"
@@ -41,7 +41,7 @@ const openWs = (url: string): Promise<WebSocket> =>
     ws.once("open", () => resolve(ws)).once("error", reject)
   })
 
-export default async (emit: Emit): Promise<void> => {
+export default async (emit: Emit, want: Want): Promise<void> => {
   const runs = longRuns() ? 9 : 5
   const dir = mkdtempSync(join(tmpdir(), "vdr-bench-wsf-"))
   const probeW = await ProbeAgent.listen(join(dir, "websockify.sock"), { announce: false })
@@ -57,9 +57,9 @@ export default async (emit: Emit): Promise<void> => {
     const payload = clipboardPayload(10 * MiB)
     const wire = encodeChunkedMessage(Port.Client, MessageType.Clipboard, payload)
     const sock = ws
-    await toGuest(emit, runs, s, probeR, sock, probeW, payload, wire, websockify.version)
-    await fromGuest(emit, runs, s, probeR, sock, probeW, payload, websockify.version)
-    await mouse(emit, s, probeR, sock, probeW, websockify.version)
+    if (want("to-guest")) await toGuest(emit, runs, s, probeR, sock, probeW, payload, wire, websockify.version)
+    if (want("from-guest")) await fromGuest(emit, runs, s, probeR, sock, probeW, payload, websockify.version)
+    if (want("mouse")) await mouse(emit, s, probeR, sock, probeW, websockify.version)
   } finally {
     ws?.close()
     await websockify?.stop()

@@ -9,7 +9,7 @@ import type { Session } from "../src/client/index.ts"
 import type { AgentMessage } from "../src/protocol/messages.ts"
 import { encodeChunkedMessage } from "../src/protocol/chunker.ts"
 import { ClipboardType, MessageType, Port } from "../src/protocol/constants.ts"
-import type { Emit } from "./run.ts"
+import type { Emit, Want } from "./run.ts"
 import { type Arrival, ProbeAgent, u32At } from "./lib/probe-agent.ts"
 import { startProbeRig } from "./lib/stack.ts"
 import { longRuns, now, round, sleep, summarize, type Summary } from "./lib/stats.ts"
@@ -68,7 +68,7 @@ const emitLatency = (emit: Emit, label: string, relay: Summary, direct: Summary)
   }
 }
 
-export default async (emit: Emit): Promise<void> => {
+export default async (emit: Emit, want: Want): Promise<void> => {
   const n = longRuns() ? 5000 : 1000
   const rig = await startProbeRig(1, { prefix: "lat" })
   const dir = mkdtempSync(join(tmpdir(), "vdr-bench-direct-"))
@@ -81,6 +81,7 @@ export default async (emit: Emit): Promise<void> => {
     let seq = 1
     const unloaded: Record<Kind, number[]> = { mouse: [], clipboard: [] }
     for (const kind of ["mouse", "clipboard"] as const) {
+      if (!want("unloaded") && !(kind === "mouse" && want("loaded"))) continue
       const relay: number[] = []
       const plain: number[] = []
       const warm = 200
@@ -91,9 +92,9 @@ export default async (emit: Emit): Promise<void> => {
       }
       unloaded[kind] = relay
       const label = kind === "mouse" ? "mouse 13 B (MOUSE_STATE), client → chardev" : "clipboard 1 KiB (CLIPBOARD), client → chardev"
-      emitLatency(emit, label, summarize(relay), summarize(plain))
+      if (want("unloaded")) emitLatency(emit, label, summarize(relay), summarize(plain))
     }
-    await underLoad(emit, probe, s, direct, socket, unloaded.mouse, () => seq++)
+    if (want("loaded")) await underLoad(emit, probe, s, direct, socket, unloaded.mouse, () => seq++)
   } finally {
     socket.destroy()
     await direct.close()

@@ -4,7 +4,7 @@
 import WebSocket from "ws"
 import type { Session, WebSocketConstructor } from "../src/client/index.ts"
 import { ClipboardType, MessageType } from "../src/protocol/constants.ts"
-import type { Emit } from "./run.ts"
+import type { Emit, Want } from "./run.ts"
 import { type ProbeAgent, u32At } from "./lib/probe-agent.ts"
 import { type BenchWorker, type ProbeRig, TENANT, startBenchWorker, startProbeRig, workerdRss } from "./lib/stack.ts"
 import { longRuns, now, round, sleep, summarize } from "./lib/stats.ts"
@@ -62,11 +62,22 @@ const edgeCounters = async (worker: BenchWorker, vm: string): Promise<Record<str
 const frames = (a: Record<string, number>, b: Record<string, number>): number =>
   ["frames.in.client", "frames.out.client", "frames.in.bridge", "frames.out.bridge"].reduce((n, k) => n + (b[k] ?? 0) - (a[k] ?? 0), 0)
 
-export default async (emit: Emit): Promise<void> => {
+export default async (emit: Emit, want: Want): Promise<void> => {
   const maxSessions = longRuns() ? 256 : 64
   const worker = await startBenchWorker()
   const rigs: ProbeRig[] = []
   try {
+    if (want("curve")) await curve(emit, worker, rigs, maxSessions)
+    if (want("frames")) await busySession(emit, worker)
+  } finally {
+    for (const r of rigs) await r.stop()
+    await worker.stop()
+  }
+}
+
+/** Sessions added in doubling steps, every one moving its pointer, until p99 doubles (section "curve"). */
+const curve = async (emit: Emit, worker: BenchWorker, rigs: ProbeRig[], maxSessions: number): Promise<void> => {
+  {
     let total = 0
     let rss1 = { idle: 0, active: 0 }
     let baseP99: number | undefined
@@ -103,10 +114,6 @@ export default async (emit: Emit): Promise<void> => {
     emit({ name: `workerd memory per idle session (bridge + console attached, ${total} sessions)`, value: round(idlePer / 1024, 0), unit: "KiB" })
     emit({ name: `workerd memory per active session (${MOUSE_HZ} mouse moves/s, ${total} sessions)`, value: round(activePer / 1024, 0), unit: "KiB" })
     for (const r of rigs.splice(0)) await r.stop()
-    await busySession(emit, worker)
-  } finally {
-    for (const r of rigs) await r.stop()
-    await worker.stop()
   }
 }
 
@@ -126,7 +133,10 @@ const busySession = async (emit: Emit, worker: BenchWorker): Promise<void> => {
     let c1 = await edgeCounters(worker, vm)
     const secs = (now() - t0) / 1000
     emit({ name: `DO messages/s, one session with the pointer at 100 Hz (${seq} moves; soft limit ~1,000/s per object)`, value: round(frames(c0, c1) / secs, 0), unit: "msgs/s" })
-    emit({ name: "DO frames per mouse move (client in + bridge out + bridge acks)", value: round(frames(c0, c1) / seq, 2), unit: "frames/msg" })
+    const d = (k: string): number => (c1[k] ?? 0) - (c0[k] ?? 0)
+    emit({ name: `DO frames per mouse move, all (client mouse in + bridge write out + bridge wrote in; ${seq} moves at 100 Hz)`, value: round(frames(c0, c1) / seq, 2), unit: "frames/move" })
+    emit({ name: "DO frames in from the console per mouse move (target ≤ 1)", value: round(d("frames.in.client") / seq, 3), unit: "frames/move" })
+    emit({ name: "DO frames in from the bridge per mouse move (wrote acks; target 0, batched)", value: round(d("frames.in.bridge") / seq, 3), unit: "frames/move" })
     const payload = new Uint8Array(8 + 10 * 2 ** 20).fill(0x64)
     new DataView(payload.buffer).setUint32(4, ClipboardType.Utf8Text, true)
     c0 = await edgeCounters(worker, vm)
