@@ -27,10 +27,13 @@ export interface LibvirtHost {
   readonly pingIntervalMs: number
 }
 
+/** Without monitor events the bridge needs nothing but reads: it opens a read-only connection (`virsh -r`). */
+const connection = (cfg: LibvirtConfig): ReadonlyArray<string> => (cfg.monitorEvents ? ["-c", cfg.uri] : ["-r", "-c", cfg.uri])
+
 /** Runs `virsh -c <uri> <args>`; resolves with its stdout, rejects with its stderr's last line. */
 export const virsh = (cfg: LibvirtConfig, args: ReadonlyArray<string>, timeoutMs = 30_000): Promise<string> =>
   new Promise((ok, err) =>
-    execFile(cfg.virsh, ["-c", cfg.uri, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (e, stdout, stderr) => {
+    execFile(cfg.virsh, [...connection(cfg), ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (e, stdout, stderr) => {
       if (e === null) return ok(stdout)
       const said = stderr.trim().split("\n").filter((l) => l.trim() !== "").at(-1)
       err(new Error(said ?? describeCause(e)))
@@ -46,7 +49,7 @@ const ALIVE_MS = 2_000
  */
 const virshStream = (cfg: LibvirtConfig, args: ReadonlyArray<string>, onLine: (line: string) => void, alive: () => void): Effect.Effect<never, BridgeError, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => spawn(cfg.virsh, ["-c", cfg.uri, ...args], { stdio: ["ignore", "pipe", "pipe"] })),
+    Effect.sync(() => spawn(cfg.virsh, [...connection(cfg), ...args], { stdio: ["ignore", "pipe", "pipe"] })),
     (child) => Effect.sync(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGTERM"))),
   ).pipe(
     Effect.flatMap((child) =>

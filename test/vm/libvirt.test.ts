@@ -3,8 +3,9 @@
 // <channel type='unix'> (no <qemu:commandline>, no second monitor) boots the project's guest image with the real
 // spice-vdagent; the bridge (config: only `libvirt`, no `vms`) finds it when it starts, connects its channel socket,
 // and the console does a clipboard round trip both ways through workerd; an agent restart in the guest reaches the
-// bridge as VSERPORT_CHANGE through libvirt (port closed, then open) and the round trip works again; the domain's
-// destroy stops the VM in the bridge. libvirt must not mark the domain tainted by anything the bridge does.
+// bridge as VSERPORT_CHANGE through libvirt (port closed, then open) and the round trip works again; a bridge on the
+// read-only socket without monitor events sees the same from the XML alone; the domain's destroy stops the VM in the
+// bridge. libvirt must not mark the domain tainted by anything the bridge does.
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -89,6 +90,11 @@ describe.skipIf(!enabled)("bridge with a real libvirtd", () => {
       }
     })
   const portLines = (from: number) => events().slice(from).filter((e) => e.event === "guest-port" && e.vm === VM_ID)
+  const writeConfig = (libvirt: Record<string, unknown>): void => {
+    const config = { bridge: "lv-host", edge: `${worker.wsUrl}/v1/vms/{vm}/agent`, tokenFile: join(dir, "{vm}.token"), reconnect: { baseMs: 50, capMs: 1000 }, libvirt }
+    writeFileSync(join(dir, "bridge.json"), JSON.stringify(config, null, 2))
+  }
+  const startBridge = (): Managed => spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", "debug"], { cwd: ROOT })
   const agentState = async (): Promise<string | undefined> => /name='com\.redhat\.spice\.0' state='(\w+)'/.exec(await daemon.virsh(["dumpxml", DOMAIN]))?.[1]
 
   beforeAll(async () => {
@@ -102,15 +108,8 @@ describe.skipIf(!enabled)("bridge with a real libvirtd", () => {
       worker = await startWorker()
       undo.push(() => worker.stop())
       writeFileSync(join(dir, `${VM_ID}.token`), `${await worker.mint({ tenant: TENANT, vm: VM_ID, role: "bridge", ttl: 3600 })}\n`, { mode: 0o600 })
-      const config = {
-        bridge: "lv-host",
-        edge: `${worker.wsUrl}/v1/vms/{vm}/agent`,
-        tokenFile: join(dir, "{vm}.token"),
-        reconnect: { baseMs: 50, capMs: 1000 },
-        libvirt: { uri: daemon.uri, virsh: findBinary("virsh"), reconcileMs: 5000 },
-      }
-      writeFileSync(join(dir, "bridge.json"), JSON.stringify(config, null, 2))
-      bridge = spawnGroup("bridge", process.execPath, [join(ROOT, "bin/vdrelay.mjs"), "bridge", "--config", join(dir, "bridge.json"), "--log-level", "debug"], { cwd: ROOT })
+      writeConfig({ uri: daemon.uri, virsh: findBinary("virsh"), reconcileMs: 5000 })
+      bridge = startBridge()
       undo.push(() => bridge.stop(5000))
       await bridge.log.waitFor(/"event":"libvirt-connected".*"stream":"qemu-monitor-event"/, { timeoutMs: 60_000 })
       // Started after the bridge: it must learn of the domain from libvirt's events, not from a list it was given.
@@ -183,6 +182,22 @@ describe.skipIf(!enabled)("bridge with a real libvirtd", () => {
     await until(() => portLines(from).some((e, i, all) => e.port === "open" && all.slice(0, i).some((c) => c.port === "closed")), "the bridge to see the port open again", 60_000)
     expect(await agentState()).toBe("connected")
     await roundTrip("after restart")
+  }, 600_000)
+
+  it("read-only (monitorEvents false, the read-only socket): the port from the XML alone, an agent restart still seen", async () => {
+    await bridge.stop(5000)
+    writeConfig({ uri: daemon.uri.replace("libvirt-sock", "libvirt-sock-ro"), virsh: findBinary("virsh"), monitorEvents: false, reconcileMs: 1000 })
+    bridge = startBridge()
+    await bridge.log.waitFor(/"event":"libvirt-vm-started"/, { timeoutMs: 60_000 })
+    await until(() => portLines(0).some((e) => e.port === "open"), "the read-only bridge to report the port open", 60_000)
+    await roundTrip("read-only")
+    const from = events().length
+    await guest.stopAgent()
+    await until(() => portLines(from).some((e) => e.port === "closed"), "the read-only bridge to see the port close", 60_000)
+    expect(portLines(from).find((e) => e.port === "closed")?.cause).toBe("reconcile")
+    await guest.sh("/usr/libexec/vdrelay/agent start", { timeoutMs: 180_000 })
+    await until(() => portLines(from).some((e, i, all) => e.port === "open" && all.slice(0, i).some((c) => c.port === "closed")), "the read-only bridge to see the port open again", 60_000)
+    await roundTrip("read-only after restart")
   }, 600_000)
 
   it("nothing the bridge does taints the domain, and a destroyed domain stops its VM", async () => {
