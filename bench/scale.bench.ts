@@ -6,6 +6,7 @@ import type { Session, WebSocketConstructor } from "../src/client/index.ts"
 import { ClipboardType, MessageType } from "../src/protocol/constants.ts"
 import type { Emit, Want } from "./run.ts"
 import { type ProbeAgent, u32At } from "./lib/probe-agent.ts"
+import { cpuSplitMs, descendants } from "../test/harness/proc.ts"
 import { type BenchWorker, type ProbeRig, TENANT, startBenchWorker, startProbeRig, workerdRss } from "./lib/stack.ts"
 import { longRuns, now, round, sleep, summarize } from "./lib/stats.ts"
 
@@ -69,6 +70,7 @@ export default async (emit: Emit, want: Want): Promise<void> => {
   try {
     if (want("curve")) await curve(emit, worker, rigs, maxSessions)
     if (want("frames")) await busySession(emit, worker)
+    if (want("cpu")) await capacity(emit, worker)
   } finally {
     for (const r of rigs) await r.stop()
     await worker.stop()
@@ -154,6 +156,61 @@ const busySession = async (emit: Emit, worker: BenchWorker): Promise<void> => {
     await sleep(100)
     c1 = await edgeCounters(worker, vm)
     emit({ name: "DO frames for one 10 MiB client → agent message (client fragments + credits + bridge writes + acks)", value: frames(c0, c1), unit: "frames/msg" })
+  } finally {
+    await rig.stop()
+  }
+}
+
+/**
+ * Section "cpu": workerd's own CPU (/proc utime + stime of the workerd process, 10 ms ticks) per mouse move and per
+ * MiB each way, over one session; sessions per workerd core at 60 moves/s follow from the per-move figure. Other
+ * engineers' processes do not count in it, but a loaded machine still lengthens cache misses and context switches.
+ */
+const capacity = async (emit: Emit, worker: BenchWorker): Promise<void> => {
+  const rig = await startProbeRig(1, { worker, prefix: "cpu", client })
+  const [workerd] = descendants(worker.pid, "workerd")
+  const cpu = (): number => {
+    const c = cpuSplitMs(workerd!)
+    return c.userMs + c.systemMs
+  }
+  try {
+    const [s, probe] = [rig.sessions[0]!, rig.probes[0]!]
+    probe.record = false
+    const moves = longRuns() ? 5000 : 2000
+    let seq = 0
+    // Each move waits for the previous one to reach the chardev: no coalescing, every move crosses every hop.
+    const move = async (): Promise<void> => {
+      const q = ++seq
+      const arrived = probe.next((a) => a.type === MessageType.MouseState && u32At(a.head, 0) === q, 10_000)
+      s.sendMouse({ x: q, y: 1 })
+      await arrived
+    }
+    for (let i = 0; i < 100; i++) await move()
+    let c0 = cpu()
+    for (let i = 0; i < moves; i++) await move()
+    const perMove = (cpu() - c0) / moves
+    emit({ name: `workerd CPU per mouse move (console → chardev, ${moves} moves one after another; /proc utime+stime)`, value: round(perMove, 4), unit: "ms/move" })
+    emit({ name: "sessions per workerd core at 60 mouse moves/s each (1000 ms ÷ (60 × CPU per move); the CPU bound only)", value: round(1000 / (60 * perMove), 0), unit: "sessions/core" })
+    const MiB = 2 ** 20
+    const payload = new Uint8Array(8 + 10 * MiB).fill(0x64)
+    new DataView(payload.buffer).setUint32(4, ClipboardType.Utf8Text, true)
+    const runs = 3
+    c0 = cpu()
+    for (let r = 0; r < runs; r++) {
+      const arrived = probe.next((a) => a.type === MessageType.Clipboard && a.size === payload.length, 60_000)
+      await s.sendMessage({ _tag: "Clipboard", selection: 0, dataType: ClipboardType.Utf8Text, data: payload.subarray(8) })
+      await arrived
+    }
+    emit({ name: `workerd CPU per MiB console → guest (${runs} × 10 MiB clipboard)`, value: round((cpu() - c0) / (runs * 10), 2), unit: "ms/MiB" })
+    c0 = cpu()
+    for (let r = 0; r < runs; r++) {
+      const got = new Promise<void>((resolve) => {
+        const off = s.on("message", (m) => m.type === MessageType.Clipboard && (off(), resolve()))
+      })
+      probe.send(MessageType.Clipboard, payload)
+      await got
+    }
+    emit({ name: `workerd CPU per MiB guest → console (${runs} × 10 MiB clipboard)`, value: round((cpu() - c0) / (runs * 10), 2), unit: "ms/MiB" })
   } finally {
     await rig.stop()
   }
