@@ -3,12 +3,15 @@
 // runs it against the test stack (workerd, the simulated agent behind its chardev); a clipboard round trip both ways
 // through it, and dpkg -r at the end. Needs root (dpkg): runs as root or with CI set, and then fails, not skips, when
 // it cannot.
-import { execFileSync } from "node:child_process"
-import { access, mkdir, readdir, readFile, rmdir, stat } from "node:fs/promises"
+import { execFileSync, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { access, chmod, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { connect, type Session } from "../../src/client/index.ts"
 import { startBridgeProcess } from "../harness/bridge-process.ts"
+import { listenNotify } from "../harness/notify-listener.ts"
 import { type Stack, startStack } from "../harness/stack.ts"
 
 const run = process.env.CI !== undefined || process.getuid?.() === 0
@@ -118,6 +121,39 @@ describe.skipIf(!run)("the .deb's bridge (dpkg -i, the installed launcher, dpkg 
     expect(sh(PATHS.launcher, ["bridge", "--help"])).toMatch(/^usage: vdrelay bridge --config FILE/)
     const bundle = await readFile(PATHS.bundle, "utf8")
     expect(bundle).not.toMatch(/from "tsx|\.ts"\)/)
+  })
+
+  it("the installed bridge, run as the unit runs it (user vdrelay, Type=notify), says READY and STOPPING; one VM's missing token does not stop it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vdrelay-deb-notify-"))
+    const listener = listenNotify(`@vdrelay-deb-${randomBytes(6).toString("hex")}`)
+    try {
+      await chmod(dir, 0o755)
+      const config = join(dir, "bridge.json")
+      await writeFile(config, JSON.stringify({ edge: "ws://127.0.0.1:9/v1/vms/{vm}/agent", tokenFile: join(dir, "{vm}.token"), vms: [{ id: "notoken", chardev: join(dir, "none.sock") }] }))
+      await chmod(config, 0o644)
+      await until(async () => listener.bound(), "the notify listener", 30_000)
+      expect(sh("runuser", ["-u", "vdrelay", "--", PATHS.launcher, "bridge", "--check", "--ignore-vm-errors", "--config", config])).toContain("config usable: 1 VM problem")
+      // setpriv execs the launcher as vdrelay (no process in between, as systemd's User=), so signals and the exit
+      // status are the bridge's own.
+      const bridge = spawn("setpriv", ["--reuid=vdrelay", "--regid=vdrelay", "--init-groups", "--", PATHS.launcher, "bridge", "--config", config], {
+        cwd: "/",
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { ...process.env, NOTIFY_SOCKET: listener.address, WATCHDOG_USEC: "2000000" },
+      })
+      let stderr = ""
+      bridge.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<number | null>((ok) => bridge.on("exit", (code) => ok(code)))
+      await until(async () => listener.datagrams.some((d) => d.fields.READY === "1"), "READY=1 from the installed bridge", 60_000)
+      expect(listener.datagrams.find((d) => d.fields.READY === "1")!.fields.STATUS).toBe("0 up, 0 connecting, 1 failed of 1 VMs")
+      await until(async () => listener.datagrams.some((d) => d.fields.WATCHDOG === "1"), "WATCHDOG=1", 60_000)
+      expect(stderr).toContain('"vm-failed"')
+      bridge.kill("SIGTERM")
+      expect(await exited).toBe(0)
+      expect(listener.datagrams.at(-1)?.fields.STOPPING).toBe("1")
+    } finally {
+      listener.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it("the installed bridge carries a clipboard round trip both ways between a console and the agent", async () => {

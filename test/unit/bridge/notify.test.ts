@@ -2,50 +2,16 @@
 // socket module, bound where $NOTIFY_SOCKET says: a path, or an '@' abstract name): READY=1 with STATUS= once started,
 // WATCHDOG=1 every half $WATCHDOG_USEC, RELOADING=1 with a CLOCK_MONOTONIC MONOTONIC_USEC then READY=1 around a SIGHUP
 // reload, STOPPING=1 on SIGTERM; the whole datagram stream is judged in order.
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { watchdogInterval } from "../../../src/bridge/notify.ts"
+import { type Datagram, listenNotify } from "../../harness/notify-listener.ts"
 import { cleanupAfterEach, tempDir, until } from "./fixtures.ts"
 
 const BIN = resolve(import.meta.dirname, "../../../bin/vdrelay.mjs")
-
-/** Binds the datagram socket and prints each datagram as a JSON line with the receive time on CLOCK_MONOTONIC (µs). */
-const LISTENER = `
-import json, socket, sys, time
-addr = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\\0" + addr[1:] if addr.startswith("@") else addr)
-print(json.dumps({"bound": True}), flush=True)
-while True:
-    data, anc, flags, _ = s.recvmsg(65536)
-    print(json.dumps({"at": time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000, "data": data.decode()}), flush=True)
-`
-
-interface Datagram {
-  readonly at: number
-  readonly fields: Record<string, string>
-}
-
-const listen = (address: string): { child: ChildProcess; datagrams: Array<Datagram>; bound: () => boolean } => {
-  const child = spawn("python3", ["-c", LISTENER, address], { stdio: ["ignore", "pipe", "inherit"] })
-  const datagrams: Array<Datagram> = []
-  let bound = false
-  let buf = ""
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString()
-    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-      const line = JSON.parse(buf.slice(0, i)) as { bound?: boolean; at: number; data: string }
-      buf = buf.slice(i + 1)
-      if (line.bound === true) bound = true
-      // systemd-notify follows each message with BARRIER=1 (and a pipe fd, dropped here) to wait until it was handled.
-      else if (line.data !== "BARRIER=1") datagrams.push({ at: line.at, fields: Object.fromEntries(line.data.split("\n").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])) })
-    }
-  })
-  return { child, datagrams, bound: () => bound }
-}
 
 const cleanups = cleanupAfterEach()
 
@@ -72,8 +38,8 @@ describe("systemd notifications (NOTIFY_SOCKET, a real datagram listener)", () =
     const { dir, cleanup } = await tempDir()
     cleanups.push(cleanup)
     const address = where(dir)
-    const listener = listen(address)
-    cleanups.push(async () => void listener.child.kill("SIGKILL"))
+    const listener = listenNotify(address)
+    cleanups.push(async () => listener.stop())
     await until(listener.bound, "the listener bound", 30_000)
     await writeFile(join(dir, "vm1.token"), "not-a-real-token\n")
     const config = join(dir, "bridge.json")
