@@ -43,7 +43,11 @@ export class Migration {
   /** Reading stalled while migrating away: QEMU may have held guest bytes at STOP that the destination sends too. */
   backlogRisk = false
 
-  constructor(private readonly onChange: (role: MigrationRole, cause: string) => void) {}
+  constructor(
+    private readonly onChange: (role: MigrationRole, cause: string) => void,
+    /** QEMU stopped (STOP): what is not in the guest by now is lost on this host. */
+    private readonly onStop: () => void = () => {},
+  ) {}
 
   /** No QMP for this VM: nothing is known of migrations, and the tunnel never waits. */
   noQmp(): void {
@@ -70,7 +74,10 @@ export class Migration {
       else if (this.role === "outgoing" || this.role === "completed" || this.role === "retired") this.set("none", "RESUME on the source")
       return true
     }
-    if (name === "STOP") return true
+    if (name === "STOP") {
+      if (this.role === "outgoing") this.onStop()
+      return true
+    }
     if (name !== "MIGRATION") return false
     const st = typeof data?.status === "string" ? data.status : ""
     // The destination sees MIGRATION active/completed too: only RESUME matters there.
@@ -203,5 +210,41 @@ export class Rebase {
       case "abort":
         return { ...f, epoch: b.local, pos: f.pos - b.guestBase }
     }
+  }
+}
+
+const u32 = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0
+
+/**
+ * Which guest ports have a message partly handed to the chardev, from the chunk-aligned writes themselves (VDIChunk
+ * header: port, size; a message's first chunk starts with VDAgentMessage: protocol, type, opaque, size). Migrating away,
+ * the source bridge still finishes such a message: stopping in its middle leaves the guest's agent with a prefix that
+ * whatever the destination writes next would continue — a torn message (seen on the real VM: "chunk larger than
+ * message, lost sync").
+ */
+export class MessageEdges {
+  private readonly remaining = new Map<number, number>()
+
+  /** A write of whole chunks. */
+  wrote(bytes: Uint8Array): void {
+    for (let at = 0; at + 8 <= bytes.length; ) {
+      const port = u32(bytes, at)
+      const size = u32(bytes, at + 4)
+      let left = this.remaining.get(port) ?? 0
+      if (left === 0 && at + 8 + 20 <= bytes.length) left = 20 + u32(bytes, at + 8 + 16)
+      left = Math.max(0, left - size)
+      if (left === 0) this.remaining.delete(port)
+      else this.remaining.set(port, left)
+      at += 8 + size
+    }
+  }
+
+  /** Some port's message is partly written. */
+  get mid(): boolean {
+    return this.remaining.size > 0
+  }
+
+  reset(): void {
+    this.remaining.clear()
   }
 }

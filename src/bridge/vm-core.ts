@@ -7,7 +7,7 @@ import type { Limits } from "./config.ts"
 import { GuestWriter } from "./guest-writer.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
-import { HANDOVER_QUIET_MS, MIGRATION_READ_BYTES, Migration, type MigrationRole, Rebase } from "./migration.ts"
+import { HANDOVER_QUIET_MS, MessageEdges, MIGRATION_READ_BYTES, Migration, type MigrationRole, Rebase } from "./migration.ts"
 import type { ChardevPort, LinkPort } from "./ports.ts"
 
 export class VmCore {
@@ -34,6 +34,8 @@ export class VmCore {
   /** Live migration (migration.ts): what QMP says of this QEMU, and the destination's positions on the relay's stream. */
   readonly migration: Migration
   private readonly rebase = new Rebase()
+  /** Messages partly handed to the chardev: a migration's hold waits for their end (migration.ts). */
+  private readonly edges = new MessageEdges()
   /** Chardev writes handed and not yet done (the handover waits for them: their bytes may reach the guest). */
   private pendingWrites = 0
   private lastReadAt = 0
@@ -42,6 +44,10 @@ export class VmCore {
   private handoverTimer: ReturnType<typeof setTimeout> | undefined
   /** The last hello said `continues`. */
   private helloContinues = false
+  /** A guest-bound message was partly handed to the chardev when QEMU stopped (the handover says so). */
+  private tornAtStop = false
+  /** QEMU stopped for the migration's switch: nothing written now reaches the guest (spec §13). */
+  private stopped = false
 
   constructor(
     readonly vm: string,
@@ -51,7 +57,13 @@ export class VmCore {
     private readonly metrics: Metrics,
   ) {
     this.labels = { vm }
-    this.migration = new Migration((role, cause) => this.migrationChanged(role, cause))
+    this.migration = new Migration(
+      (role, cause) => this.migrationChanged(role, cause),
+      () => {
+        this.tornAtStop = this.edges.mid
+        this.stopped = true
+      },
+    )
     const self = this
     this.guest = new GuestWriter(vm, limits, log, metrics, {
       get epoch() {
@@ -61,8 +73,9 @@ export class VmCore {
         return self.port
       },
       get chardev() {
-        // Migrating: nothing is written (spec §13: bytes reaching the source socket after STOP are lost).
-        return self.migration.writesHeld ? undefined : self.chardev
+        // Migrating: no new message is written (spec §13: bytes reaching the source socket after STOP are lost), but one
+        // already begun is finished (stopping in it would leave the guest a torn prefix).
+        return self.migration.writesHeld && (!self.edges.mid || self.stopped) ? undefined : self.chardev
       },
       sendIfSynced: (frame) => {
         if (this.synced) this.link!.send(frame)
@@ -79,11 +92,14 @@ export class VmCore {
     this.pendingWrites = 0
     this.sourceEof = undefined
     this.rebase.clear()
+    this.edges.reset()
+    this.tornAtStop = this.stopped = false
     this.migration.chardevConnected(Date.now())
     // Counts what is handed to the socket: bytes QEMU may still hold when the guest closes its port (guestPortClosed).
     this.chardev = {
       write: (bytes, done) => {
         this.handed += bytes.length
+        this.edges.wrote(bytes)
         this.pendingWrites++
         chardev.write(bytes, (error) => {
           this.pendingWrites--
@@ -248,13 +264,20 @@ export class VmCore {
       this.rebase.set(this.epoch, w.epoch, w.agentBase, w.guestBase)
       this.metrics.inc("vdrelay_bridge_migration_continued_total", this.labels)
       this.log.log("info", "migration-continued", { epoch: this.epoch, relayEpoch: w.epoch, agentBase: w.agentBase, guestBase: w.guestBase })
-    } else this.log.log("warn", "migration-not-continued", { epoch: this.epoch, cause: "the relay holds no handover: a new agent connection" })
+      this.migration.continued()
+      return
+    }
+    // Not continued (no handover, or the source stopped mid-message): the guest's agent may hold a prefix of the
+    // source's last message, so it must start clean: hang up (it resets its parsers), and start a new connection.
+    this.log.log("warn", "migration-not-continued", { epoch: this.epoch, cause: "the relay did not continue the source's connection: hanging up for a clean start" })
     this.migration.continued()
+    this.chardev?.close("migration not continued: a clean start for the guest's agent")
   }
 
   private migrationChanged(role: MigrationRole, cause: string): void {
     this.log.log("info", "migration", { role, cause, epoch: this.epoch })
     this.metrics.inc("vdrelay_bridge_migration_transitions_total", { ...this.labels, role })
+    if (role === "none") this.tornAtStop = this.stopped = false
     if (role === "none" || role === "outgoing") {
       this.updateReadGate()
       this.guest.pump()
@@ -271,16 +294,18 @@ export class VmCore {
     if (this.migration.role !== "completed" || !this.synced || this.link === undefined) return
     clearTimeout(this.handoverTimer)
     this.handoverTimer = undefined
-    if (this.sentPos < this.tail.end || this.pendingWrites > 0) return
+    // A message still being finished after STOP is lost here anyway (tornAtStop): the handover does not wait for it.
+    if (this.sentPos < this.tail.end || this.pendingWrites > 0 || (this.edges.mid && !this.tornAtStop)) return
     const wait = this.sourceEof !== undefined ? 0 : this.lastReadAt + HANDOVER_QUIET_MS - Date.now()
     if (wait > 0) {
       this.handoverTimer = setTimeout(() => this.tryHandover(), wait)
       return
     }
     this.guest.sendWrote()
-    this.link.send({ t: "handover", epoch: this.epoch, end: this.tail.end })
+    const torn = this.tornAtStop || this.edges.mid
+    this.link.send({ t: "handover", epoch: this.epoch, end: this.tail.end, ...(torn ? { torn } : {}) })
     this.metrics.inc("vdrelay_bridge_migration_handovers_total", this.labels)
-    this.log.log("info", "migration-handover", { epoch: this.epoch, end: this.tail.end, backlogRisk: this.migration.backlogRisk })
+    this.log.log(torn ? "warn" : "info", "migration-handover", { epoch: this.epoch, end: this.tail.end, backlogRisk: this.migration.backlogRisk, torn })
     this.migration.handedOver()
     const eof = this.sourceEof
     if (eof !== undefined) this.chardevLost(eof)

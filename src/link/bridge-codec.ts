@@ -21,7 +21,10 @@ const bridgeReaders: FrameReaders<BridgeToRelay> = {
       ...(continues === true ? { continues } : {}),
     }
   },
-  handover: (f) => ({ t: "handover", epoch: f.uint("epoch"), end: f.uint("end") }),
+  handover: (f) => {
+    const torn = f.optional("torn", (n) => f.bool(n))
+    return { t: "handover", epoch: f.uint("epoch"), end: f.uint("end"), ...(torn === true ? { torn } : {}) }
+  },
   data: (f) => ({ t: "data", epoch: f.uint("epoch"), pos: f.uint("pos"), bytes: f.bin("bytes", MAX_FRAME_DATA_BYTES) }),
   chardev: (f) => ({ t: "chardev", epoch: f.uint("epoch"), up: f.bool("up") }),
   port: (f) => ({ t: "port", epoch: f.uint("epoch"), open: f.bool("open") }),

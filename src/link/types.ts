@@ -168,7 +168,16 @@ export type BridgeToRelay =
    * was reported in `wrote` before this frame; nothing more will be written. The relay keeps the agent connection for
    * the destination's `continues` hello and closes this link.
    */
-  | { readonly t: "handover"; readonly epoch: number; readonly end: number }
+  | {
+      readonly t: "handover"
+      readonly epoch: number
+      readonly end: number
+      /**
+       * A guest-bound message was partly written when QEMU stopped: the guest's agent holds a prefix the destination
+       * cannot continue, so the relay does not continue the connection (the destination hangs up and starts anew).
+       */
+      readonly torn?: boolean
+    }
   /** Agent bytes (raw chardev stream) starting at stream position `pos` of `epoch`. */
   | { readonly t: "data"; readonly epoch: number; readonly pos: number; readonly bytes: Uint8Array }
   /** The chardev connected (a new epoch begins) or was lost. */

@@ -29,9 +29,9 @@ export const takeHandover = (s: SessionState, f: Handover): boolean => {
   // Bytes the source read before the stop that never reached us: the destination continues after them, so what was
   // in progress is lost and resynchronised (a gap), never torn.
   if (f.end !== s.stream.pos) log(s, "warn", "migration handover off the stream", { end: f.end, pos: s.stream.pos })
-  s.handover = { epoch: s.epoch, end: f.end }
+  s.handover = { epoch: s.epoch, end: f.end, ...(f.torn === true ? { torn: true } : {}) }
   metric(s, "vdrelay_migration_handovers_total")
-  log(s, "info", "migration handover", { epoch: s.epoch, end: f.end, wrote: s.guest.wrote })
+  log(s, "info", "migration handover", { epoch: s.epoch, end: f.end, wrote: s.guest.wrote, torn: f.torn === true })
   s.out.push({ _tag: "CloseBridge", code: "going-away", detail: "handed over to the migration's destination" })
   return true
 }
@@ -43,6 +43,14 @@ export const takeHandover = (s: SessionState, f: Handover): boolean => {
 export const continuation = (s: SessionState, h: Hello): Continuation | null => {
   const m = s.handover
   if (h.continues !== true || m === null || m === undefined || m.epoch !== s.epoch) return null
+  // The guest's agent holds a prefix of a guest-bound message: continuing would tear it. An ordinary hello (a new agent
+  // connection, reported to consoles); the destination hangs up its chardev so the agent starts clean.
+  if (m.torn === true) {
+    metric(s, "vdrelay_migration_torn_total")
+    log(s, "warn", "migration not continued", { epoch: s.epoch, cause: "a guest-bound message was partly written at the stop" })
+    s.handover = null
+    return null
+  }
   s.handover = null
   const agentBase = m.end
   const guestBase = s.guest.wrote

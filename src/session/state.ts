@@ -242,7 +242,7 @@ export interface SessionState {
    */
   rewindTo: number | null
   /** A live migration's source handed the agent connection over at `end` of `epoch` (handover.ts); absent: none. */
-  handover?: { readonly epoch: number; readonly end: number } | null
+  handover?: { readonly epoch: number; readonly end: number; readonly torn?: boolean } | null
   /** Whether clients were last told the agent is connected (agent-view.ts, as are `rawCaps` and `capsSeen`). */
   told: boolean
   rawCaps: ReadonlyArray<number> | null

@@ -172,3 +172,52 @@ describe("link frames of a migration", () => {
     expect(decodeRelayToBridge(half)).toMatchObject({ _tag: "Invalid", reason: "bad-field" })
   })
 })
+
+describe("bridge core: a message begun when the migration starts", () => {
+  const bigClipboard = (): Uint8Array => encodeChunkedMessage(1, 4, new Uint8Array(150_000))
+
+  it("is finished before writes stop (a prefix left in the guest would be torn by what follows)", () => {
+    const { core, chardev, link, written, flush } = makeCore()
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1 << 20 })
+    const big = bigClipboard()
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: 0, port: 1, data: big, end: true })
+    expect(written.length).toBe(1) // its first batch is in flight
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    const mouse = monitors(10)
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: big.length, port: 2, data: mouse, end: true })
+    for (let i = 0; i < 20; i++) flush()
+    // The whole clipboard, and nothing begun after MIGRATION active (the mouse may have slipped in between batches
+    // only while the clipboard was unfinished).
+    const portOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true)
+    expect(Buffer.concat(written.filter((b) => portOf(b) === 1))).toEqual(Buffer.from(big))
+    const server = Buffer.concat(written.filter((b) => portOf(b) === 2))
+    expect(server.length === 0 || server.equals(Buffer.from(mouse))).toBe(true)
+    // Once the clipboard is done, nothing new starts.
+    const more = monitors(20)
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: big.length + mouse.length, port: 2, data: more, end: true })
+    flush()
+    expect(written.some((b) => Buffer.from(b).equals(Buffer.from(more)))).toBe(false)
+  })
+
+  it("a STOP while it is unfinished makes the handover say torn", async () => {
+    const { core, chardev, link, sent, written, flush } = makeCore()
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1 << 20 })
+    const big = bigClipboard()
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: 0, port: 1, data: big, end: true })
+    expect(written.length).toBe(1)
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    core.migration.event("STOP", undefined, Date.now()) // the first batch's write has not completed
+    core.migration.event("MIGRATION", { status: "completed" }, Date.now())
+    core.chardevLost("eof")
+    flush() // the socket's end fails the write in flight
+    expect(sent.filter((f) => f.t === "handover")).toEqual([{ t: "handover", epoch: expect.any(Number), end: 0, torn: true }])
+  })
+})

@@ -99,3 +99,17 @@ describe("live migration handover", () => {
     expect(sim.state.bridge).not.toBeNull()
   })
 })
+
+describe("live migration handover, torn", () => {
+  it("a handover that says a guest-bound message was cut at the stop is not continued: a new agent connection", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    const epoch = sim.state.epoch
+    sim.step({ _tag: "BridgeFrameReceived", frame: { t: "handover", epoch: sim.bridge.epoch, end: sim.bridge.sentTo, torn: true } })
+    sim.step({ _tag: "BridgeDetached", cause: "closed" })
+    const w = welcomeOf(destinationHello(sim))
+    expect(w[0]!.agentBase).toBeUndefined()
+    expect(sim.state.epoch).not.toBe(epoch)
+    expect(c.frames.some((f) => f.t === "agent" && !f.connected)).toBe(true)
+  })
+})
