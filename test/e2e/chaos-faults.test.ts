@@ -14,9 +14,10 @@ const run = realAgentAvailable() || process.env.CI !== undefined
 
 /**
  * Faults with an open, intermittent failure (docs/reliability.md, "Open issues"): run by `npm run chaos`, kept out of CI
- * until their cause is found, so that a red CI always means a regression.
+ * until their cause is found, so that a red CI always means a regression. (daemon-restart-down left this list once its
+ * cause was found: stale bytes held for the next opener, docs/reliability.md §2.)
  */
-const KNOWN_INTERMITTENT = new Set(["daemon-restart-down"])
+const KNOWN_INTERMITTENT = new Set<string>([])
 
 describe.skipIf(!run)("chaos: every fault once against the real agent, bridge process and workerd", () => {
   let rig: Rig

@@ -1,7 +1,10 @@
 // The whole-stream oracle of the chaos rig: every byte the emulated chardev hands to a guest connection, parsed as the
 // agent parses it, with the file transfers followed message by message. A round's checks judge one message at a time
 // (whole or reported); this judges the sequence: a file transfer's DATA written once each, in order, only to the agent
-// connection that got its START, never after its cancel, and adding up to the file byte for byte.
+// connection that got its START, never after its cancel, and adding up to the file byte for byte; and no stale byte:
+// nothing written while no guest had the port open may reach the next opener (issue 11 item 4). Such bytes can parse
+// cleanly — a message begun after the old opener left, cut when the relay learnt of the close — and still leave the new
+// agent inside a message that never ends, swallowing every later message as its body (the daemon-restart-down failure).
 import { createHash } from "node:crypto"
 import { CHUNK_HEADER_SIZE, MESSAGE_HEADER_SIZE, MessageType } from "../../../src/protocol/constants.ts"
 
@@ -12,6 +15,8 @@ const {
   ClientDisconnected: CLIENT_DISCONNECTED,
 } = MessageType
 const CHUNK_HEADER = CHUNK_HEADER_SIZE
+/** A close→open gap from which no byte written before the open may reach the opener (issue 11 item 4). */
+export const STALE_GAP_MS = 20
 const MESSAGE_HEADER = MESSAGE_HEADER_SIZE
 
 interface Transfer {
@@ -151,6 +156,23 @@ export class GuestStream {
         return
       }
     }
+  }
+
+  /** Held bytes handed to an opener that reopened within STALE_GAP_MS of the close (a bounce): counted, not judged. */
+  bounceHeldBytes = 0
+
+  /**
+   * The chardev handed `bytes` held host bytes — written while no guest had the port open — to new guest connection
+   * `connection` before anything else (EmulatedChardev "held-delivered"), `gapMs` after the previous opener closed:
+   * stale bytes, whatever they parse as, when the port stayed closed for STALE_GAP_MS or more (issue 11 item 4; a
+   * daemon reopening its port at once after an EOF bounces faster than any host can learn of the close).
+   */
+  staleHeld(bytes: number, connection: number, gapMs: number): void {
+    if (gapMs < STALE_GAP_MS) {
+      this.bounceHeldBytes += bytes
+      return
+    }
+    this.problem(`guest connection ${connection}: ${bytes} B written while the guest port was closed (${Math.round(gapMs)} ms) were handed to the next opener (stale)`)
   }
 
   private problem(text: string): void {

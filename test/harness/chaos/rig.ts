@@ -76,7 +76,14 @@ export const startRig = async (): Promise<Rig> => {
     bridge: { name: "chaos-host", reconnect: { baseMs: 50, capMs: 1000 }, metricsPort: 0, logLevel: "info" },
     tokenTtl: 24 * 3600,
     // Tapped before the bridge connects: the oracle must see each guest connection from its first byte.
-    onAgent: (agent) => agent.real!.chardev.on("to-guest", (bytes, connection) => guestStream.feed(bytes, connection)),
+    onAgent: (agent) => {
+      const chardev = agent.real!.chardev
+      chardev.on("to-guest", (bytes, connection) => guestStream.feed(bytes, connection))
+      // Emitted before the held bytes are handed over, once the new opener is counted; the gap is from the last close.
+      let closedAt = performance.now()
+      chardev.on("guest-close", () => void (closedAt = performance.now()))
+      chardev.on("held-delivered", (bytes) => guestStream.staleHeld(bytes, chardev.counters.guestConnections, performance.now() - closedAt))
+    },
   })
   const { worker, bridge } = stack
   const a = await openConsole(worker, "console-a", "controller")

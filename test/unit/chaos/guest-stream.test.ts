@@ -64,4 +64,20 @@ describe("guest stream oracle", () => {
     feed(g, 2, whole.subarray(11), start(2))
     expect(g.problems.join("\n")).toMatch(/guest connection 2: .*torn or stale/)
   })
+
+  it("fails on held bytes handed to an opener after a close of 20 ms or more, even when they parse as a message start", () => {
+    const g = new GuestStream()
+    feed(g, 1, start(1))
+    // The daemon-restart-down failure: a message begun while no guest had the port open, handed to the next opener.
+    g.staleHeld(4_112, 2, 1_500)
+    feed(g, 2, start(2).subarray(0, 4_112))
+    expect(g.problems).toEqual(["guest connection 2: 4112 B written while the guest port was closed (1500 ms) were handed to the next opener (stale)"])
+  })
+
+  it("counts held bytes of a bounce (reopened within 20 ms, faster than any host can learn of the close) without failing", () => {
+    const g = new GuestStream()
+    g.staleHeld(512, 3, 4)
+    expect(g.problems).toEqual([])
+    expect(g.bounceHeldBytes).toBe(512)
+  })
 })
