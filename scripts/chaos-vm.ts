@@ -51,6 +51,8 @@ for (let i = plan.length - 1; i > 0; i--) {
   ;[plan[i], plan[j]] = [plan[j]!, plan[i]!]
 }
 
+/** The longest a round may take (a VM fault: poweroff, a 180 s boot, 120 s for the console, a failing round trip). */
+const ROUND_MS = 15 * 60_000
 const started = Date.now()
 const budgetMs = values.minutes === undefined ? Infinity : Number(values.minutes) * 60_000
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ")
@@ -91,7 +93,10 @@ try {
       break
     }
     try {
-      const r = p.direction === "file-to-guest" ? await s.fileRound(p.fault, bytes, p.share) : await s.clipboardRound(p.fault, bytes, p.share)
+      // A round that hangs (a step with no bound of its own) is an error after ROUND_MS, not the end of the run.
+      const round = p.direction === "file-to-guest" ? s.fileRound(p.fault, bytes, p.share) : s.clipboardRound(p.fault, bytes, p.share)
+      let timer: NodeJS.Timeout | undefined
+      const r = await Promise.race([round, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the round did not end within ${ROUND_MS / 60_000} min`)), ROUND_MS)))]).finally(() => clearTimeout(timer))
       results.push(r)
       console.log(`#${i + 1}/${plan.length} share ${Math.round(p.share * 100)}% ${describeRound(r)}`)
       // Each round judges its own fault: a clipboard left broken is repaired with a new console.
