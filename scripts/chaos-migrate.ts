@@ -57,6 +57,8 @@ const summary = () => {
   return {
     rounds: results.length,
     byVariant: Object.fromEntries((["complete", "cancel", "kill-destination", "destination-bridge-down"] as const).map((v) => [v, { rounds: by(v).length, statuses: by(v).map((r) => r.migration.status), lost: count(by(v), "lost"), torn: count(by(v), "torn"), duplicated: count(by(v), "duplicated"), reconnects: by(v).reduce((n, r) => n + r.reconnects, 0), roundTripFailed: by(v).filter((r) => r.roundTrip.length > 0).length }])),
+    /** Completed migrations in which the guest was still writing its clipboard at the switch (both bridges read part). */
+    crossedSwitch: done.filter((r) => r.split.source > 0 && r.split.destination > 0).length,
     agentGapMs: { median: median(gaps), max: Math.max(0, ...gaps) },
     switchMs: { median: median(switches), max: Math.max(0, ...switches) },
     downtimeMs: { median: median(downtimes), max: Math.max(0, ...downtimes) },

@@ -162,9 +162,10 @@ export const migrationRound = async (bed: MigrationBed, n: number, variant: Vari
     const pasted = (await dst.guest.exec("cat /tmp/pasted")).stdout.toString("utf8")
     if (pasted !== toGuest) (pasted.length > toGuest.length ? duplicated : pasted.length === 0 ? lost : torn).push(`console→guest clipboard: ${pasted.length} B, not the ${toGuest.length} B`)
   }
-  const sync = await dst.guest.syncErrors(dst === src ? mark : 0)
+  // The guest's logs live in its RAM: they migrated with it, so the mark holds on the destination too.
+  const sync = await dst.guest.syncErrors(mark)
   torn.push(...sync.map((l) => `agent log: ${l.trim()}`))
-  const daemon = (await dst.guest.agentLogs()).daemon.split("\n").slice(dst === src ? mark : 0)
+  const daemon = (await dst.guest.agentLogs()).daemon.split("\n").slice(mark)
   notes.push(...daemon.filter((l) => /lost spice client|client disconnected/i.test(l)).map((l) => `daemon: ${l.trim()}`))
   if (JSON.stringify(s.agent.caps) !== caps0) notes.push(`agent caps changed: ${caps0} → ${JSON.stringify(s.agent.caps)}`)
   const downs = bed.seen.agentDown.slice(down0)
