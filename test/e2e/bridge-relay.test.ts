@@ -67,6 +67,13 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
    */
   const daemonKnowsClient = (from: number): Promise<string> => agent.logs.daemon.waitFor(/New client connected/, { from, timeoutMs: 60_000 })
 
+  /**
+   * After an agent reset the SDK offers the guest again what the console had offered it (spice-gtk re-grabs on agent
+   * connect too). Every round before ends with such an offer, so the session agent takes one: a guest copy made before
+   * that would lose to it (the console's text would come back), so the next round waits for it.
+   */
+  const reoffered = (from: number): Promise<string> => agent.logs.session.waitFor(/received clipboard grab/, { from, timeoutMs: 60_000 })
+
   let round = 0
   /** A clipboard round trip both ways, then no sync error in the daemon's log since `mark`. */
   const step = (what: string): void => {
@@ -183,9 +190,11 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
 
   it("recovers when the agent daemon is killed and restarted", async () => {
     const mark = agent.logs.daemon.mark()
+    const sessionMark = agent.logs.session.mark()
     await healthy()
     await agent.restartDaemon()
     await daemonKnowsClient(mark)
+    await reoffered(sessionMark)
     await roundTrip(mark)
   })
 
@@ -193,9 +202,11 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     const mark = agent.logs.daemon.mark()
     await healthy()
     const connects = bridge.events().filter((e) => e.event === "chardev-connected").length
+    const sessionMark = agent.logs.session.mark()
     agent.dropHost()
     await until(() => bridge.events().filter((e) => e.event === "chardev-connected").length > connects, "the bridge reconnected the chardev")
     await daemonKnowsClient(mark)
+    await reoffered(sessionMark)
     await roundTrip(mark)
   })
 
@@ -206,6 +217,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     await agent.chardev.waitForGuest(agent.chardev.counters.guestConnections - 1, 60_000)
     const events = await metric("vdrelay_bridge_qmp_events_total")
     const opens = agent.chardev.counters.guestConnections
+    const sessionMark = agent.logs.session.mark()
     agent.closeGuest()
     // QEMU's rate limit may fold the close into the reopen (a level, not an edge): at least one event arrives.
     await until(() => agent.chardev.counters.guestConnections > opens, "the daemon reopened its port")
@@ -213,6 +225,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
     while ((await metric("vdrelay_bridge_qmp_events_total")) === events && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(await metric("vdrelay_bridge_qmp_events_total")).toBeGreaterThan(events)
     await daemonKnowsClient(mark)
+    await reoffered(sessionMark)
     await roundTrip(mark)
   })
 })
