@@ -87,7 +87,9 @@ export class VmCore {
   // ------------------------------------------------------------------ chardev side
 
   chardevConnected(chardev: ChardevPort): void {
-    this.epoch = Math.max(this.epoch + 1, Math.floor(Date.now() / 1000))
+    // Milliseconds, not seconds: a bridge restarted (a new process, memory lost) must not reuse the epoch of its
+    // predecessor's last connection, or the relay would resume that connection and resend into a new one.
+    this.epoch = Math.max(this.epoch + 1, Date.now())
     this.handed = 0
     this.pendingWrites = 0
     this.sourceEof = undefined
