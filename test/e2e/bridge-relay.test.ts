@@ -57,6 +57,7 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
   /** The console grabs the guest clipboard; resolves once the session agent owns it (xclip -o before that races). */
   const offerToGuest = async (text: string): Promise<void> => {
     const from = agent.logs.session.mark()
+    lastOffer = text
     await client.setClipboardText(text)
     await agent.logs.session.waitFor(/received clipboard grab/, { from, timeoutMs: 30_000 })
   }
@@ -72,7 +73,24 @@ describe.skipIf(!run)("bridge end to end (real agent, real worker, bridge proces
    * connect too). Every round before ends with such an offer, so the session agent takes one: a guest copy made before
    * that would lose to it (the console's text would come back), so the next round waits for it.
    */
-  const reoffered = (from: number): Promise<string> => agent.logs.session.waitFor(/received clipboard grab/, { from, timeoutMs: 60_000 })
+  const reoffered = async (from: number): Promise<void> => {
+    await agent.logs.session.waitFor(/received clipboard grab/, { from, timeoutMs: 60_000 })
+    // The session agent logs the grab before X has it as the selection's owner; a guest copy in that window loses to
+    // it (spice-vdagent takes the owner change for its own). Reading the guest's clipboard until it gives the
+    // console's offer back proves the ownership settled — and that the re-offer reached the guest.
+    // Until it settles xclip finds no target (exit 1): poll the state, up to 30 s.
+    if (lastOffer === undefined) return
+    const deadline = Date.now() + 30_000
+    let seen = ""
+    while (Date.now() < deadline) {
+      seen = await agent.getClipboard({ timeoutMs: 10_000 }).then((b) => b.toString("utf8"), (e: unknown) => String(e))
+      if (seen === lastOffer) return
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    expect(seen).toBe(lastOffer)
+  }
+  /** What the console offered the guest last (every round trip ends with an offer). */
+  let lastOffer: string | undefined
 
   let round = 0
   /** A clipboard round trip both ways, then no sync error in the daemon's log since `mark`. */
