@@ -10,6 +10,7 @@ import { type Session, connect } from "../../src/client/index.ts"
 import { type BridgeProcess, startBridgeProcess } from "../harness/bridge-process.ts"
 import { type LocalWorker, startWorker } from "../harness/worker.ts"
 import { AGENT_DEVICE, type Vm, startVm } from "./index.ts"
+import { until } from "./stack-vm.ts"
 
 export const TENANT = "vm-tests"
 export const VM_ID = "vm-migrate"
@@ -55,13 +56,8 @@ export interface MigrationBed {
 
 const STORY = /^(migration|tunnel|chardev|guest-port|relay-error|resume-impossible|rewind)/
 
-export const until = async (pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 120_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
+/** The stack's poller (test/vm/stack-vm.ts), also the migration round's. */
+export { until }
 
 const at = (e: Record<string, unknown> | undefined): number | undefined => (typeof e?.ts === "string" ? Date.parse(e.ts) : undefined)
 
