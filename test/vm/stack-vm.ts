@@ -80,11 +80,24 @@ const bigText = (bytes: number, tag: string): string => {
 
 export const CI_FAULTS = ["agent-restart", "port-reopen-300ms", "bridge-kill", "tunnel-cut", "workerd-restart"] as const
 /** Faults that reboot or restart the VM (the many-round runner, scripts/chaos-vm.ts). */
-export const VM_FAULTS = ["system-reset", "poweroff-restart", "qemu-kill", "port-unplug", "bridge-before-qemu"] as const
+export const VM_FAULTS = ["system-reset", "poweroff-restart", "qemu-kill", "port-unplug", "bridge-before-qemu", "port-reopen-0ms", "port-reopen-20ms", "port-reopen-2s"] as const
 export type FaultName = (typeof CI_FAULTS)[number] | (typeof VM_FAULTS)[number]
 
 /** How long QEMU may take to exit once the guest powered off (TCG boots alone take up to 170 s at load 25). */
 const POWEROFF_EXIT_MS = 180_000
+
+/**
+ * The guest closes the agent port (daemon stopped) and reopens it `gapMs` later (daemon started). Issue 11 asks for no
+ * stale byte at a new opener for gaps ≥ 20 ms; the 0-ms gap (stop and start back to back: the daemon's own start-up
+ * still takes ~1.6 s, docs/qemu-facts.md §4) is reported separately.
+ */
+const portReopen = (gapMs: number): { readonly what: string; readonly inject: (s: VmStack) => Promise<void> } => ({
+  what: `the guest closes the agent port (daemon stopped), reopens it ${gapMs} ms later (daemon started)`,
+  inject: async (s) => {
+    const pause = gapMs === 0 ? "" : ` usleep ${gapMs * 1000};`
+    await s.vm.guest.sh(`/usr/libexec/vdrelay/agent stop;${pause} /usr/libexec/vdrelay/agent start`, { timeoutMs: 60_000 })
+  },
+})
 
 /** Kills the bridge's process group (SIGKILL) and waits until it has exited. */
 const killBridge = async (s: VmStack): Promise<void> => {
@@ -94,12 +107,7 @@ const killBridge = async (s: VmStack): Promise<void> => {
 
 export const FAULTS: Record<FaultName, { readonly what: string; readonly inject: (s: VmStack) => Promise<void> }> = {
   "agent-restart": { what: "spice-vdagentd and spice-vdagent killed and restarted inside the guest", inject: (s) => s.vm.guest.restartAgent() },
-  "port-reopen-300ms": {
-    what: "the guest closes the agent port (daemon stopped), reopens it 300 ms later (daemon started)",
-    inject: async (s) => {
-      await s.vm.guest.sh("/usr/libexec/vdrelay/agent stop; usleep 300000; /usr/libexec/vdrelay/agent start", { timeoutMs: 60_000 })
-    },
-  },
+  "port-reopen-300ms": portReopen(300),
   "bridge-kill": {
     what: "the bridge process group killed (SIGKILL) and started again on the same config",
     inject: async (s) => {
@@ -148,6 +156,9 @@ export const FAULTS: Record<FaultName, { readonly what: string; readonly inject:
       await s.vm.waitForAgentPort(true, 120_000)
     },
   },
+  "port-reopen-0ms": portReopen(0),
+  "port-reopen-20ms": portReopen(20),
+  "port-reopen-2s": portReopen(2000),
   "bridge-before-qemu": {
     what: "QEMU killed and the bridge killed; the bridge started (and failing to reach the chardev) before QEMU is",
     inject: async (s) => {
