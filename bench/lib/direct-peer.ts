@@ -23,8 +23,9 @@ export class DirectPeer {
     socket.on("error", () => {})
   }
 
-  static async connect(path: string): Promise<DirectPeer> {
-    const socket = connect(path)
+  /** Connects to a chardev's UNIX socket `path`, or to a loopback TCP `port` (e.g. a delay proxy in front of one). */
+  static async connect(to: string | { readonly port: number }): Promise<DirectPeer> {
+    const socket = typeof to === "string" ? connect(to) : connect({ host: "127.0.0.1", port: to.port, noDelay: true })
     await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject))
     return new DirectPeer(socket)
   }
