@@ -29,7 +29,9 @@ export const takeHandover = (s: SessionState, f: Handover): boolean => {
   // Bytes the source read before the stop that never reached us: the destination continues after them, so what was
   // in progress is lost and resynchronised (a gap), never torn.
   if (f.end !== s.stream.pos) log(s, "warn", "migration handover off the stream", { end: f.end, pos: s.stream.pos })
-  s.handover = { epoch: s.epoch, end: f.end, ...(f.torn === true ? { torn: true } : {}) }
+  // Persisted (with the agent position it ends at): a relay restart before the destination's hello still continues.
+  s.handover = { epoch: s.epoch, end: f.end, wrote: s.guest.wrote, ...(f.torn === true ? { torn: true } : {}) }
+  s.persistDirty = true
   metric(s, "vdrelay_migration_handovers_total")
   log(s, "info", "migration handover", { epoch: s.epoch, end: f.end, wrote: s.guest.wrote, torn: f.torn === true })
   s.out.push({ _tag: "CloseBridge", code: "going-away", detail: "handed over to the migration's destination" })
@@ -49,11 +51,14 @@ export const continuation = (s: SessionState, h: Hello): Continuation | null => 
     metric(s, "vdrelay_migration_torn_total")
     log(s, "warn", "migration not continued", { epoch: s.epoch, cause: "a guest-bound message was partly written at the stop" })
     s.handover = null
+    s.persistDirty = true
     return null
   }
   s.handover = null
+  s.persistDirty = true
   const agentBase = m.end
-  const guestBase = s.guest.wrote
+  // Not s.guest.wrote: after a relay restart the guest positions are unknown until a hello, the handover's are kept.
+  const guestBase = m.wrote
   metric(s, "vdrelay_migration_continuations_total")
   log(s, "info", "migration continued", { epoch: s.epoch, agentBase, guestBase, bridge: h.bridge })
   const { continues: _, ...plain } = h

@@ -39,6 +39,7 @@ export const persistedOf = (s: SessionState): PersistedState => ({
   agentResume: s.stream.ackedResume,
   counters: { ...s.counters },
   seats: persistedSeats(s),
+  ...(s.handover !== null && s.handover !== undefined ? { handover: s.handover } : {}),
 })
 
 export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAttachment => ({

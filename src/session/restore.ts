@@ -76,6 +76,9 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   amnesicEpoch: null,
 })
 
+const validHandover = (h: { readonly end: unknown; readonly wrote: unknown }): boolean =>
+  typeof h.end === "number" && Number.isSafeInteger(h.end) && h.end >= 0 && typeof h.wrote === "number" && Number.isSafeInteger(h.wrote) && h.wrote >= 0
+
 const validCredit = (n: unknown): number | undefined =>
   typeof n === "number" && Number.isSafeInteger(n) && Math.abs(n) <= 2 ** 31 ? n : undefined
 
@@ -132,6 +135,9 @@ export const restoreSession = (
     returnCredit(s, c)
   }
   restoreSeats(s, persisted.seats ?? [], now, persisted.epoch)
+  // A migration's handover of this epoch not yet continued: the destination's `continues` hello still continues it.
+  const h = persisted.handover
+  if (h !== undefined && h.epoch === s.epoch && validHandover(h)) s.handover = { ...h }
   // Without the bridge link a restart is a tunnel loss: an agent the persisted state knew (its caps) stays "connected"
   // for the bridge grace, so consoles see no flap and what they send is held, as in a blip (a relay restart does not
   // end the agent connection; the bridge's hello says whether it is still the same). Unsure messages are answered at

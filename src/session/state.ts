@@ -5,7 +5,7 @@ import type { MessageChunker } from "../protocol/chunker.ts"
 import type { StreamParser } from "../protocol/stream-parser.ts"
 import type { NoticeCode, Policy, PortLevel, RelayToClient, Role } from "../link/types.ts"
 import type { Limits } from "./limits.ts"
-import type { AgentResume, ClientId, SessionCommand } from "./types.ts"
+import type { AgentResume, ClientId, PersistedHandover, SessionCommand } from "./types.ts"
 
 /** One frame waiting in a client's queue (client-queue.ts). */
 export interface OutItem {
@@ -242,7 +242,7 @@ export interface SessionState {
    */
   rewindTo: number | null
   /** A live migration's source handed the agent connection over at `end` of `epoch` (handover.ts); absent: none. */
-  handover?: { readonly epoch: number; readonly end: number; readonly torn?: boolean } | null
+  handover?: PersistedHandover | null
   /** Whether clients were last told the agent is connected (agent-view.ts, as are `rawCaps` and `capsSeen`). */
   told: boolean
   rawCaps: ReadonlyArray<number> | null

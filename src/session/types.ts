@@ -89,6 +89,19 @@ export interface PersistedState {
    * Absent in states written before resume existed. Holds resume tokens: storage is the VM's own.
    */
   readonly seats?: ReadonlyArray<PersistedSeat>
+  /**
+   * A live migration's source handed the agent connection over and the destination has not continued it yet
+   * (src/session/handover.ts): kept so a relay restart in between still continues the connection. Absent: none.
+   */
+  readonly handover?: PersistedHandover
+}
+
+/** Where the source's agent bytes end (`end`) and its confirmed guest-bound position (`wrote`) in `epoch`. */
+export interface PersistedHandover {
+  readonly epoch: number
+  readonly end: number
+  readonly wrote: number
+  readonly torn?: boolean
 }
 
 /** One resumable client seat as persisted (see PersistedState.seats). */

@@ -100,6 +100,85 @@ describe("live migration handover", () => {
   })
 })
 
+describe("live migration handover across a relay restart", () => {
+  it("a restart between the source's handover and the destination's hello still continues: once, no flap", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    sim.credit("c1", 1 << 30)
+    const epoch = sim.state.epoch
+    const announces = sim.agentGot(MessageType.AnnounceCapabilities).length
+    // A console message the source confirmed, and one it held (never written there).
+    const done = sim.send("c1", MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(768, 1024, 32, 0, 0)]))
+    sim.wrote()
+    const held = sim.send("c1", MessageType.MonitorsConfig, concat([u32le(1, 0), u32le(600, 800, 32, 0, 0)]))
+    // A guest clipboard the source read whole before the stop.
+    const before = concat([u32le(0, 1), bytes(20_000)])
+    sim.agentSays(MessageType.Clipboard, before)
+    sim.pump()
+    const cut = sim.bridge.sentTo
+    const guestBase = sim.state.guest.wrote
+    handOver(sim, cut)
+    sim.bridge.connected = false
+    sim.restart()
+    sim.bridge.wnext = guestBase // the destination's bridge never saw the held message
+    const w = welcomeOf(destinationHello(sim))
+    expect(w).toEqual([expect.objectContaining({ epoch, agentBase: cut, guestBase })])
+    // The destination's next guest message.
+    const after = concat([u32le(0, 1), bytes(30_000)])
+    sim.agentSays(MessageType.Clipboard, after)
+    sim.pump()
+    expect(sim.state.epoch).toBe(epoch)
+    const clip = c.messages.filter((m) => m.type === MessageType.Clipboard)
+    expect(clip.map((m) => m.payload.length)).toEqual([before.length, after.length])
+    expect(Buffer.compare(Buffer.from(clip[1]!.payload), Buffer.from(after))).toBe(0)
+    expect(c.frames.filter((f) => f.t === "agent" && !f.connected)).toEqual([])
+    expect(sim.agentGot(MessageType.AnnounceCapabilities).length).toBe(announces)
+    // The confirmed message keeps its one ack; the held one is answered resend once and written once on the destination.
+    expect(c.sent.get(done)!.fate).toEqual(["ack"])
+    expect(c.sent.get(held)!.fate).toEqual(["resend"])
+    const mark = sim.all.length
+    const body = concat([u32le(1, 0), u32le(600, 800, 32, 0, 0)])
+    sim.frame("c1", { t: "msg", id: held, type: MessageType.MonitorsConfig, size: body.length, data: body, end: true, again: true })
+    sim.wrote()
+    expect(c.sent.get(held)!.fate).toEqual(["resend", "ack"])
+    expect(sim.all.slice(mark).filter((x) => x._tag === "SendToBridge" && x.frame.t === "write" && x.frame.id === held).length).toBe(1)
+    expect(sim.tornAnywhere()).toEqual([])
+    expect(sim.violations).toEqual([])
+  })
+
+  it("a guest message crossing the switch when the relay restarted is reported to the console, never torn", () => {
+    const sim = ready()
+    const c = sim.join("c1")
+    sim.credit("c1", 1 << 30)
+    const payload = concat([u32le(0, 1), bytes(100_000)])
+    sim.agentSays(MessageType.Clipboard, payload)
+    sim.pump(40_000)
+    handOver(sim, sim.bridge.sentTo)
+    sim.bridge.connected = false
+    sim.restart()
+    destinationHello(sim)
+    const after = concat([u32le(0, 1), bytes(3_000)])
+    sim.agentSays(MessageType.Clipboard, after)
+    sim.pump()
+    // A restart mid-message ends that message towards consoles (as any relay restart does); the next one is whole.
+    expect(c.frames.filter((f) => f.t === "abort").length).toBe(1)
+    const clip = c.messages.filter((m) => m.type === MessageType.Clipboard)
+    expect(clip.map((m) => m.payload.length)).toEqual([after.length])
+    expect(c.frames.filter((f) => f.t === "agent" && !f.connected)).toEqual([])
+    expect(sim.tornAnywhere()).toEqual([])
+    expect(sim.violations).toEqual([])
+  })
+
+  it("the handover is persisted until the destination continues it, then forgotten", () => {
+    const sim = ready()
+    sim.join("c1")
+    handOver(sim, sim.bridge.sentTo)
+    expect(sim.persisted?.handover).toMatchObject({ epoch: sim.state.epoch, end: sim.bridge.sentTo })
+    destinationHello(sim)
+    expect(sim.persisted?.handover).toBeUndefined()
+  })
+})
+
 describe("live migration handover, torn", () => {
   it("a handover that says a guest-bound message was cut at the stop is not continued: a new agent connection", () => {
     const sim = ready()
