@@ -1,6 +1,9 @@
 // Figure 6: sessions per local workerd (2 cores) at a fixed per-session load before p99 latency doubles; workerd memory
 // per idle and per active session; Durable Object messages per second and frames per agent message for a busy one.
-// Each session is a VM (probe agent at its chardev), a bridge tunnel and an SDK console, all on one workerd.
+// Each session is a VM (probe agent at its chardev), a bridge tunnel and an SDK console, all on one workerd. Section
+// "pinned" repeats the curve with the load generators (this process, the worker's controlling process, the bridges)
+// on CPU 0 and workerd on CPU 1 (taskset), so that the consoles and bridges do not take workerd's core.
+import { execFileSync } from "node:child_process"
 import WebSocket from "ws"
 import type { Session, WebSocketConstructor } from "../src/client/index.ts"
 import { ClipboardType, MessageType } from "../src/protocol/constants.ts"
@@ -69,6 +72,7 @@ export default async (emit: Emit, want: Want): Promise<void> => {
   const rigs: ProbeRig[] = []
   try {
     if (want("curve")) await curve(emit, worker, rigs, maxSessions)
+    if (want("pinned")) await curve(emit, worker, rigs, Math.min(maxSessions, 32), pinned(worker))
     if (want("frames")) await busySession(emit, worker)
     if (want("cpu")) await capacity(emit, worker)
   } finally {
@@ -77,9 +81,45 @@ export default async (emit: Emit, want: Want): Promise<void> => {
   }
 }
 
-/** Sessions added in doubling steps, every one moving its pointer, until p99 doubles (section "curve"). */
-const curve = async (emit: Emit, worker: BenchWorker, rigs: ProbeRig[], maxSessions: number): Promise<void> => {
-  {
+/** CPU affinity of `pid` and all its threads (taskset -a), e.g. "0" or "0,1". */
+const setAffinity = (pid: number, cpus: string): void => void execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" })
+
+interface Pinning {
+  /** Pins a new rig's bridge process to the load generators' CPU. */
+  add(rig: ProbeRig): void
+  release(): void
+  readonly label: string
+}
+
+/** Workerd on CPU 1; this process (consoles and probe agents), the worker's controlling Node process and bridges on CPU 0. */
+const pinned = (worker: BenchWorker): Pinning => {
+  const workerd = descendants(worker.pid, "workerd")
+  const generators = [process.pid, worker.pid]
+  const bridges: number[] = []
+  for (const pid of workerd) setAffinity(pid, "1")
+  for (const pid of generators) setAffinity(pid, "0")
+  return {
+    label: "pinned: workerd on CPU 1, consoles + probe agents + bridges on CPU 0 (taskset); other users' processes still float",
+    add: (rig) => {
+      bridges.push(rig.bridge.pid)
+      setAffinity(rig.bridge.pid, "0")
+    },
+    release: () => {
+      for (const pid of [...workerd, ...generators, ...bridges]) {
+        try {
+          setAffinity(pid, "0,1")
+        } catch {
+          // a bridge already stopped
+        }
+      }
+    },
+  }
+}
+
+/** Sessions added in doubling steps, every one moving its pointer, until p99 doubles (sections "curve", "pinned"). */
+const curve = async (emit: Emit, worker: BenchWorker, rigs: ProbeRig[], maxSessions: number, pin?: Pinning): Promise<void> => {
+  const tag = pin === undefined ? "" : `; ${pin.label}`
+  try {
     let total = 0
     let rss1 = { idle: 0, active: 0 }
     let baseP99: number | undefined
@@ -87,7 +127,9 @@ const curve = async (emit: Emit, worker: BenchWorker, rigs: ProbeRig[], maxSessi
     let idlePer = 0
     let activePer = 0
     for (let n = 1; n <= maxSessions; n *= 2) {
-      rigs.push(await startProbeRig(n - total, { worker, prefix: `s${n}-`, client }))
+      const rig = await startProbeRig(n - total, { worker, prefix: `${pin === undefined ? "s" : "p"}${n}-`, client })
+      rigs.push(rig)
+      pin?.add(rig)
       total = n
       await sleep(500)
       const rssIdle = await workerdRss(worker)
@@ -106,15 +148,19 @@ const curve = async (emit: Emit, worker: BenchWorker, rigs: ProbeRig[], maxSessi
         idlePer = (rssIdle - rss1.idle) / (n - 1)
         activePer = (rssActive - rss1.active) / (n - 1)
       }
-      process.stderr.write(`scale: ${n} sessions p50 ${round(l.p50)} p99 ${round(l.p99)} ms (${l.n}/${load.sent} arrived) rss idle ${round(rssIdle / 2 ** 20, 1)} active ${round(rssActive / 2 ** 20, 1)} MiB\n`)
+      process.stderr.write(`scale${pin === undefined ? "" : " (pinned)"}: ${n} sessions p50 ${round(l.p50)} p99 ${round(l.p99)} ms (${l.n}/${load.sent} arrived) rss idle ${round(rssIdle / 2 ** 20, 1)} active ${round(rssActive / 2 ** 20, 1)} MiB\n`)
       // The whole curve, not only where it crosses 2×: one noisy step should not hide the trend.
-      emit({ name: `mouse p99 at ${n} sessions × ${MOUSE_HZ} moves/s (p50 ${round(l.p50)} ms; ${l.n} samples; baseline: p99 at 1 session)`, value: round(l.p99), unit: "ms", baseline: round(baseP99), ratio: round(l.p99 / baseP99, 2) })
+      emit({ name: `mouse p99 at ${n} sessions × ${MOUSE_HZ} moves/s (p50 ${round(l.p50)} ms; ${l.n} samples; baseline: p99 at 1 session${tag})`, value: round(l.p99), unit: "ms", baseline: round(baseP99), ratio: round(l.p99 / baseP99, 2) })
       if (l.p99 > 2 * baseP99) break
       lastOk = n
     }
-    emit({ name: `sessions per workerd at ${MOUSE_HZ} mouse moves/s each before p99 mouse latency doubles (p99 at 1 session: ${round(baseP99 ?? 0)} ms; stopped at ${maxSessions}; ${RUNTIME})`, value: lastOk, unit: "sessions" })
-    emit({ name: `workerd memory per idle session (bridge + console attached, ${total} sessions)`, value: round(idlePer / 1024, 0), unit: "KiB" })
-    emit({ name: `workerd memory per active session (${MOUSE_HZ} mouse moves/s, ${total} sessions)`, value: round(activePer / 1024, 0), unit: "KiB" })
+    emit({ name: `sessions per workerd at ${MOUSE_HZ} mouse moves/s each before p99 mouse latency doubles (p99 at 1 session: ${round(baseP99 ?? 0)} ms; stopped at ${maxSessions}; ${RUNTIME}${tag})`, value: lastOk, unit: "sessions" })
+    if (pin === undefined) {
+      emit({ name: `workerd memory per idle session (bridge + console attached, ${total} sessions)`, value: round(idlePer / 1024, 0), unit: "KiB" })
+      emit({ name: `workerd memory per active session (${MOUSE_HZ} mouse moves/s, ${total} sessions)`, value: round(activePer / 1024, 0), unit: "KiB" })
+    }
+  } finally {
+    pin?.release()
     for (const r of rigs.splice(0)) await r.stop()
   }
 }
