@@ -8,6 +8,8 @@ import { sleep } from "./stats.ts"
 export interface Websockify {
   readonly url: string
   readonly version: string
+  /** The websockify process (for its CPU counters). */
+  readonly pid: number
   stop(): Promise<void>
 }
 
@@ -43,5 +45,5 @@ export const startWebsockify = async (unixTarget: string): Promise<Websockify> =
     await sleep(50)
   }
   const version = await run("dpkg-query", ["-W", "-f=${Version}", "websockify"]).then((r) => r.stdout.toString(), () => "unknown")
-  return { url: `ws://127.0.0.1:${port}/`, version, stop: () => proc.stop(500) }
+  return { url: `ws://127.0.0.1:${port}/`, version, pid: proc.pid, stop: () => proc.stop(500) }
 }
