@@ -16,6 +16,9 @@ import type { AgentInfo, ClipboardData, ConnectOptions, ConnectionState, MouseSt
 import { Link } from "./link.ts"
 import { decodeRelayFrame } from "./wire.ts"
 
+/** How long after a message ends its `got` waits for more to end (one confirmation per burst). */
+const CONFIRM_DELAY_MS = 10
+
 /** What spice-gtk announces, minus what a web console does not do (DISPLAY_CONFIG, volume sync). */
 export const defaultClientCaps: ReadonlyArray<number> = buildCaps([
   Cap.MouseState, Cap.MonitorsConfig, Cap.Reply, Cap.ClipboardByDemand, Cap.ClipboardSelection, Cap.SparseMonitorsConfig,
@@ -43,6 +46,10 @@ export class Session extends Emitter<SessionEvents> {
   readonly origin: string = randomOrigin()
   private readonly link: Link
   private readonly inbox: Inbox
+  /** The relay takes `got` on this link (welcome.confirms); the highest seq confirmed on it; the pending `got`. */
+  private confirms = false
+  private confirmedSeq = -1
+  private confirmTimer: ReturnType<typeof setTimeout> | undefined
   private readonly outbox: Outbox
   private readonly peer: AgentPeer
 
@@ -70,6 +77,9 @@ export class Session extends Emitter<SessionEvents> {
       hello: () => this.hello(),
       frame: (bytes) => this.receive(bytes),
       down: () => {
+        this.confirms = false
+        if (this.confirmTimer !== undefined) clearTimeout(this.confirmTimer)
+        this.confirmTimer = undefined
         this.outbox.linkClosed()
         this.peer.clipboard.interrupted(new ClientError("interrupted", "the link dropped while waiting for the guest's clipboard"))
       },
@@ -233,6 +243,7 @@ export class Session extends Emitter<SessionEvents> {
       t: "hello", v: LINK_VERSION, client: this.opts.clientName ?? "vdrelay-client", role: this.role, caps: this.caps, origin: this.origin,
       ...(resume === undefined ? {} : { resume }),
       ...(resume === undefined || this.inbox.lastSeq < 0 ? {} : { lastSeq: this.inbox.lastSeq }),
+      confirms: true,
     }
   }
 
@@ -253,6 +264,7 @@ export class Session extends Emitter<SessionEvents> {
       case "more":
       case "abort": {
         const r = this.inbox.push(f)
+        if (f.t === "abort" || f.end) this.confirmSoon()
         if (r === undefined) return
         if (r._tag === "Message") return this.peer.receive(r.message)
         if (r._tag === "Dropped") {
@@ -285,7 +297,25 @@ export class Session extends Emitter<SessionEvents> {
     }
   }
 
+  /**
+   * Tells the relay, shortly after messages end (one `got` for a burst), every agent message up to which arrived whole:
+   * until then the relay keeps them replayable, so a relay crash that loses them with the socket sends them again.
+   */
+  private confirmSoon(): void {
+    if (!this.confirms || this.confirmTimer !== undefined) return
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined
+      const seq = this.inbox.lastSeq
+      if (!this.confirms || seq <= this.confirmedSeq) return
+      this.confirmedSeq = seq
+      this.link.send({ t: "got", seq })
+    }, CONFIRM_DELAY_MS)
+  }
+
   private welcome(w: Extract<RelayToClient, { t: "welcome" }>): void {
+    // The hello's lastSeq told this relay link what arrived; confirmations of this link start from there.
+    this.confirms = w.confirms === true
+    this.confirmedSeq = this.inbox.lastSeq
     const reconnect = this.sessionId !== undefined
     // The relay says whether it honoured our resume token: the seat (and what the agent knows of us) survived.
     const resumed = reconnect && w.resumed === true

@@ -54,6 +54,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
     const resume = f.optional("resume", (n) => f.str(n, 256))
     const lastSeq = f.optional("lastSeq", (n) => f.uint(n))
     const origin = f.optional("origin", (n) => f.str(n, MAX_ORIGIN_LENGTH))
+    const confirms = f.optional("confirms", (n) => f.bool(n))
     return {
       t: "hello",
       v: version(f),
@@ -63,6 +64,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
       ...(resume !== undefined ? { resume } : {}),
       ...(lastSeq !== undefined ? { lastSeq } : {}),
       ...(origin !== undefined ? { origin } : {}),
+      ...(confirms === true ? { confirms: true } : {}),
     }
   },
   msg: (f) => ({ t: "msg", id: f.u32("id"), ...firstFragment(f), ...(f.optional("again", (n) => f.bool(n)) === true ? { again: true } : {}) }),
@@ -70,6 +72,7 @@ const clientReaders: FrameReaders<ClientToRelay> = {
   abort: (f) => ({ t: "abort", id: f.u32("id") }),
   mouse: (f) => ({ t: "mouse", x: f.u32("x"), y: f.u32("y"), buttons: f.u32("buttons"), display: f.u32("display") }),
   credit: (f) => ({ t: "credit", bytes: f.uint("bytes") }),
+  got: (f) => ({ t: "got", seq: f.uint("seq") }),
   control: () => ({ t: "control" }),
   ping: (f) => ({ t: "ping", n: f.uint("n") }),
 }
@@ -85,6 +88,7 @@ const relayReaders: FrameReaders<RelayToClient> = {
     credit: f.uint("credit"),
     resume: f.str("resume", 256),
     ...(f.optional("resumed", (n) => f.bool(n)) === true ? { resumed: true } : {}),
+    ...(f.optional("confirms", (n) => f.bool(n)) === true ? { confirms: true } : {}),
   }),
   agent: (f) => ({ t: "agent", ...readAgent(f) }),
   msg: (f) => ({ t: "msg", seq: f.uint("seq"), ...firstFragment(f) }),

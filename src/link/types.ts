@@ -85,6 +85,12 @@ export type ClientToRelay =
        * message to the guest at most once however often it is resent (docs/architecture.md, "Exactly once").
        */
       readonly origin?: string
+      /**
+       * The console confirms the agent messages it receives whole (`got`). The relay then lets the bridge drop agent
+       * bytes, and a restart skips a replayed message, only once every console it was sent to confirmed it: a message
+       * lost with the sockets in a relay crash is sent again instead of being taken as delivered.
+       */
+      readonly confirms?: boolean
     }
   /**
    * First (or only) fragment of a whole agent message: `size` is the full payload size, `data` a prefix of it.
@@ -99,6 +105,8 @@ export type ClientToRelay =
   | { readonly t: "mouse"; readonly x: number; readonly y: number; readonly buttons: number; readonly display: number }
   /** Grants relay→client credit in bytes of message data. */
   | { readonly t: "credit"; readonly bytes: number }
+  /** Every agent message up to `seq` arrived whole (only after `welcome.confirms`): see `hello.confirms`. */
+  | { readonly t: "got"; readonly seq: number }
   /** Ask to become the controller (allowed when the token's role is controller). */
   | { readonly t: "control" }
   | { readonly t: "ping"; readonly n: number }
@@ -120,6 +128,8 @@ export type RelayToClient =
        * not told CLIENT_DISCONNECTED for it; absent or false: a new seat.
        */
       readonly resumed?: boolean
+      /** The relay takes `got` confirmations from this link (it said `hello.confirms`). */
+      readonly confirms?: boolean
     }
   | { readonly t: "agent"; readonly connected: boolean; readonly caps: ReadonlyArray<number> | null }
   /** First (or only) fragment of an agent message. `seq` is unique and increasing per VM session. */

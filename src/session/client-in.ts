@@ -21,6 +21,7 @@ import { agentTakesMouse, reachable } from "./reach.ts"
 import { allocSeq } from "./seq.ts"
 import { checkHeader, checkPayload, STREAMED_TYPE, type Refusal } from "./validate.ts"
 import { xferEnded, xferStarted } from "./xfers.ts"
+import { confirmed } from "./confirms.ts"
 
 type Frame<T extends ClientToRelay["t"]> = Extract<ClientToRelay, { t: T }>
 
@@ -239,6 +240,10 @@ export const onClientFrame = (s: SessionState, c: ClientSide, f: ClientToRelay):
       c.credit = Math.min(c.credit + f.bytes, 2 ** 31)
       c.dirty = true // the attachment keeps the credit, so a restart neither stalls nor overruns this client
       return flushOf(s, c)
+    case "got":
+      if (!c.confirms || !Number.isSafeInteger(f.seq)) return broken(s, c, "got without hello.confirms")
+      confirmed(s, c, f.seq)
+      return
     case "control": return takeControl(s, c)
     case "ping": return enqueue(s, c, { frame: { t: "pong", n: f.n }, bytes: 0 })
   }

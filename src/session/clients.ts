@@ -12,6 +12,7 @@ import { forgetRecipient, recheckRecipients } from "./agent-msgs.ts"
 import { editedCaps } from "./agent-view.ts"
 import { notice } from "./answers.ts"
 import { enqueue } from "./client-queue.ts"
+import { resumePosition } from "./confirms.ts"
 import { controllerReleased, holdControl, releaseHeld, releaseSeat } from "./control.ts"
 import { log, metric } from "./emit.ts"
 import { rebindSender, streamAbort } from "./guest-out.ts"
@@ -19,7 +20,7 @@ import { dropInbound } from "./inbound.ts"
 import { expireSeats, keepSeat, takeSeat } from "./seats.ts"
 import { allocSeq } from "./seq.ts"
 
-const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string, origin: string): ClientSide => ({
+const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyArray<number>, now: number, token: string, origin: string, confirms: boolean): ClientSide => ({
   id,
   origin,
   role: "viewer",
@@ -33,6 +34,9 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
   lastEpoch: -1,
   lastPos: 0,
   partialSeq: null,
+  confirms,
+  sendingFrom: undefined,
+  unconfirmed: [],
   inMsg: null,
   creditOwed: 0,
   creditFree: 0,
@@ -64,7 +68,7 @@ export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "
   expireSeats(s, e.now)
   const token = validToken(e.resumeToken)
   const seat = validToken(h.resume) === "" ? undefined : claimSeat(s, h.resume!)
-  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now, token === h.resume ? "" : token, validOrigin(h.origin))
+  const c = newClient(s, e.client, e.maxRole, Array.isArray(h.caps) ? h.caps.filter((w) => Number.isInteger(w)) : [], e.now, token === h.resume ? "" : token, validOrigin(h.origin), h.confirms === true)
   s.clients.set(c.id, c)
   s.persistDirty = true
   metric(s, "vdrelay_client_joins_total", { role: h.role, resumed: String(seat !== undefined) })
@@ -81,6 +85,7 @@ export const clientJoined = (s: SessionState, e: Extract<SessionEvent, { _tag: "
       credit: s.limits.clientCredit,
       resume: c.token,
       ...(seat !== undefined ? { resumed: true } : {}),
+      ...(c.confirms ? { confirms: true } : {}),
     },
     bytes: 0,
   })
@@ -106,8 +111,10 @@ const claimSeat = (s: SessionState, token: string): Seat | undefined => {
 /** The resumed link inherits the seat: control if it still holds it and may and asks to; answers; replay position. */
 const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<SessionEvent, { _tag: "ClientJoined" }>["hello"]): void => {
   metric(s, "vdrelay_client_resumes_total", { control: String(seat.control) })
-  c.lastEpoch = seat.lastEpoch
-  c.lastPos = seat.lastPos
+  const lastSeq = typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq) ? h.lastSeq : undefined
+  const at = resumePosition(seat, lastSeq)
+  c.lastEpoch = at.lastEpoch
+  c.lastPos = at.lastPos
   c.answered = seat.answered
   c.cancelled = seat.cancelled
   c.amnesicEpoch = seat.amnesicEpoch ?? null

@@ -3,6 +3,7 @@ import type { ClientSide, SessionState } from "./state.ts"
 import type { BridgeLinkAttachment, ClientLinkAttachment, PersistedState } from "./types.ts"
 import { inflightOf } from "./guest-out.ts"
 import { persistedSeats } from "./seats.ts"
+import { persistUnconfirmed } from "./confirms.ts"
 
 /** Attachments list at most this many in-flight ids one by one; a longer backlog is written as runs of ids. */
 const MAX_INFLIGHT_IDS = 64
@@ -55,6 +56,8 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   lastEpoch: c.lastEpoch,
   lastPos: c.lastPos,
   partialSeq: c.partialSeq,
+  ...(c.confirms ? { confirms: true } : {}),
+  ...persistUnconfirmed(c.unconfirmed),
   credit: c.credit,
   ...(c.token === "" ? {} : { resumeToken: c.token }),
   ...(c.origin === "" ? {} : { origin: c.origin }),

@@ -16,6 +16,7 @@ import { newGuestOut, restoreInflight, restorePositions, restoreUnsure, settleIn
 import { inflightIds } from "./persist.ts"
 import { restoreSeats } from "./seats.ts"
 import { upkeep } from "./step.ts"
+import { holdReplay, restoreUnconfirmed } from "./confirms.ts"
 
 export const initialSession = (opts: { session: string; policy: Policy; now: number; limits?: Partial<Limits> }): SessionState => {
   const limits = { ...defaultLimits, ...opts.limits }
@@ -32,6 +33,7 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
     port: "unknown",
     graceUntil: null,
     rewindTo: null,
+    replayHold: false,
     told: false,
     rawCaps: null,
     capsSeen: false,
@@ -62,6 +64,9 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   lastEpoch: a.lastEpoch,
   lastPos: a.lastPos,
   partialSeq: a.partialSeq,
+  confirms: a.confirms === true,
+  sendingFrom: undefined,
+  unconfirmed: restoreUnconfirmed(a.unconfirmed),
   inMsg: null,
   creditOwed: a.creditOwed,
   creditFree: 0,
@@ -135,6 +140,7 @@ export const restoreSession = (
     returnCredit(s, c)
   }
   restoreSeats(s, persisted.seats ?? [], now, persisted.epoch)
+  holdReplay(s)
   // A migration's handover of this epoch not yet continued: the destination's `continues` hello still continues it.
   const h = persisted.handover
   if (h !== undefined && h.epoch === s.epoch && validHandover(h)) s.handover = { ...h }

@@ -5,6 +5,7 @@ import type { ClientSide, Seat, SessionState } from "./state.ts"
 import type { LeaveCause, PersistedSeat } from "./types.ts"
 import { releaseSeat } from "./control.ts"
 import { metric } from "./emit.ts"
+import { persistUnconfirmed, restoreUnconfirmed } from "./confirms.ts"
 
 /** Causes that look like a blip (the console did not mean to leave): its seat stays resumable. */
 const RESUMABLE: ReadonlySet<LeaveCause> = new Set<LeaveCause>(["error", "evicted", "slow-consumer"])
@@ -21,6 +22,7 @@ export const keepSeat = (s: SessionState, c: ClientSide, cause: LeaveCause, forc
     until: s.now + s.limits.clientGraceMs,
     lastEpoch: c.lastEpoch,
     lastPos: c.lastPos,
+    unconfirmed: c.unconfirmed,
     partialSeq: c.partialSeq,
     answered: c.answered,
     cancelled: c.cancelled,
@@ -64,7 +66,8 @@ export const takeSeat = (s: SessionState, token: string): Seat | undefined => {
 
 /** A new chardev connection: nothing a departed console got of the old one is a replay of the new one. */
 export const seatsNewEpoch = (s: SessionState): void => {
-  for (const [token, seat] of s.seats) s.seats.set(token, { ...seat, lastEpoch: -1, lastPos: 0 })
+  for (const [token, seat] of s.seats) s.seats.set(token, { ...seat, lastEpoch: -1, lastPos: 0, unconfirmed: [] })
+  s.replayHold = false // nothing of the old connection can be replayed
 }
 
 // ---------------------------------------------------------------- persistence
@@ -74,10 +77,10 @@ export const persistedSeats = (s: SessionState): PersistedSeat[] => {
   const out: PersistedSeat[] = []
   const live = [...s.clients.values()].filter((c) => c.token !== "")
   live.sort((a, b) => Number(b.role === "controller") - Number(a.role === "controller"))
-  for (const c of live) out.push({ token: c.token, client: c.id, control: c.role === "controller", until: null, lastEpoch: c.lastEpoch, lastPos: c.lastPos })
+  for (const c of live) out.push({ token: c.token, client: c.id, control: c.role === "controller", until: null, lastEpoch: c.lastEpoch, lastPos: c.lastPos, ...persistUnconfirmed(c.unconfirmed) })
   const gone = [...s.seats.values()].filter((x) => x.until > s.now).reverse()
   gone.sort((a, b) => Number(b.control) - Number(a.control))
-  for (const x of gone) out.push({ token: x.token, client: x.client, control: x.control, until: x.until, lastEpoch: x.lastEpoch, lastPos: x.lastPos })
+  for (const x of gone) out.push({ token: x.token, client: x.client, control: x.control, until: x.until, lastEpoch: x.lastEpoch, lastPos: x.lastPos, ...persistUnconfirmed(x.unconfirmed) })
   out.sort((a, b) => Number(b.control) - Number(a.control))
   return out.slice(0, s.limits.resumeSeats)
 }
@@ -100,6 +103,7 @@ export const restoreSeats = (s: SessionState, seats: ReadonlyArray<PersistedSeat
       until,
       lastEpoch: p.lastEpoch,
       lastPos: p.lastPos,
+      unconfirmed: restoreUnconfirmed(p.unconfirmed),
       partialSeq: null,
       answered: new Map(),
       cancelled: new Set(),

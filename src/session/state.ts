@@ -55,10 +55,19 @@ export interface ClientSide {
   /** Unsent data bytes plus a fixed cost per unsent control frame. */
   queued: number
   credit: number
-  /** Agent epoch and end position of the last agent message sent whole (replays at or below it are skipped). */
+  /**
+   * Agent epoch and end position of the last agent message it has whole (replays at or below it are skipped): sent
+   * whole, or, for a console that confirms (`hello.confirms`), confirmed with `got`.
+   */
   lastEpoch: number
   lastPos: number
   partialSeq: number | null
+  /** It confirms what it receives (`got`): agent bytes are acknowledged to the bridge only once it confirmed them. */
+  readonly confirms: boolean
+  /** Agent stream position of the bridge frame the message being sent to it began in (unset between messages). */
+  sendingFrom: number | undefined
+  /** Agent messages sent whole and not confirmed yet, oldest first (only when `confirms`). */
+  unconfirmed: Unconfirmed[]
   // inbound (client-in.ts)
   inMsg: InMsg | null
   /** Bytes of message data received and not yet credited back. */
@@ -94,6 +103,19 @@ export interface ClientSide {
 /** What a message id was answered with: "pending" while handed to the bridge and not yet written. */
 export type Answer = "pending" | "ack" | Exclude<NoticeCode, "resend">
 
+/**
+ * An agent message sent whole to a console that has not confirmed it: a restart replays the agent stream from at or
+ * before `from` (the acknowledgement to the bridge stops there), and skips it for this console only once confirmed.
+ */
+export interface Unconfirmed {
+  readonly seq: number
+  readonly epoch: number
+  /** Where the bridge frame its first byte came in starts. */
+  readonly from: number
+  /** Where it ends. */
+  readonly end: number
+}
+
 /** A seat whose link was lost, resumable until `until` (seats.ts; `control`: control.ts; `answered`: answers.ts). */
 export interface Seat {
   readonly token: string
@@ -104,6 +126,8 @@ export interface Seat {
   readonly until: number
   readonly lastEpoch: number
   readonly lastPos: number
+  /** Messages sent whole it had not confirmed: settled by the resuming link's `hello.lastSeq`. */
+  readonly unconfirmed: ReadonlyArray<Unconfirmed>
   /** The agent message it was half sent (aborted towards the resumed link). */
   readonly partialSeq: number | null
   readonly answered: Map<number, Answer>
@@ -241,6 +265,12 @@ export interface SessionState {
    * the bridge saw the rewind and are stale (dropped), not a gap. Cleared by the first frame at or before it.
    */
   rewindTo: number | null
+  /**
+   * After a crash: a departed seat may lack an agent message the crash lost in its socket (confirms.ts), so agent bytes
+   * are not taken from the bridge until such seats resume or expire; then the bridge is rewound and the replay reaches
+   * them too (otherwise a bridge back before the console replays to nobody).
+   */
+  replayHold: boolean
   /** A live migration's source handed the agent connection over at `end` of `epoch` (handover.ts); absent: none. */
   handover?: PersistedHandover | null
   /** Whether clients were last told the agent is connected (agent-view.ts, as are `rawCaps` and `capsSeen`). */

@@ -11,6 +11,7 @@ import { applyPolicy } from "./policy.ts"
 import { bridgeAttachment, clientAttachment, persistedOf } from "./persist.ts"
 import { expireSeats } from "./seats.ts"
 import { armTimer, timerDone } from "./timer.ts"
+import { confirmLimit, releaseReplay } from "./confirms.ts"
 
 export const stepSession = (s: SessionState, e: SessionEvent): { state: SessionState; commands: SessionCommand[] } => {
   s.out = []
@@ -59,6 +60,7 @@ export const upkeep = (s: SessionState): void => {
       closeClient(s, c, "slow-consumer", `${c.queued} bytes queued, over the cap ${queueCap(s, c)}`, "slow-consumer")
     }
   }
+  releaseReplay(s)
   const ack = acknowledge(s)
   armTimer(s)
   // Persist precedes the ack it covers: the output gate holds the ack until storage has the position.
@@ -88,7 +90,7 @@ const acknowledge = (s: SessionState): number | null => {
   let limit = Infinity
   let holder: string | null = null
   for (const c of s.clients.values()) {
-    const f = frontier(c)
+    const f = Math.min(frontier(c), confirmLimit(s, c))
     if (f < limit) {
       limit = f
       holder = c.id

@@ -177,6 +177,8 @@ export const bridgeFrame = (s: SessionState, f: BridgeToRelay, now: number): voi
 
 const onData = (s: SessionState, f: Extract<BridgeToRelay, { t: "data" }>, now: number): void => {
   if (f.epoch !== s.epoch) return metric(s, "vdrelay_agent_stale_frames_total")
+  // Not taken while consoles that may lack what the crash lost are away: the bridge is rewound when they are back.
+  if (s.replayHold) return metric(s, "vdrelay_agent_held_frames_total")
   const a = s.stream
   if (!Number.isSafeInteger(f.pos) || f.pos < 0) return closeBridge(s, `data at ${f.pos}`, now)
   if (f.pos + f.bytes.length > a.acked + s.limits.agentWindow + s.limits.agentWindow / 8)

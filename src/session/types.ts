@@ -115,7 +115,12 @@ export interface PersistedSeat {
   readonly until: number | null
   readonly lastEpoch: number
   readonly lastPos: number
+  /** Agent messages sent whole to it and not confirmed (ClientSide.unconfirmed); absent: none. */
+  readonly unconfirmed?: ReadonlyArray<PersistedUnconfirmed>
 }
+
+/** ClientSide.unconfirmed as persisted: [seq, epoch, from, end]. */
+export type PersistedUnconfirmed = readonly [number, number, number, number]
 
 /**
  * Where the agent-stream parser stood at an acknowledged position that is not a message boundary: enough to resume
@@ -160,6 +165,10 @@ export interface ClientLinkAttachment {
   readonly lastPos: number
   /** Agent message seq partly sent to this client (aborted with "resend" on restart), or null. */
   readonly partialSeq: number | null
+  /** It confirms what it receives (`hello.confirms`); absent: false. */
+  readonly confirms?: boolean
+  /** Agent messages sent whole and not confirmed (ClientSide.unconfirmed); absent: none. */
+  readonly unconfirmed?: ReadonlyArray<PersistedUnconfirmed>
   /** The seat's resume token (ClientJoined.resumeToken); absent in attachments written before resume existed. */
   readonly resumeToken?: string
   /** `hello.origin`, the idempotence origin of its messages (absent: none). */

@@ -25,6 +25,8 @@ export interface SimOptions {
   readonly limits?: Partial<Limits>
   /** Bytes per bridge data frame (default: everything available). */
   readonly split?: number
+  /** Consoles say `hello.confirms` (they confirm with `got`, which the test sends: `sim.got(id)`). */
+  readonly confirms?: boolean
 }
 
 export class Sim {
@@ -41,6 +43,8 @@ export class Sim {
   /** The link that holds each origin now: a console has one link at a time. */
   private readonly holder = new Map<string, string>()
   departed = new Set<string>()
+  /** Consoles whose frames are lost on the way (a socket a crash is killing): handed out by the relay, never received. */
+  losing = new Set<string>()
   violations: string[] = []
   split: number
 
@@ -65,7 +69,7 @@ export class Sim {
         case "SendToClient": {
           const m = this.clients.get(c.client)
           if (m === undefined || m.closed !== null) { this.violations.push(`command to departed client ${c.client}: ${c.frame.t}`); break }
-          m.receive(c.frame)
+          if (!this.losing.has(c.client)) m.receive(c.frame)
           break
         }
         case "CloseClient": {
@@ -173,7 +177,7 @@ export class Sim {
     this.departed.delete(id)
     if (!this.origins.has(id)) this.origins.set(id, `origin-${id}`)
     this.holder.set(this.origins.get(id)!, id)
-    const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, origin: this.origins.get(id)!, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }) }
+    const hello = { t: "hello" as const, v: LINK_VERSION, client: id, role, caps, origin: this.origins.get(id)!, ...(resume === undefined ? {} : { resume: resume.token }), ...(resume?.lastSeq === undefined ? {} : { lastSeq: resume.lastSeq }), ...(this.opts.confirms === true ? { confirms: true } : {}) }
     this.step({ _tag: "ClientJoined", client: id, maxRole, hello, resumeToken: `tok-${id}` })
     return m
   }
@@ -233,6 +237,23 @@ export class Sim {
       sent += data.length
       this.frame(id, { t: "more", id: mid, data, end: sent === payload.length })
     }
+  }
+
+  /** The console confirms every message it has whole (what the SDK's `got` says). */
+  got(id: string): SessionCommand[] {
+    return this.frame(id, { t: "got", seq: this.clients.get(id)!.lastWholeSeq() })
+  }
+
+  /**
+   * A crash: workerd dies with every socket, the frames it handed to them last never arrive; the actor comes back from
+   * its last Persist with no link.
+   */
+  crash(): SessionCommand[] {
+    for (const m of this.clients.values()) if (m.closed === null) { m.closed = { code: "crash", detail: "" }; this.departed.add(m.id) }
+    this.bridge.connected = false
+    this.bridge.portBuf.clear()
+    this.losing.clear()
+    return this.restart()
   }
 
   credit(id: string, n: number): void {

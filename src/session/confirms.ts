@@ -1,0 +1,118 @@
+// Agent messages a console confirmed it received (owner of ClientSide.unconfirmed; `hello.confirms`, `got`). A relay
+// crash closes the consoles' sockets with frames still in flight: what the relay handed to a socket is not what the
+// console got. For a console that confirms, a message sent whole stays unconfirmed until its `got`, and while it does
+// (1) the acknowledgement of agent bytes to the bridge stops where the message began (step.ts), so a restart replays it,
+// and (2) its end is not the console's replay position (`lastPos`), so the replay is sent to it again. The resuming
+// console's `hello.lastSeq` confirms what it did get. Consoles that do not confirm keep "sent whole" as "has it".
+import type { ClientSide, SessionState, Unconfirmed } from "./state.ts"
+import type { PersistedUnconfirmed } from "./types.ts"
+import { log, metric } from "./emit.ts"
+
+/**
+ * Bound of the list (and of what is persisted of it). A console that stops confirming holds the acknowledgement back
+ * anyway (a viewer is closed a window behind, a controller back-pressures the agent); past this many messages the oldest
+ * counts as had, as for a console that does not confirm.
+ */
+export const MAX_UNCONFIRMED = 256
+
+/** The end of message `seq` (begun in the frame at `from`, ending at `end`) was handed to the console's socket. */
+export const sentWhole = (s: SessionState, c: ClientSide, seq: number, from: number, end: number): void => {
+  if (!c.confirms) {
+    c.lastEpoch = s.epoch
+    c.lastPos = end
+    return
+  }
+  c.unconfirmed.push({ seq, epoch: s.epoch, from: Math.min(from, end), end })
+  // Persisted with the frame (the output gate holds the frame until the write is done): a resumed console's lastSeq
+  // can then always be matched to the messages it names.
+  s.persistDirty = true
+  if (c.unconfirmed.length > MAX_UNCONFIRMED) {
+    metric(s, "vdrelay_client_unconfirmed_overflow_total", {})
+    had(c, c.unconfirmed.shift()!)
+  }
+}
+
+const had = (c: ClientSide, u: Unconfirmed): void => {
+  if (u.epoch !== c.lastEpoch || u.end > c.lastPos) {
+    c.lastEpoch = u.epoch
+    c.lastPos = u.end
+  }
+  c.dirty = true
+}
+
+/** `got`: every message up to `seq` arrived whole. */
+export const confirmed = (s: SessionState, c: ClientSide, seq: number): void => {
+  let n = 0
+  while (n < c.unconfirmed.length && c.unconfirmed[n]!.seq <= seq) had(c, c.unconfirmed[n++]!)
+  if (n === 0) return
+  c.unconfirmed.splice(0, n)
+  s.persistDirty = true
+}
+
+/** Where the acknowledgement to the bridge must stop for `c` (Infinity: nothing unconfirmed of this connection). */
+export const confirmLimit = (s: SessionState, c: ClientSide): number => {
+  const u = c.unconfirmed[0]
+  return u !== undefined && u.epoch === s.epoch ? u.from : Infinity
+}
+
+/** A new agent connection: nothing of the old one can be replayed, so nothing of it waits for confirmation. */
+export const forgetUnconfirmed = (c: ClientSide): void => {
+  c.unconfirmed = []
+  c.sendingFrom = undefined
+}
+
+/**
+ * The replay position of a resumed seat: what it had confirmed, plus the messages its `lastSeq` says it got. The rest
+ * is replayed to it (the acknowledgement never passed their start).
+ */
+export const resumePosition = (
+  seat: { readonly lastEpoch: number; readonly lastPos: number; readonly unconfirmed: ReadonlyArray<Unconfirmed> },
+  lastSeq: number | undefined,
+): { lastEpoch: number; lastPos: number } => {
+  const at = { lastEpoch: seat.lastEpoch, lastPos: seat.lastPos }
+  if (lastSeq === undefined) return at
+  for (const u of seat.unconfirmed)
+    if (u.seq <= lastSeq && (u.epoch !== at.lastEpoch || u.end > at.lastPos)) {
+      at.lastEpoch = u.epoch
+      at.lastPos = u.end
+    }
+  return at
+}
+
+// ---------------------------------------------------------------- after a crash
+
+const seatsAwaitReplay = (s: SessionState): boolean => {
+  for (const seat of s.seats.values()) if (seat.unconfirmed.some((u) => u.epoch === s.epoch)) return true
+  return false
+}
+
+/** At a restore: hold the agent stream while a departed seat may lack a message the crash lost (SessionState.replayHold). */
+export const holdReplay = (s: SessionState): void => {
+  s.replayHold = seatsAwaitReplay(s)
+  if (s.replayHold) log(s, "info", "agent replay held for consoles", { seats: [...s.seats.values()].filter((x) => x.unconfirmed.length > 0).length })
+}
+
+/** Every step: once no seat waits (resumed, expired, or a new agent connection), the bridge sends again from here. */
+export const releaseReplay = (s: SessionState): void => {
+  if (!s.replayHold || seatsAwaitReplay(s)) return
+  s.replayHold = false
+  log(s, "info", "agent replay released", { pos: s.stream.pos })
+  if (s.bridge === null) return
+  s.out.push({ _tag: "SendToBridge", frame: { t: "rewind", epoch: s.epoch, pos: s.stream.pos } })
+  s.rewindTo = s.stream.pos
+}
+
+// ---------------------------------------------------------------- persistence
+
+export const persistUnconfirmed = (list: ReadonlyArray<Unconfirmed>): { unconfirmed?: PersistedUnconfirmed[] } =>
+  list.length === 0 ? {} : { unconfirmed: list.slice(-MAX_UNCONFIRMED).map((u) => [u.seq, u.epoch, u.from, u.end] as const) }
+
+const isInt = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n)
+
+export const restoreUnconfirmed = (p: unknown): Unconfirmed[] =>
+  Array.isArray(p)
+    ? p
+        .slice(-MAX_UNCONFIRMED)
+        .filter((u): u is PersistedUnconfirmed => Array.isArray(u) && u.length === 4 && u.every(isInt))
+        .map(([seq, epoch, from, end]) => ({ seq, epoch, from, end }))
+    : []
