@@ -4,6 +4,7 @@ import { Effect, type Scope } from "effect"
 import type { Endpoint } from "./config.ts"
 import type { BridgeError } from "./errors.ts"
 import { openSocket } from "./socket.ts"
+import { unreadByPeer } from "./socket-queue.ts"
 import type { Established } from "./supervise.ts"
 import type { VmCore } from "./vm-core.ts"
 
@@ -22,8 +23,11 @@ export const chardevSession = (endpoint: Endpoint, core: VmCore) => (mark: Estab
       const exit = yield* Effect.exit(Effect.scoped(connection(endpoint, core, mark, () => (deliberate = true))))
       // The core hung up on purpose (a guest port close strands bytes in the socket only until the host leaves, spec
       // §12): connect again at once rather than after the supervisor's backoff, so the guest's next opener finds a host.
+      if (!deliberate) return yield* exit
+      // After a migration that was not continued: not before the guest's agent noticed the hang-up (vm-core.ts).
+      yield* Effect.promise(() => core.reconnectReady())
       const now = Date.now()
-      if (!deliberate || now - lastImmediate < IMMEDIATE_RECONNECT_SPACING_MS) return yield* exit
+      if (now - lastImmediate < IMMEDIATE_RECONNECT_SPACING_MS) return yield* exit
       lastImmediate = now
     }
   })
@@ -56,6 +60,7 @@ const connection = (endpoint: Endpoint, core: VmCore, mark: Established, closing
             closing()
             socket.destroy(new Error(cause))
           },
+          unread: () => unreadByPeer(socket),
         })
       },
       (cause) => core.chardevLost(cause),

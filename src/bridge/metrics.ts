@@ -35,6 +35,7 @@ const families = {
   vdrelay_bridge_migration_continued_total: ["counter", "Live migrations continued on the relay by this (destination) bridge."],
   vdrelay_bridge_migration_backlog_total: ["counter", "Migrations in which reading the source chardev paused: guest bytes may reach the relay twice."],
   vdrelay_bridge_migration_late_bytes_total: ["counter", "Agent bytes read from a source chardev after its handover (the destination sends them too)."],
+  vdrelay_bridge_migration_untaken_bytes_total: ["counter", "Guest-bound bytes a migration's source had handed to its chardev socket that QEMU had not taken at STOP (never reach the guest: the handover says torn)."],
   vdrelay_bridge_vm_failed: ["gauge", "1 while the VM is not run: its config entry is bad or its token file unreadable."],
   vdrelay_bridge_reloads_total: ["counter", "Config reloads (SIGHUP), by result (ok, rejected)."],
 } as const

@@ -19,6 +19,13 @@ export const MIGRATION_READ_BYTES = 64 * 1024 * 1024
 export const HANDOVER_QUIET_MS = 150
 /** How long after RESUME a destination waits for the guest port's open before opening its tunnel anyway. */
 export const PORT_WAIT_MS = 3_000
+/**
+ * After hanging up for a clean start (the relay did not continue the source's connection), the destination reconnects
+ * once the guest's agent has closed its port (it saw the hang-up and reset its parsers) or after this long. Reconnecting
+ * at once hid the hang-up from the real agent (spec §12: a polling guest may miss a close+open), which then read the
+ * new connection's bytes as the rest of the source's torn message and fell silent (seen on the real VM).
+ */
+export const CLEAN_START_WAIT_MS = 10_000
 /** How long a destination says `continues` (the relay refuses it while the source holds the VM); then a plain hello. */
 export const CONTINUE_FOR_MS = 30_000
 /**

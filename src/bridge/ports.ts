@@ -15,4 +15,6 @@ export interface ChardevPort {
   resume(): void
   /** Drop the connection (the agent sees EOF and resets; a new epoch follows). */
   close(cause: string): void
+  /** Bytes written that QEMU has not taken from the socket yet (undefined: cannot be told). Asked at a migration's STOP. */
+  unread?(): Promise<number | undefined>
 }

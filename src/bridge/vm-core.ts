@@ -7,7 +7,7 @@ import type { Limits } from "./config.ts"
 import { GuestWriter } from "./guest-writer.ts"
 import type { Logger } from "./log.ts"
 import type { Metrics } from "./metrics.ts"
-import { HANDOVER_QUIET_MS, MessageEdges, MIGRATION_READ_BYTES, Migration, type MigrationRole, Rebase } from "./migration.ts"
+import { CLEAN_START_WAIT_MS, HANDOVER_QUIET_MS, MessageEdges, MIGRATION_READ_BYTES, Migration, type MigrationRole, Rebase } from "./migration.ts"
 import type { ChardevPort, LinkPort } from "./ports.ts"
 
 export class VmCore {
@@ -48,6 +48,15 @@ export class VmCore {
   private tornAtStop = false
   /** QEMU stopped for the migration's switch: nothing written now reaches the guest (spec §13). */
   private stopped = false
+  /**
+   * At STOP: guest-bound bytes handed to the socket so far, and how many of them QEMU had not taken (the socket's
+   * queue, asked once: `unread`); those never reach the guest. Undefined: not known (yet). The handover waits for it.
+   */
+  private handedAtStop = 0
+  private unreadAtStop: number | undefined
+  private stopProbe: Promise<void> | undefined
+  /** A hang-up for a clean start is waiting for the guest's agent to close its port (see reconnectReady). */
+  private cleanStart: (() => void) | undefined
 
   constructor(
     readonly vm: string,
@@ -59,10 +68,7 @@ export class VmCore {
     this.labels = { vm }
     this.migration = new Migration(
       (role, cause) => this.migrationChanged(role, cause),
-      () => {
-        this.tornAtStop = this.edges.mid
-        this.stopped = true
-      },
+      () => this.qemuStopped(),
     )
     const self = this
     this.guest = new GuestWriter(vm, limits, log, metrics, {
@@ -96,6 +102,7 @@ export class VmCore {
     this.rebase.clear()
     this.edges.reset()
     this.tornAtStop = this.stopped = false
+    this.clearStop()
     this.migration.chardevConnected(Date.now())
     // Counts what is handed to the socket: bytes QEMU may still hold when the guest closes its port (guestPortClosed).
     this.chardev = {
@@ -112,6 +119,7 @@ export class VmCore {
       pause: () => chardev.pause(),
       resume: () => chardev.resume(),
       close: (cause) => chardev.close(cause),
+      ...(chardev.unread !== undefined ? { unread: () => chardev.unread!() } : {}),
     }
     this.chardevUp = true
     this.tail.reset()
@@ -273,13 +281,38 @@ export class VmCore {
     // source's last message, so it must start clean: hang up (it resets its parsers), and start a new connection.
     this.log.log("warn", "migration-not-continued", { epoch: this.epoch, cause: "the relay did not continue the source's connection: hanging up for a clean start" })
     this.migration.continued()
+    this.cleanStart ??= () => {}
     this.chardev?.close("migration not continued: a clean start for the guest's agent")
+  }
+
+  /**
+   * Resolves when the chardev may be connected again after a deliberate hang-up: at once, except after one for a
+   * migration's clean start, which waits until the guest's agent closed its port (it noticed, and resets its parsers)
+   * or CLEAN_START_WAIT_MS passed (an agent that never notices, e.g. stopped, gets the new connection anyway).
+   */
+  reconnectReady(): Promise<void> {
+    if (this.cleanStart === undefined) return Promise.resolve()
+    const started = Date.now()
+    return new Promise((ok) => {
+      const done = (how: string): void => {
+        clearTimeout(timer)
+        this.cleanStart = undefined
+        this.log.log("info", "migration-clean-start", { epoch: this.epoch, waitedMs: Date.now() - started, how })
+        ok()
+      }
+      const timer = setTimeout(() => done("timeout: the guest port never closed"), CLEAN_START_WAIT_MS)
+      this.cleanStart = () => done("the guest's agent closed its port")
+      if (this.port === "closed") done("the guest port was already closed")
+    })
   }
 
   private migrationChanged(role: MigrationRole, cause: string): void {
     this.log.log("info", "migration", { role, cause, epoch: this.epoch })
     this.metrics.inc("vdrelay_bridge_migration_transitions_total", { ...this.labels, role })
-    if (role === "none") this.tornAtStop = this.stopped = false
+    if (role === "none") {
+      this.tornAtStop = this.stopped = false
+      this.clearStop()
+    }
     if (role === "none" || role === "outgoing") {
       this.updateReadGate()
       this.guest.pump()
@@ -296,21 +329,59 @@ export class VmCore {
     if (this.migration.role !== "completed" || !this.synced || this.link === undefined) return
     clearTimeout(this.handoverTimer)
     this.handoverTimer = undefined
-    // A message still being finished after STOP is lost here anyway (tornAtStop): the handover does not wait for it.
-    if (this.sentPos < this.tail.end || this.pendingWrites > 0 || (this.edges.mid && !this.tornAtStop)) return
+    if (this.stopProbe !== undefined) return
+    // Guest-bound bytes QEMU had not taken at STOP (in the socket or still in Node's queue), and any handed since.
+    const untaken = this.unreadAtStop === undefined ? undefined : this.unreadAtStop + this.handed - this.handedAtStop
+    // A message still being finished after STOP is lost here anyway (torn), and so are writes QEMU will never take:
+    // the handover does not wait for them.
+    const lost = this.tornAtStop || (untaken ?? 0) > 0
+    if (this.sentPos < this.tail.end || (this.pendingWrites > 0 && !lost) || (this.edges.mid && !lost)) return
     const wait = this.sourceEof !== undefined ? 0 : this.lastReadAt + HANDOVER_QUIET_MS - Date.now()
     if (wait > 0) {
       this.handoverTimer = setTimeout(() => this.tryHandover(), wait)
       return
     }
     this.guest.sendWrote()
-    const torn = this.tornAtStop || this.edges.mid
+    if (untaken !== undefined && untaken > 0) {
+      // The guest's agent got a prefix of what was handed: whatever follows on the destination would continue inside
+      // it (torn), and what the relay already counted written is gone. Said, counted, and the connection starts clean.
+      this.metrics.inc("vdrelay_bridge_migration_untaken_bytes_total", this.labels, untaken)
+      this.log.log("warn", "migration-untaken", { epoch: this.epoch, bytes: untaken, cause: "guest-bound bytes QEMU had not taken from the socket at STOP: they never reach the guest" })
+    }
+    const torn = this.tornAtStop || this.edges.mid || (untaken ?? 0) > 0
     this.link.send({ t: "handover", epoch: this.epoch, end: this.tail.end, ...(torn ? { torn } : {}) })
     this.metrics.inc("vdrelay_bridge_migration_handovers_total", this.labels)
-    this.log.log(torn ? "warn" : "info", "migration-handover", { epoch: this.epoch, end: this.tail.end, backlogRisk: this.migration.backlogRisk, torn })
+    this.log.log(torn ? "warn" : "info", "migration-handover", { epoch: this.epoch, end: this.tail.end, backlogRisk: this.migration.backlogRisk, torn, untaken: untaken ?? "unknown" })
     this.migration.handedOver()
     const eof = this.sourceEof
     if (eof !== undefined) this.chardevLost(eof)
+  }
+
+  /**
+   * QEMU stopped for the switch: a message still unfinished is torn, and the socket is asked what QEMU had not taken
+   * of what was handed (spec §13: those bytes stay in the source socket). The handover waits for the answer.
+   */
+  private qemuStopped(): void {
+    this.tornAtStop = this.edges.mid
+    this.stopped = true
+    this.handedAtStop = this.handed
+    const unread = this.chardev?.unread
+    if (unread === undefined) return
+    const epoch = this.epoch
+    const probe = unread().then((n) => {
+      if (this.stopProbe !== probe || this.epoch !== epoch) return
+      this.stopProbe = undefined
+      this.unreadAtStop = n
+      this.log.log("info", "migration-stop", { epoch, handed: this.handedAtStop, unread: n ?? "unknown", midMessage: this.tornAtStop })
+      if (this.migration.role === "completed") this.tryHandover()
+    })
+    this.stopProbe = probe
+  }
+
+  private clearStop(): void {
+    this.handedAtStop = 0
+    this.unreadAtStop = undefined
+    this.stopProbe = undefined
   }
 
   /** Agent bytes from a source that handed over: QEMU flushed a backlog the destination re-sends (spec §13). */
@@ -338,6 +409,7 @@ export class VmCore {
     }
     if (level === this.port) return
     this.port = level
+    if (level === "closed") this.cleanStart?.()
     this.metrics.set("vdrelay_bridge_port_open", this.labels, level === "open" ? 1 : level === "closed" ? 0 : -1)
     this.log.log("info", "guest-port", { port: level, cause })
     if (level === "closed") this.guest.portClosed(cause)

@@ -9,6 +9,7 @@ import { jsonLogger } from "../../../src/bridge/log.ts"
 import { Metrics } from "../../../src/bridge/metrics.ts"
 import { HANDOVER_QUIET_MS, Rebase } from "../../../src/bridge/migration.ts"
 import type { ChardevPort, LinkPort } from "../../../src/bridge/ports.ts"
+import { peerRecvQ } from "../../../src/bridge/socket-queue.ts"
 import { VmCore } from "../../../src/bridge/vm-core.ts"
 import { decodeBridgeToRelay, decodeRelayToBridge, encodeBridgeToRelay, encodeRelayToBridge } from "../../../src/link/bridge-codec.ts"
 import { LINK_VERSION, type BridgeToRelay } from "../../../src/link/types.ts"
@@ -135,6 +136,32 @@ describe("bridge core: destination side of a live migration", () => {
     expect(core.migration.role).toBe("none")
   })
 
+  it("not continued: it hangs up and reconnects only once the guest's agent closed its port (it saw the hang-up)", async () => {
+    const m = makeCore()
+    const { core, link, sent } = m
+    const closes: string[] = []
+    core.migration.status("inmigrate", Date.now())
+    core.chardevConnected({ ...m.chardev, close: (cause) => void closes.push(cause) })
+    core.portLevel("closed", "inmigrate")
+    core.migration.event("RESUME", undefined, Date.now() + 10)
+    core.portLevel("open", "VSERPORT_CHANGE")
+    core.tunnelOpened(link)
+    expect(sent[0]).toMatchObject({ t: "hello", continues: true })
+    // A welcome without bases: the relay starts a new agent connection (a torn handover).
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1 << 20 })
+    expect(closes.length).toBe(1)
+    core.chardevLost(closes[0]!)
+    let ready = false
+    const gate = core.reconnectReady().then(() => void (ready = true))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(ready).toBe(false) // reconnecting now could hide the hang-up from the agent
+    core.portLevel("closed", "VSERPORT_CHANGE")
+    await gate
+    expect(ready).toBe(true)
+    // Any other deliberate hang-up reconnects at once.
+    await core.reconnectReady()
+  })
+
   it("a chardev connected after RESUME missed a guest write: a plain hello, a new connection", () => {
     const { core, chardev, link, sent } = makeCore()
     core.migration.status("inmigrate", Date.now())
@@ -219,5 +246,65 @@ describe("bridge core: a message begun when the migration starts", () => {
     core.chardevLost("eof")
     flush() // the socket's end fails the write in flight
     expect(sent.filter((f) => f.t === "handover")).toEqual([{ t: "handover", epoch: expect.any(Number), end: 0, torn: true }])
+  })
+})
+
+describe("bridge core: what QEMU had not taken from the socket at STOP", () => {
+  /** A message written whole (its write done: in the kernel's socket), then the migration, QEMU's socket asked at STOP. */
+  const stopWith = async (unread: number | undefined) => {
+    const m = makeCore()
+    const { core, link, sent, flush, lines } = m
+    const chardev: ChardevPort = { ...m.chardev, unread: async () => unread }
+    core.migration.status("running", Date.now())
+    core.chardevConnected(chardev)
+    core.portLevel("open", "test")
+    core.tunnelOpened(link)
+    core.relayFrame({ t: "welcome", v: LINK_VERSION, epoch: core.epoch, ack: 0, window: 1 << 20 })
+    const msg = monitors(3000)
+    core.relayFrame({ t: "write", epoch: core.epoch, pos: 0, port: 2, data: msg, end: true })
+    flush()
+    expect(sent.filter((f) => f.t === "wrote").at(-1)).toMatchObject({ pos: msg.length })
+    core.migration.event("MIGRATION", { status: "active" }, Date.now())
+    core.migration.event("STOP", undefined, Date.now())
+    core.migration.event("MIGRATION", { status: "completed" }, Date.now())
+    await until(() => sent.some((f) => f.t === "handover"), "the handover", HANDOVER_QUIET_MS * 40)
+    return { handover: sent.filter((f) => f.t === "handover"), lines }
+  }
+
+  it("bytes left in the socket never reach the guest: the handover says torn and counts them", async () => {
+    const { handover, lines } = await stopWith(1200)
+    expect(handover).toEqual([{ t: "handover", epoch: expect.any(Number), end: 0, torn: true }])
+    expect(lines.filter((l) => l.event === "migration-untaken").map((l) => l.bytes)).toEqual([1200])
+    expect(lines.filter((l) => l.event === "migration-stop").map((l) => [l.handed, l.unread])).toEqual([[monitors(3000).length, 1200]])
+  })
+
+  it("an empty socket at STOP: everything handed reached the guest, the handover continues", async () => {
+    const { handover, lines } = await stopWith(0)
+    expect(handover).toEqual([{ t: "handover", epoch: expect.any(Number), end: 0 }])
+    expect(lines.filter((l) => l.event === "migration-untaken")).toEqual([])
+  })
+
+  it("a socket that cannot be asked changes nothing (logged unknown)", async () => {
+    const { handover, lines } = await stopWith(undefined)
+    expect(handover).toEqual([{ t: "handover", epoch: expect.any(Number), end: 0 }])
+    expect(lines.find((l) => l.event === "migration-handover")?.untaken).toBe("unknown")
+  })
+})
+
+describe("the peer's receive queue from `ss -x`", () => {
+  // Captured with `ss -xH` on this machine: a client socket (inode 986187) and QEMU's accepted end (986188), 100000
+  // bytes written and unread; the client's own Send-Q counts buffer sizes, not bytes.
+  const ss = [
+    "u_str ESTAB 0      0                                      * 41234 * 41235",
+    "u_str ESTAB 0      103168                                * 986187 * 986188",
+    "u_str ESTAB 100000 0                   /tmp/i13/probe.sock 986188 * 986187",
+    "u_str LISTEN 0 4096 /run/x.sock 5555 * 0",
+  ].join("\n")
+
+  it("is the Recv-Q of the socket whose peer is ours, not our own line", () => {
+    expect(peerRecvQ(ss, "986187")).toBe(100000)
+    expect(peerRecvQ(ss, "986188")).toBe(0)
+    expect(peerRecvQ(ss, "777")).toBeUndefined()
+    expect(peerRecvQ("garbage\n\n", "1")).toBeUndefined()
   })
 })
