@@ -25,7 +25,19 @@ export interface OutboxOptions {
   /** Largest fragment put in one WebSocket frame, bytes of message data. */
   readonly maxFragment: number
   readonly send: (frame: ClientToRelay) => void
+  /**
+   * Pointer priority: while the pointer moved in the last `pointerBusyMs`, at most this many bytes of messages are
+   * left unreturned by the relay's credit (default 256 KiB), so a move queues behind less bulk data on the link; the
+   * whole credit otherwise (a WAN transfer needs it: its rate is credit ÷ round trip). 0 turns it off.
+   */
+  readonly pointerBusyBytes?: number
+  readonly pointerBusyMs?: number
+  /** Milliseconds clock (default Date.now). */
+  readonly now?: () => number
 }
+
+const POINTER_BUSY_BYTES = 256 * 1024
+const POINTER_BUSY_MS = 100
 
 export class Outbox {
   /** Not yet completely sent, in order; only the head may be partly sent (at `offset`). */
@@ -36,6 +48,10 @@ export class Outbox {
   private credit = 0
   private open = false
   private nextId = 1
+  /** Bytes sent on this link whose credit has not come back (what a pointer move may queue behind). */
+  private inFlight = 0
+  private pointerAt = Number.NEGATIVE_INFINITY
+  private pointerTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly opts: OutboxOptions) {}
 
@@ -67,6 +83,7 @@ export class Outbox {
     this.queue = [...again.filter((m) => m.withdrawn === undefined), ...this.queue].sort((a, b) => a.id - b.id)
     this.offset = 0
     this.credit = credit
+    this.inFlight = 0
     this.open = true
     this.pump()
   }
@@ -78,7 +95,29 @@ export class Outbox {
 
   addCredit(bytes: number): void {
     this.credit += bytes
+    this.inFlight = Math.max(0, this.inFlight - bytes)
     this.pump()
+  }
+
+  /** The console moved the pointer: bulk data yields to it for a while (OutboxOptions.pointerBusyBytes). */
+  pointerMoved(): void {
+    this.pointerAt = (this.opts.now ?? Date.now)()
+  }
+
+  /** Bytes that may go now: the credit, or less while the pointer is busy (then a timer pumps once it is not). */
+  private room(): number {
+    const cap = this.opts.pointerBusyBytes ?? POINTER_BUSY_BYTES
+    if (cap <= 0) return this.credit
+    const left = this.pointerAt + (this.opts.pointerBusyMs ?? POINTER_BUSY_MS) - (this.opts.now ?? Date.now)()
+    if (left <= 0) return this.credit
+    const room = Math.min(this.credit, cap - this.inFlight)
+    if (room <= 0 && this.pointerTimer === undefined) {
+      this.pointerTimer = setTimeout(() => {
+        this.pointerTimer = undefined
+        this.pump()
+      }, Math.ceil(left))
+    }
+    return room
   }
 
   ack(id: number): Outgoing | undefined {
@@ -158,8 +197,9 @@ export class Outbox {
       const m = this.queue[0]!
       const remaining = m.payload.length - this.offset
       // Zero-length messages cost no credit; anything else waits for at least one byte of it.
-      if (remaining > 0 && this.credit <= 0) return
-      const n = Math.min(remaining, this.credit, this.opts.maxFragment)
+      const room = remaining > 0 ? this.room() : 0
+      if (remaining > 0 && room <= 0) return
+      const n = Math.min(remaining, room, this.opts.maxFragment)
       const data = m.payload.subarray(this.offset, this.offset + n)
       const end = n === remaining
       this.opts.send(
@@ -169,6 +209,7 @@ export class Outbox {
       )
       m.sent = true
       this.credit -= n
+      this.inFlight += n
       this.offset += n
       if (end) {
         this.queue.shift()
