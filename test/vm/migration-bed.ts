@@ -159,7 +159,9 @@ export const startMigrationBed = async (o: { readonly log?: (l: string) => void 
       }
       let switchMs: number | undefined
       if (variant === "complete") {
-        await until(() => dst.bridge.events().filter((e) => e.event === "migration-continued").length > continued, `${dst.name}'s bridge continuing the session`, 60_000)
+        // Continued, or (a torn handover) not: the destination then starts the agent connection anew.
+        const notContinued = dst.bridge.events().filter((e) => e.event === "migration-not-continued").length
+        await until(() => dst.bridge.events().filter((e) => e.event === "migration-continued").length > continued || dst.bridge.events().filter((e) => e.event === "migration-not-continued").length > notContinued, `${dst.name}'s bridge continuing the session`, 60_000)
         const h = at(src.bridge.events().filter((e) => e.event === "migration-handover")[handovers])
         const c = at(dst.bridge.events().filter((e) => e.event === "migration-continued")[continued])
         switchMs = h !== undefined && c !== undefined ? c - h : undefined
