@@ -263,8 +263,10 @@ export const startVm = async (opts: VmOptions = {}): Promise<Vm> => {
       if (stopped) return
       stopped = true
       if (proc?.running()) {
-        await qmp.execute("quit").catch(() => {})
+        // Killed if it has not gone within 5 s: a QEMU whose guest powered off without QEMU exiting (seen under load)
+        // may not answer `quit` either, and the stop must not wait on that answer.
         const timer = setTimeout(() => void proc.stop(0), 5000)
+        await Promise.race([qmp.execute("quit").catch(() => {}), proc.exited])
         await proc.exited
         clearTimeout(timer)
       }
