@@ -167,6 +167,7 @@ export class Session extends Emitter<SessionEvents> {
   /** Absolute pointer position for the agent's tablet (coalesced by the relay: latest wins). */
   sendMouse(m: MouseState): void {
     this.requireController()
+    this.outbox.pointerMoved() // bulk data yields to the pointer for a while (pointer priority, outbox.ts)
     this.link.send({ t: "mouse", x: Math.round(m.x), y: Math.round(m.y), buttons: m.buttons ?? 0, display: m.display ?? 0 })
   }
 
