@@ -12,6 +12,9 @@ pkgs+=(nodejs adduser)
 # listens on the NOTIFY_SOCKET with python3's AF_UNIX datagram socket.
 pkgs+=(systemd python3)
 pkgs+=(qemu-system-x86 linux-image-amd64 busybox-static cpio x11-xserver-utils x11-xkb-utils xkb-data)
+# A migration's source bridge asks `ss -x` at STOP what QEMU had not taken from its chardev socket (test/vm/migration
+# checks it; the .deb recommends iproute2).
+pkgs+=(iproute2)
 # The libvirt test (test/vm/libvirt.test.ts) runs Debian's own libvirtd (qemu driver) as a private daemon, and the
 # bridge's libvirt source talks to it through virsh.
 pkgs+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)

@@ -61,6 +61,7 @@ Architecture: all
 Maintainer: vdrelay authors <vdrelay@users.noreply.github.com>
 Installed-Size: ${installedKiB}
 Depends: nodejs (>= ${MIN_NODE}), adduser
+Recommends: iproute2
 Suggests: qemu-system-x86 | libvirt-daemon-system
 Section: net
 Priority: optional
