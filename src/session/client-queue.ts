@@ -2,7 +2,7 @@
 // A client over its cap is marked and closed at the end of the step (step.ts), never in the middle of a broadcast.
 import type { NoticeCode } from "../link/types.ts"
 import type { ClientSide, OutItem, SessionState } from "./state.ts"
-import { forgetUnconfirmed, sentWhole } from "./confirms.ts"
+import { forgetUnconfirmed, replayable, sentWhole } from "./confirms.ts"
 
 /** What a queued control frame counts against the queue cap (so notices cannot pile up for free). */
 export const CONTROL_COST = 64
@@ -54,13 +54,14 @@ export const flush = (s: SessionState, c: ClientSide): void => {
 const sent = (s: SessionState, c: ClientSide, it: OutItem): void => {
   const f = it.frame
   if (f.t === "msg" || f.t === "more") {
-    // Where the agent message began: the first fragment of one that comes from the agent stream carries its frame.
-    if (f.t === "msg" && it.framePos !== undefined) c.sendingFrom = it.framePos
+    // Where the agent message began: the first fragment of one that comes from the agent stream carries its frame. Only
+    // a message that fits half the agent window is held replayable from its start while it is sent (confirms.ts).
+    if (f.t === "msg" && it.framePos !== undefined) c.sendingFrom = replayable(s, f.size) ? it.framePos : undefined
     if (f.end) {
       // A whole message of the relay's own (a FILE_XFER_STATUS refusal, an ANNOUNCE) may go out while an agent message
       // is half sent: only the end of that one clears it.
       if (c.partialSeq === f.seq) c.partialSeq = null
-      if (it.msgEnd !== undefined) sentWhole(s, c, f.seq, c.sendingFrom ?? it.framePos ?? it.msgEnd, it.msgEnd)
+      if (it.msgEnd !== undefined) sentWhole(s, c, f.seq, c.sendingFrom, it.msgEnd)
       if (it.msgEnd !== undefined || c.partialSeq === null) c.sendingFrom = undefined
     } else c.partialSeq = f.seq
     c.dirty = true
@@ -123,9 +124,9 @@ export const forgetPositions = (c: ClientSide): void => {
   // Messages of the old connection still queued mark no position of the new one once sent.
   for (let i = c.head; i < c.items.length; i++) c.items[i]!.msgEnd = undefined
   forgetUnconfirmed(c)
-  if (c.lastEpoch === -1) return
-  c.lastEpoch = -1
-  c.lastPos = 0
+  if (c.lastEpoch === -1 && c.hadEpoch === -1) return
+  c.lastEpoch = c.hadEpoch = -1
+  c.lastPos = c.hadPos = 0
   c.dirty = true
 }
 

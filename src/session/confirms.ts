@@ -15,14 +15,28 @@ import { log, metric } from "./emit.ts"
  */
 export const MAX_UNCONFIRMED = 256
 
-/** The end of message `seq` (begun in the frame at `from`, ending at `end`) was handed to the console's socket. */
-export const sentWhole = (s: SessionState, c: ClientSide, seq: number, from: number, end: number): void => {
+/**
+ * A message the acknowledgement may stop before while it is sent and until it is confirmed: one that fits half the agent
+ * window (the bridge can send all of it and more beyond the held acknowledgement). A longer one is acknowledged piecewise
+ * as it streams (the agent window could not hold it), so a crash cannot replay it: a console that did not get all of
+ * it gets none of it (the SDK fails a waiting clipboard request at the link drop).
+ */
+export const replayable = (s: SessionState, size: number): boolean => size <= s.limits.agentWindow / 2
+
+/**
+ * The end of message `seq` (begun in the frame at `from`, undefined when it is not replayable) was handed to the
+ * console's socket at `end`.
+ */
+export const sentWhole = (s: SessionState, c: ClientSide, seq: number, from: number | undefined, end: number): void => {
+  c.lastEpoch = s.epoch
+  c.lastPos = end
   if (!c.confirms) {
-    c.lastEpoch = s.epoch
-    c.lastPos = end
+    c.hadEpoch = s.epoch
+    c.hadPos = end
     return
   }
-  c.unconfirmed.push({ seq, epoch: s.epoch, from: Math.min(from, end), end })
+  // Kept even when not replayable: its confirmation (or the resuming console's lastSeq) still says the console has it.
+  c.unconfirmed.push({ seq, epoch: s.epoch, from: from === undefined ? -1 : Math.min(from, end), end })
   // Persisted with the frame (the output gate holds the frame until the write is done): a resumed console's lastSeq
   // can then always be matched to the messages it names.
   s.persistDirty = true
@@ -33,9 +47,9 @@ export const sentWhole = (s: SessionState, c: ClientSide, seq: number, from: num
 }
 
 const had = (c: ClientSide, u: Unconfirmed): void => {
-  if (u.epoch !== c.lastEpoch || u.end > c.lastPos) {
-    c.lastEpoch = u.epoch
-    c.lastPos = u.end
+  if (u.epoch !== c.hadEpoch || u.end > c.hadPos) {
+    c.hadEpoch = u.epoch
+    c.hadPos = u.end
   }
   c.dirty = true
 }
@@ -49,10 +63,19 @@ export const confirmed = (s: SessionState, c: ClientSide, seq: number): void => 
   s.persistDirty = true
 }
 
-/** Where the acknowledgement to the bridge must stop for `c` (Infinity: nothing unconfirmed of this connection). */
+/**
+ * Where the acknowledgement to the bridge must stop for `c` (Infinity: nothing unconfirmed of this connection): the start
+ * of its oldest unconfirmed message, or of the replayable one it is being sent.
+ */
 export const confirmLimit = (s: SessionState, c: ClientSide): number => {
-  const u = c.unconfirmed[0]
-  return u !== undefined && u.epoch === s.epoch ? u.from : Infinity
+  if (!c.confirms) return Infinity
+  let limit = c.sendingFrom ?? Infinity
+  for (const u of c.unconfirmed)
+    if (u.from >= 0 && u.epoch === s.epoch) {
+      limit = Math.min(limit, u.from)
+      break
+    }
+  return limit
 }
 
 /** A new agent connection: nothing of the old one can be replayed, so nothing of it waits for confirmation. */
@@ -82,7 +105,7 @@ export const resumePosition = (
 // ---------------------------------------------------------------- after a crash
 
 const seatsAwaitReplay = (s: SessionState): boolean => {
-  for (const seat of s.seats.values()) if (seat.unconfirmed.some((u) => u.epoch === s.epoch)) return true
+  for (const seat of s.seats.values()) if (seat.unconfirmed.some((u) => u.from >= 0 && u.epoch === s.epoch)) return true
   return false
 }
 

@@ -56,11 +56,17 @@ export interface ClientSide {
   queued: number
   credit: number
   /**
-   * Agent epoch and end position of the last agent message it has whole (replays at or below it are skipped): sent
-   * whole, or, for a console that confirms (`hello.confirms`), confirmed with `got`.
+   * Agent epoch and end position of the last agent message sent whole to this link (replays at or below it are skipped
+   * for it: a restart that kept its socket lost nothing in it).
    */
   lastEpoch: number
   lastPos: number
+  /**
+   * The same for what it certainly has: confirmed with `got` (`hello.confirms`), else sent whole. A seat it leaves
+   * (lost link, or a crash) resumes from here: frames in a socket that died may never have arrived.
+   */
+  hadEpoch: number
+  hadPos: number
   partialSeq: number | null
   /** It confirms what it receives (`got`): agent bytes are acknowledged to the bridge only once it confirmed them. */
   readonly confirms: boolean
@@ -110,7 +116,7 @@ export type Answer = "pending" | "ack" | Exclude<NoticeCode, "resend">
 export interface Unconfirmed {
   readonly seq: number
   readonly epoch: number
-  /** Where the bridge frame its first byte came in starts. */
+  /** Where the bridge frame its first byte came in starts; -1 when it is not replayable (confirms.ts `replayable`). */
   readonly from: number
   /** Where it ends. */
   readonly end: number

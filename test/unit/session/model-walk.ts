@@ -1,9 +1,10 @@
 // A seeded random walk over the session actor (joins, leaves, takeovers, partial messages on every link, client
 // resumes with fresh, expired, reused and half-open tokens and SDK-like resends, agent attach/detach/restart, tunnel
-// drop/resume, actor restarts, policy changes, garbage), checking the invariants of
+// drop/resume, actor restarts that keep the links, crashes that lose the frames last handed to some consoles, policy
+// changes, garbage), checking the invariants of
 // DESIGN.md after every step against the peers modelled in sim.ts. Reproducible: the seed is the whole input.
 import { MessageType } from "../../../src/protocol/constants.ts"
-import { defaultPolicy } from "../../../src/link/types.ts"
+import { defaultPolicy, type RelayToClient } from "../../../src/link/types.ts"
 import type { Written } from "./peers.ts"
 import { Sim, announce, bytes, concat, u32le } from "./sim.ts"
 import { SPICE_VDAGENT_CAPS } from "../../../src/protocol/known.ts"
@@ -55,6 +56,8 @@ export interface WalkResult {
   readonly sim: Sim
   /** Resumes that kept a seat. */
   readonly resumes: number
+  /** Messages a crash lost in a console's socket that the oracle then required on its resumed link. */
+  readonly lostJudged: number
 }
 
 /**
@@ -74,19 +77,36 @@ export const writtenOutOfOrder = (written: ReadonlyArray<Written>): string[] => 
   return out
 }
 
+export interface WalkOptions {
+  /** false: a bridge that writes a resent message again (the defect the oracles must catch). */
+  readonly bridgeDedupe?: boolean
+  /** false: consoles that do not confirm (`hello.confirms`), as before confirmations existed. */
+  readonly confirms?: boolean
+  /** false: a resuming console says no `lastSeq` (a defect: it then gets again what it had). */
+  readonly lastSeq?: boolean
+}
+
 /**
- * Runs `steps` random actions; returns the first invariant violations found (empty when all held). `bridgeDedupe:
- * false` models a bridge that writes a resent message again (the defect the oracles must catch).
+ * Runs `steps` random actions; returns the first invariant violations found (empty when all held). Besides restarts
+ * that keep the links (hibernation) it crashes the relay: the frames it handed to some consoles last die with their
+ * sockets. The console-side oracle follows each console across its resumed links: an agent message the agent said
+ * once reaches it at most once, and one the crash lost in its socket reaches it again once it resumed its seat.
  */
-export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: boolean } = {}): WalkResult => {
+export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResult => {
   const rnd = mulberry32(seed)
   const pick = <T>(xs: ReadonlyArray<T>): T => xs[Math.floor(rnd() * xs.length)]!
   const int = (n: number): number => Math.floor(rnd() * n)
-  const sim = new Sim({ limits: LIMITS, split: 1 + int(3000), policy: { maxClipboardBytes: 20_000 } })
+  const sim = new Sim({ limits: LIMITS, split: 1 + int(3000), policy: { maxClipboardBytes: 20_000 }, confirms: o.confirms ?? true })
+  /** Each link's console (links chained by resumes that kept the seat), and consoles that once claimed too little. */
+  const consoleOf = new Map<string, string>()
+  const dishonest = new Set<string>()
+  /** Links whose seat a later link resumed (their lost frames are that console's to get again). */
+  const resumedFrom = new Set<string>()
   sim.bridge.dedupe = o.bridgeDedupe ?? true
   const failures: string[] = []
   const sentToAgent = new Map<string, number>() // content key → count, whole messages sent by a controller
   const agentSaid = new Set<string>()
+  const saidTimes = new Map<string, number>()
   const pending: Pending[] = []
   const everController = new Set<string>()
   /** Ids each client sent whole (not given up): each must end with exactly one ack or notice. */
@@ -98,6 +118,7 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
   const gone: string[] = []
   const goneAt = new Map<string, number>()
   let lastRestart = -1
+  let judgedLost = 0
   let resumes = 0
   let nextClient = 0
   let epoch = 1
@@ -144,6 +165,7 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
       r < 8 ? [MessageType.AnnounceCapabilities, announce(rnd() < 0.3, AGENT_CAPS)] :
       [MessageType.MonitorsConfig, bytes(int(300), i)]
     agentSaid.add(key(type, payload))
+    saidTimes.set(key(type, payload), (saidTimes.get(key(type, payload)) ?? 0) + 1)
     sim.agentSays(type, payload, rnd() < 0.05 ? 2 : 1)
   }
 
@@ -159,7 +181,8 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
     const id = `c${nextClient++}`
     const maxRole = rnd() < 0.85 ? "controller" : "viewer"
     const role = maxRole === "controller" && rnd() < 0.8 ? "controller" : "viewer"
-    const lastSeq = rnd() < 0.8 ? prev.lastWholeSeq() : prev.lastWholeSeq() - int(5)
+    const honest = rnd() < 0.8
+    const lastSeq = o.lastSeq === false ? -1 : honest ? prev.lastWholeSeq() : prev.lastWholeSeq() - int(5)
     const wasLive = prev.closed === null
     const m = sim.resume(id, old, { role, maxRole, lastSeq })
     if (wasLive) {
@@ -169,6 +192,10 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
     const w = m.frames.find((f) => f.t === "welcome")
     if (w?.t !== "welcome" || w.resumed !== true) return
     resumes++
+    const console = consoleOf.get(old) ?? old
+    consoleOf.set(id, console)
+    resumedFrom.add(old)
+    if (!honest && o.lastSeq !== false) dishonest.add(console)
     m.nextId = prev.nextId
     for (const mid of whole.get(old) ?? []) {
       if (prev.sent.get(mid)!.fate.length > 0 || m.closed !== null) continue
@@ -182,6 +209,47 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
       bodies.get(id)!.set(mid, b)
     }
     m.nextId = Math.max(m.nextId, prev.nextId)
+  }
+
+  /**
+   * Consoles come back at once, as the SDK does (the bridge before or after them), the replay runs, and each console
+   * that resumed its seat in the same role has every message the crash lost in its socket, once.
+   */
+  const recoverFromCrash = (crashed: ReadonlyArray<string>): void => {
+    const bridgeFirst = rnd() < 0.5
+    if (bridgeFirst) sim.attachBridge()
+    const back = new Map<string, string>()
+    for (const old of crashed) {
+      if (rnd() < 0.2) continue
+      const before = nextClient
+      resume(old)
+      const id = `c${before}`
+      const m = sim.clients.get(id)
+      const w = m?.frames.find((f) => f.t === "welcome")
+      if (m !== undefined && m.closed === null && w?.t === "welcome" && w.resumed === true) back.set(old, id)
+    }
+    if (!bridgeFirst) sim.attachBridge()
+    // Seats that did not come back hold the replay for their resume window.
+    sim.now += LIMITS.clientGraceMs
+    sim.step({ _tag: "TimerFired" })
+    for (let k = 0; k < 40 && sim.bridge.connected; k++) {
+      sim.pump()
+      for (const id of live()) {
+        sim.credit(id, 1 << 30)
+        if (o.confirms !== false) sim.got(id)
+      }
+    }
+    for (const [old, id] of back) {
+      const prev = sim.clients.get(old)!
+      const m = sim.clients.get(id)!
+      if (m.closed !== null || m.role !== prev.role || dishonest.has(consoleOf.get(id) ?? id)) continue
+      const got = new Set(m.messages.map((x) => key(x.type, x.payload)))
+      for (const k of wholeLost(sim.lost.get(old) ?? []))
+        if (saidTimes.get(k) === 1) {
+          judgedLost++
+          if (!got.has(k)) fail(`${id} (resuming ${old} after a crash) never got an agent message the crash lost in its socket (${k.slice(0, 24)})`)
+        }
+    }
   }
 
   const act = (): void => {
@@ -207,7 +275,11 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
         if (c.closed === null) sentWhole(p.client, p.id)
       }
     } else if (r < 47) sim.frame(pick(ids), { t: "mouse", x: int(2000), y: int(2000), buttons: int(8), display: 0 })
-    else if (r < 55) sim.credit(pick(ids), 1 + int(20_000))
+    else if (r < 55) {
+      const id = pick(ids)
+      sim.credit(id, 1 + int(20_000))
+      if (o.confirms !== false && rnd() < 0.7 && sim.clients.get(id)!.closed === null) sim.got(id)
+    }
     else if (r < 68) agentMessage()
     else if (r < 80) sim.pump(1 + int(20_000))
     else if (r < 85) { if (sim.bridge.connected) sim.wrote() }
@@ -216,7 +288,24 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
     else if (r < 89) { if (sim.bridge.connected) sim.chardev(true, ++epoch) }
     else if (r < 90) { if (sim.bridge.connected) sim.port(rnd() < 0.5) }
     else if (r < 91) { sim.now += 100; sim.step({ _tag: "TimerFired" }) }
-    else if (r < 92) { if (sim.persisted !== null) { sim.restart(); lastRestart = i } }
+    else if (r < 92) {
+      if (sim.persisted === null) return
+      if (rnd() < 0.5) sim.restart()
+      else {
+        // A crash: what the relay hands some consoles last dies with their sockets.
+        for (const id of ids) if (rnd() < 0.5) sim.losing.add(id)
+        agentMessage()
+        sim.pump(1 + int(20_000))
+        const crashed = live()
+        for (const id of crashed) {
+          gone.push(id)
+          goneAt.set(id, i)
+        }
+        sim.crash()
+        if (rnd() < 0.7) recoverFromCrash(crashed)
+      }
+      lastRestart = i
+    }
     else if (r < 94) sim.step({ _tag: "PolicyChanged", policy: { ...defaultPolicy, maxClipboardBytes: 20_000, copyPaste: rnd() < 0.7, fileTransfer: rnd() < 0.7 } })
     else if (r < 95) sim.bridge.appendRaw(bytes(1 + int(60), i))
     else if (r < 96) {
@@ -251,6 +340,16 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
     sim.wrote()
     sim.wrote()
     for (const id of live()) sim.credit(id, 1 << 30)
+    // Past every seat's resume window: a replay held for a console that never came back goes to the others.
+    sim.now += LIMITS.clientGraceMs
+    sim.step({ _tag: "TimerFired" })
+    for (let k = 0; k < 50 && sim.bridge.connected; k++) {
+      sim.pump()
+      for (const id of live()) {
+        sim.credit(id, 1 << 30)
+        if (o.confirms !== false) sim.got(id)
+      }
+    }
     for (const [client, ids] of whole) {
       const m = sim.clients.get(client)!
       if (m.closed !== null) continue
@@ -267,13 +366,41 @@ export const walk = (seed: number, steps: number, o: { readonly bridgeDedupe?: b
     else if (m.type === MessageType.FileXferStatus && m.payload.length === 8 && m.payload[4] === 1) continue // the relay cancelled a lost console's transfer
     else if (m.type !== MessageType.AnnounceCapabilities) fail(`agent got a port-1 message nobody sent whole as controller: type ${m.type} size ${m.payload.length}`)
   }
+  // Per console, across its resumed links: an agent message said once arrives at most once; one that a crash lost in
+  // the socket of a link whose seat was then resumed arrives again.
+  const received = new Map<string, Map<string, number>>()
+  for (const c of sim.clients.values()) {
+    const console = consoleOf.get(c.id) ?? c.id
+    const got = received.get(console) ?? new Map<string, number>()
+    received.set(console, got)
+    for (const m of c.messages) got.set(key(m.type, m.payload), (got.get(key(m.type, m.payload)) ?? 0) + 1)
+  }
+  for (const [console, got] of received) {
+    if (dishonest.has(console)) continue
+    for (const [k, n] of got) if (n > 1 && saidTimes.get(k) === 1) fail(`console ${console} got an agent message ${n} times (${k.slice(0, 24)})`)
+  }
   for (const c of sim.clients.values())
     for (const m of c.messages) {
       if (m.type === MessageType.FileXferStatus || m.type === MessageType.AnnounceCapabilities) continue
       if (!agentSaid.has(key(m.type, m.payload))) fail(`${c.id} got a message the agent never sent: type ${m.type}`)
       if (!everController.has(c.id) && (m.type === MessageType.FileXferStatus || m.type === MessageType.Clipboard)) fail(`viewer ${c.id} got type ${m.type}`)
     }
-  return { steps: i, failures, sim, resumes }
+  return { steps: i, failures, sim, resumes, lostJudged: judgedLost }
+}
+
+/** Content keys of the agent messages whose every frame was lost (a socket that died). */
+const wholeLost = (frames: ReadonlyArray<RelayToClient>): string[] => {
+  const msgs = new Map<number, { type: number; parts: Uint8Array[]; end: boolean }>()
+  for (const f of frames) {
+    if (f.t === "msg") msgs.set(f.seq, { type: f.type, parts: [f.data], end: f.end })
+    else if (f.t === "more" && msgs.has(f.seq)) {
+      const w = msgs.get(f.seq)!
+      w.parts.push(f.data)
+      w.end = f.end
+    }
+  }
+  // A message over half the agent window is acknowledged as it streams and cannot be replayed (confirms.ts `replayable`).
+  return [...msgs.values()].filter((w) => w.end && concat(w.parts).length <= LIMITS.agentWindow / 2).map((w) => key(w.type, concat(w.parts)))
 }
 
 const isCD = (port: number, data: Uint8Array): boolean => port === 2 && data.length === 28 && data[12] === MessageType.ClientDisconnected

@@ -8,12 +8,19 @@ const STEPS = 4_200
 /** Seeds that once failed, kept as regressions. */
 const REGRESSION_SEEDS: number[] = []
 
+let lostJudged = 0
+
 describe("model: invariants hold over random walks", () => {
   it.each([...REGRESSION_SEEDS, ...SEEDS])("seed %i", (seed) => {
     const r = walk(seed, STEPS)
     expect(r.failures).toEqual([])
     expect(r.steps).toBe(STEPS)
     expect(r.resumes).toBeGreaterThan(0)
+    lostJudged += r.lostJudged
+  })
+
+  it("the walks crashed the relay with messages in consoles' sockets, and judged those messages", () => {
+    expect(lostJudged).toBeGreaterThan(25)
   })
 })
 
@@ -24,6 +31,16 @@ describe("model: the whole-stream oracle judges sequences, not only single messa
       const r = walk(seed, STEPS, { bridgeDedupe: false })
       expect(r.failures.join("\n")).toMatch(/written after its message \d+: a duplicate/)
     }
+  })
+
+  it("fails walks whose consoles do not confirm: a message a crash lost in a socket never arrives", () => {
+    const failures = SEEDS.slice(0, 6).flatMap((seed) => walk(seed, STEPS, { confirms: false }).failures)
+    expect(failures.join("\n")).toMatch(/never got an agent message the crash lost in its socket/)
+  })
+
+  it("fails walks whose resuming consoles say no lastSeq: the oracle names a message a console got twice", () => {
+    const failures = SEEDS.slice(0, 6).flatMap((seed) => walk(seed, STEPS, { lastSeq: false }).failures)
+    expect(failures.join("\n")).toMatch(/got an agent message \d+ times/)
   })
 
   it("names a duplicate and a reorder in what reached the agent, per console", () => {

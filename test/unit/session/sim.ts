@@ -1,7 +1,7 @@
 // Test harness for the session actor: drives `step` (and `restore`) against the peers modelled in peers.ts, so tests
 // can assert on what each consumer would really see.
 import { MessageType } from "../../../src/protocol/constants.ts"
-import { defaultPolicy, LINK_VERSION, type Policy, type Role, type PortLevel, type ClientToRelay } from "../../../src/link/types.ts"
+import { defaultPolicy, LINK_VERSION, type Policy, type Role, type PortLevel, type ClientToRelay, type RelayToClient } from "../../../src/link/types.ts"
 import {
   initialState,
   restore,
@@ -45,6 +45,8 @@ export class Sim {
   departed = new Set<string>()
   /** Consoles whose frames are lost on the way (a socket a crash is killing): handed out by the relay, never received. */
   losing = new Set<string>()
+  /** The frames so lost, per console. */
+  lost = new Map<string, RelayToClient[]>()
   violations: string[] = []
   split: number
 
@@ -70,6 +72,7 @@ export class Sim {
           const m = this.clients.get(c.client)
           if (m === undefined || m.closed !== null) { this.violations.push(`command to departed client ${c.client}: ${c.frame.t}`); break }
           if (!this.losing.has(c.client)) m.receive(c.frame)
+          else this.lost.set(c.client, [...(this.lost.get(c.client) ?? []), c.frame])
           break
         }
         case "CloseClient": {
