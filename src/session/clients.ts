@@ -33,6 +33,8 @@ const newClient = (s: SessionState, id: ClientId, maxRole: Role, caps: ReadonlyA
   credit: s.limits.initialClientCredit,
   lastEpoch: -1,
   lastPos: 0,
+  hadEpoch: -1,
+  hadPos: 0,
   partialSeq: null,
   confirms,
   sendingFrom: undefined,
@@ -113,8 +115,8 @@ const resumeSeat = (s: SessionState, c: ClientSide, seat: Seat, h: Extract<Sessi
   metric(s, "vdrelay_client_resumes_total", { control: String(seat.control) })
   const lastSeq = typeof h.lastSeq === "number" && Number.isSafeInteger(h.lastSeq) ? h.lastSeq : undefined
   const at = resumePosition(seat, lastSeq)
-  c.lastEpoch = at.lastEpoch
-  c.lastPos = at.lastPos
+  c.lastEpoch = c.hadEpoch = at.lastEpoch
+  c.lastPos = c.hadPos = at.lastPos
   c.answered = seat.answered
   c.cancelled = seat.cancelled
   c.amnesicEpoch = seat.amnesicEpoch ?? null

@@ -57,6 +57,7 @@ export const clientAttachment = (s: SessionState, c: ClientSide): ClientLinkAtta
   lastPos: c.lastPos,
   partialSeq: c.partialSeq,
   ...(c.confirms ? { confirms: true } : {}),
+  ...(c.hadEpoch === c.lastEpoch && c.hadPos === c.lastPos ? {} : { had: [c.hadEpoch, c.hadPos] as const }),
   ...persistUnconfirmed(c.unconfirmed),
   credit: c.credit,
   ...(c.token === "" ? {} : { resumeToken: c.token }),

@@ -49,6 +49,9 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
   }
 }
 
+const validHad = (h: unknown): readonly [number, number] | undefined =>
+  Array.isArray(h) && h.length === 2 && h.every((n) => typeof n === "number" && Number.isSafeInteger(n)) ? (h as [number, number]) : undefined
+
 const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide => ({
   id: a.client,
   origin: typeof a.origin === "string" && a.origin.length <= MAX_ORIGIN_LENGTH ? a.origin : "",
@@ -63,6 +66,8 @@ const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide =>
   credit: validCredit(a.credit) ?? s.limits.initialClientCredit,
   lastEpoch: a.lastEpoch,
   lastPos: a.lastPos,
+  hadEpoch: validHad(a.had)?.[0] ?? a.lastEpoch,
+  hadPos: validHad(a.had)?.[1] ?? a.lastPos,
   partialSeq: a.partialSeq,
   confirms: a.confirms === true,
   sendingFrom: undefined,

@@ -20,8 +20,8 @@ export const keepSeat = (s: SessionState, c: ClientSide, cause: LeaveCause, forc
     client: c.id,
     control: false,
     until: s.now + s.limits.clientGraceMs,
-    lastEpoch: c.lastEpoch,
-    lastPos: c.lastPos,
+    lastEpoch: c.hadEpoch,
+    lastPos: c.hadPos,
     unconfirmed: c.unconfirmed,
     partialSeq: c.partialSeq,
     answered: c.answered,
@@ -77,7 +77,7 @@ export const persistedSeats = (s: SessionState): PersistedSeat[] => {
   const out: PersistedSeat[] = []
   const live = [...s.clients.values()].filter((c) => c.token !== "")
   live.sort((a, b) => Number(b.role === "controller") - Number(a.role === "controller"))
-  for (const c of live) out.push({ token: c.token, client: c.id, control: c.role === "controller", until: null, lastEpoch: c.lastEpoch, lastPos: c.lastPos, ...persistUnconfirmed(c.unconfirmed) })
+  for (const c of live) out.push({ token: c.token, client: c.id, control: c.role === "controller", until: null, lastEpoch: c.hadEpoch, lastPos: c.hadPos, ...persistUnconfirmed(c.unconfirmed) })
   const gone = [...s.seats.values()].filter((x) => x.until > s.now).reverse()
   gone.sort((a, b) => Number(b.control) - Number(a.control))
   for (const x of gone) out.push({ token: x.token, client: x.client, control: x.control, until: x.until, lastEpoch: x.lastEpoch, lastPos: x.lastPos, ...persistUnconfirmed(x.unconfirmed) })

@@ -167,6 +167,8 @@ export interface ClientLinkAttachment {
   readonly partialSeq: number | null
   /** It confirms what it receives (`hello.confirms`); absent: false. */
   readonly confirms?: boolean
+  /** ClientSide.hadEpoch, hadPos when they differ from lastEpoch, lastPos. */
+  readonly had?: readonly [number, number]
   /** Agent messages sent whole and not confirmed (ClientSide.unconfirmed); absent: none. */
   readonly unconfirmed?: ReadonlyArray<PersistedUnconfirmed>
   /** The seat's resume token (ClientJoined.resumeToken); absent in attachments written before resume existed. */
