@@ -25,6 +25,16 @@ const setUp = (confirms: boolean) => {
   return { sim, c }
 }
 
+/** The relay crashes; the bridge is back on the same chardev connection first, then c1's console resumes as c2. */
+const crashThenResume = (sim: Sim) => {
+  sim.crash()
+  sim.attachBridge() // the bridge sends again from the persisted acknowledgement
+  sim.pump()
+  const c2 = sim.resume("c2", "c1")
+  sim.pump()
+  return c2
+}
+
 describe("a relay crash with an agent message in flight to the console", () => {
   it("a confirming console gets the message the crash lost, once, and nothing it already had", () => {
     const { sim, c } = setUp(true)
@@ -32,11 +42,7 @@ describe("a relay crash with an agent message in flight to the console", () => {
     sim.agentSays(MessageType.Reply, u32le(2, 0))
     sim.pump() // handed to c1's socket, lost with it
     expect(replies(c)).toEqual([1])
-    sim.crash()
-    sim.attachBridge() // the same chardev connection: the bridge sends again from the persisted acknowledgement
-    sim.pump()
-    const c2 = sim.resume("c2", "c1")
-    sim.pump()
+    const c2 = crashThenResume(sim)
     sim.got("c2")
     expect([...replies(c), ...replies(c2)]).toEqual([1, 2])
     expect(sim.tornAnywhere()).toEqual([])
@@ -47,11 +53,7 @@ describe("a relay crash with an agent message in flight to the console", () => {
     sim.agentSays(MessageType.Reply, u32le(2, 0))
     sim.pump()
     sim.got("c1")
-    sim.crash()
-    sim.attachBridge()
-    sim.pump()
-    const c2 = sim.resume("c2", "c1")
-    sim.pump()
+    const c2 = crashThenResume(sim)
     expect([...replies(c), ...replies(c2)]).toEqual([1, 2])
     expect(sim.tornAnywhere()).toEqual([])
   })
@@ -60,11 +62,7 @@ describe("a relay crash with an agent message in flight to the console", () => {
     const { sim, c } = setUp(true)
     sim.agentSays(MessageType.Reply, u32le(2, 0))
     sim.pump() // arrived; the `got` was still waiting for its 10 ms when the relay died
-    sim.crash()
-    sim.attachBridge()
-    sim.pump()
-    const c2 = sim.resume("c2", "c1")
-    sim.pump()
+    const c2 = crashThenResume(sim)
     expect([...replies(c), ...replies(c2)]).toEqual([1, 2])
     expect(sim.tornAnywhere()).toEqual([])
   })

@@ -211,6 +211,19 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
     m.nextId = Math.max(m.nextId, prev.nextId)
   }
 
+  /** Time past every seat's resume window, then the agent's bytes delivered, every console crediting and confirming. */
+  const drainPastGrace = (): void => {
+    sim.now += LIMITS.clientGraceMs
+    sim.step({ _tag: "TimerFired" })
+    for (let k = 0; k < 50 && sim.bridge.connected; k++) {
+      sim.pump()
+      for (const id of live()) {
+        sim.credit(id, 1 << 30)
+        if (o.confirms !== false) sim.got(id)
+      }
+    }
+  }
+
   /**
    * Consoles come back at once, as the SDK does (the bridge before or after them), the replay runs, and each console
    * that resumed its seat in the same role has every message the crash lost in its socket, once.
@@ -230,15 +243,7 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
     }
     if (!bridgeFirst) sim.attachBridge()
     // Seats that did not come back hold the replay for their resume window.
-    sim.now += LIMITS.clientGraceMs
-    sim.step({ _tag: "TimerFired" })
-    for (let k = 0; k < 40 && sim.bridge.connected; k++) {
-      sim.pump()
-      for (const id of live()) {
-        sim.credit(id, 1 << 30)
-        if (o.confirms !== false) sim.got(id)
-      }
-    }
+    drainPastGrace()
     for (const [old, id] of back) {
       const prev = sim.clients.get(old)!
       const m = sim.clients.get(id)!
@@ -341,15 +346,7 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
     sim.wrote()
     for (const id of live()) sim.credit(id, 1 << 30)
     // Past every seat's resume window: a replay held for a console that never came back goes to the others.
-    sim.now += LIMITS.clientGraceMs
-    sim.step({ _tag: "TimerFired" })
-    for (let k = 0; k < 50 && sim.bridge.connected; k++) {
-      sim.pump()
-      for (const id of live()) {
-        sim.credit(id, 1 << 30)
-        if (o.confirms !== false) sim.got(id)
-      }
-    }
+    drainPastGrace()
     for (const [client, ids] of whole) {
       const m = sim.clients.get(client)!
       if (m.closed !== null) continue
