@@ -66,7 +66,9 @@ const sent = (s: SessionState, c: ClientSide, it: OutItem): void => {
     } else c.partialSeq = f.seq
     c.dirty = true
   } else if (f.t === "abort" && c.partialSeq === f.seq) {
+    // Given up half sent: nothing of it is owed to this console any more, so it holds the acknowledgement back no longer.
     c.partialSeq = null
+    c.sendingFrom = undefined
     c.dirty = true
   }
 }

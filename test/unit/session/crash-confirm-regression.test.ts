@@ -98,5 +98,30 @@ describe("a relay crash with an agent message in flight to the console", () => {
     expect(replies(v)).toEqual([2, 3])
     expect(sim.tornAnywhere()).toEqual([])
   })
+
+  it("a message given up half sent (the agent's port closed) no longer holds the acknowledgement back", () => {
+    const sim = new Sim({ confirms: true, split: 512 })
+    sim.attachBridge()
+    sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
+    sim.pump()
+    const c = sim.join("c1")
+    sim.credit("c1", 1 << 30)
+    sim.agentSays(MessageType.Reply, u32le(1, 0))
+    sim.pump()
+    sim.got("c1")
+    sim.agentSays(MessageType.Clipboard, new Uint8Array(3000))
+    sim.pump(1024) // a third of it: the console has its first fragments
+    sim.port(false) // the guest closed its port: the relay gives the message up (abort)
+    expect(c.frames.some((f) => f.t === "abort")).toBe(true)
+    // Nothing of it is owed to the console: until its next message began, the stale start held every acknowledgement
+    // (for messages routed to others too) at the given-up message.
+    expect(sim.state.clients.get("c1")!.sendingFrom).toBeUndefined()
+    sim.port(true)
+    sim.agentSays(MessageType.Reply, u32le(3, 0))
+    sim.pump()
+    sim.got("c1")
+    expect(replies(c)).toEqual([1, 3])
+    expect(sim.bridge.acked).toBe(sim.bridge.agentLen)
+  })
 })
 
