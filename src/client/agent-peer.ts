@@ -43,6 +43,7 @@ export class AgentPeer {
       isController: () => d.role() === "controller",
       grabbed: (selection, types) => d.emit("clipboard-grab", { selection, types }),
       released: (selection) => d.emit("clipboard-release", { selection }),
+      answerLost: (err) => d.emit("error", err),
       data: (data) => d.emit("clipboard", data),
     })
     this.files = new FileTransfers({

@@ -22,6 +22,11 @@ export interface ClipboardDeps {
   readonly grabbed: (selection: number, types: ReadonlyArray<number>) => void
   readonly released: (selection: number) => void
   readonly data: (data: ClipboardData) => void
+  /**
+   * Our answer to a guest paste was not written, and no relay notice said so (this console became a viewer or its link
+   * ended while it was being sent): the console is told, since nothing else will tell it the paste failed.
+   */
+  readonly answerLost: (err: ClientError) => void
 }
 
 const utf8 = new TextEncoder()
@@ -161,7 +166,11 @@ export class Clipboard {
         if (!this.deps.isController()) return
         const item = this.owned.get(m.selection)?.find((i) => i.type === m.dataType)
         // An empty answer tells the guest the data is not available, so its paste does not hang.
-        void this.deps.send({ _tag: "Clipboard", selection: m.selection, dataType: m.dataType, data: item?.data ?? new Uint8Array(0) }).catch(() => {})
+        void this.deps.send({ _tag: "Clipboard", selection: m.selection, dataType: m.dataType, data: item?.data ?? new Uint8Array(0) }).catch((err: unknown) => {
+          // A relay notice about it was already emitted as a `notice` event.
+          if (err instanceof ClientError && err.extra.notice === undefined)
+            this.deps.answerLost(new ClientError(err.reason, `the answer to the guest's paste was not delivered: ${err.detail}`))
+        })
         return
       }
       case "Clipboard": {
