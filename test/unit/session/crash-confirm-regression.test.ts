@@ -12,8 +12,8 @@ import { Sim, announce, u32le } from "./sim.ts"
 const replies = (m: { messages: ReadonlyArray<{ type: number; payload: Uint8Array }> }): number[] =>
   m.messages.filter((x) => x.type === MessageType.Reply).map((x) => x.payload[0]!)
 
-const setUp = (confirms: boolean) => {
-  const sim = new Sim({ confirms })
+const setUp = (confirms: boolean, split?: number) => {
+  const sim = new Sim({ confirms, ...(split === undefined ? {} : { split }) })
   sim.attachBridge()
   sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
   sim.pump()
@@ -100,15 +100,7 @@ describe("a relay crash with an agent message in flight to the console", () => {
   })
 
   it("a message given up half sent (the agent's port closed) no longer holds the acknowledgement back", () => {
-    const sim = new Sim({ confirms: true, split: 512 })
-    sim.attachBridge()
-    sim.agentSays(MessageType.AnnounceCapabilities, announce(false, [SPICE_VDAGENT_CAPS]))
-    sim.pump()
-    const c = sim.join("c1")
-    sim.credit("c1", 1 << 30)
-    sim.agentSays(MessageType.Reply, u32le(1, 0))
-    sim.pump()
-    sim.got("c1")
+    const { sim, c } = setUp(true, 512)
     sim.agentSays(MessageType.Clipboard, new Uint8Array(3000))
     sim.pump(1024) // a third of it: the console has its first fragments
     sim.port(false) // the guest closed its port: the relay gives the message up (abort)
