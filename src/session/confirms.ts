@@ -4,7 +4,7 @@
 // (1) the acknowledgement of agent bytes to the bridge stops where the message began (step.ts), so a restart replays it,
 // and (2) its end is not the console's replay position (`lastPos`), so the replay is sent to it again. The resuming
 // console's `hello.lastSeq` confirms what it did get. Consoles that do not confirm keep "sent whole" as "has it".
-import type { ClientSide, SessionState, Unconfirmed } from "./state.ts"
+import type { ClientSide, Seat, SessionState, Unconfirmed } from "./state.ts"
 import type { PersistedUnconfirmed } from "./types.ts"
 import { log, metric } from "./emit.ts"
 
@@ -104,15 +104,22 @@ export const resumePosition = (
 
 // ---------------------------------------------------------------- after a crash
 
+/**
+ * A seat waits for the agent stream if its link ended with the relay (its console is on its way back and would miss
+ * what the agent says meanwhile: rule 5 replays nothing of a gap), or if it may lack a message the crash lost.
+ */
+export const awaitsReplay = (s: SessionState, seat: Seat): boolean =>
+  seat.crashed === true || seat.unconfirmed.some((u) => u.from >= 0 && u.epoch === s.epoch)
+
 const seatsAwaitReplay = (s: SessionState): boolean => {
-  for (const seat of s.seats.values()) if (seat.unconfirmed.some((u) => u.from >= 0 && u.epoch === s.epoch)) return true
+  for (const seat of s.seats.values()) if (awaitsReplay(s, seat)) return true
   return false
 }
 
 /** At a restore: hold the agent stream while a departed seat may lack a message the crash lost (SessionState.replayHold). */
 export const holdReplay = (s: SessionState): void => {
   s.replayHold = seatsAwaitReplay(s)
-  if (s.replayHold) log(s, "info", "agent replay held for consoles", { seats: [...s.seats.values()].filter((x) => x.unconfirmed.length > 0).length })
+  if (s.replayHold) log(s, "info", "agent replay held for consoles", { seats: [...s.seats.values()].filter((x) => awaitsReplay(s, x)).length })
 }
 
 /** Every step: once no seat waits (resumed, expired, or a new agent connection), the bridge sends again from here. */

@@ -109,6 +109,7 @@ export const restoreSeats = (s: SessionState, seats: ReadonlyArray<PersistedSeat
       cancelled: new Set(),
       // Its answers are lost with the restart: what it sends `again` is judged by the epoch of the persisted state.
       amnesicEpoch: epoch,
+      ...(p.until === null ? { crashed: true } : {}),
     }
     addSeat(s, seat)
     if (p.control && s.controller === null && ![...s.seats.values()].some((x) => x.control)) seat.control = true

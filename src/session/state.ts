@@ -140,6 +140,11 @@ export interface Seat {
   readonly cancelled: Set<number>
   /** Restored from storage (answers lost): the epoch its messages were last sent in (ClientSide.amnesicEpoch). */
   readonly amnesicEpoch?: number | null
+  /**
+   * Its link was live when the relay stopped (a crash or an eviction closed it, not the console): what the agent says
+   * before it is back is held for it (SessionState.replayHold), as its console will be back within the resume window.
+   */
+  readonly crashed?: boolean
 }
 
 /** A whole client message handed to the bridge, waiting for `wrote` to pass its end (guest-out.ts). */
@@ -272,9 +277,10 @@ export interface SessionState {
    */
   rewindTo: number | null
   /**
-   * After a crash: a departed seat may lack an agent message the crash lost in its socket (confirms.ts), so agent bytes
-   * are not taken from the bridge until such seats resume or expire; then the bridge is rewound and the replay reaches
-   * them too (otherwise a bridge back before the console replays to nobody).
+   * After a crash: a seat whose link the crash closed will be back and would miss what the agent says meanwhile, and a
+   * departed seat may lack an agent message the crash lost in its socket (confirms.ts), so agent bytes are not taken
+   * from the bridge until such seats resume or expire (the timer wakes the session then); then the bridge is rewound
+   * and the replay reaches them too (otherwise a bridge back before the console replays to nobody).
    */
   replayHold: boolean
   /** A live migration's source handed the agent connection over at `end` of `epoch` (handover.ts); absent: none. */

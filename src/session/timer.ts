@@ -1,10 +1,13 @@
-// The session's one timer (owner of `timerAt`): the bridge grace and a held controller's grace share a single SetTimer.
+// The session's one timer (owner of `timerAt`): the bridge grace, a held controller's grace and the end of a seat the
+// agent stream is held for share a single SetTimer.
 import type { SessionState } from "./state.ts"
+import { awaitsReplay } from "./confirms.ts"
 
-/** Earliest time a TimerFired is needed for: the bridge grace or a held controller's grace. */
+/** Earliest time a TimerFired is needed for: the bridge grace, a held controller's grace, a seat holding the replay. */
 const nextDeadline = (s: SessionState): number | null => {
   let at = s.graceUntil
-  for (const seat of s.seats.values()) if (seat.control && (at === null || seat.until < at)) at = seat.until
+  for (const seat of s.seats.values())
+    if ((seat.control || (s.replayHold && awaitsReplay(s, seat))) && (at === null || seat.until < at)) at = seat.until
   return at
 }
 

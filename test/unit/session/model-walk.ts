@@ -58,6 +58,8 @@ export interface WalkResult {
   readonly resumes: number
   /** Messages a crash lost in a console's socket that the oracle then required on its resumed link. */
   readonly lostJudged: number
+  /** Resumed consoles the oracle required to have what the agent said after a crash, before they were back. */
+  readonly gapJudged: number
 }
 
 /**
@@ -84,13 +86,19 @@ export interface WalkOptions {
   readonly confirms?: boolean
   /** false: a resuming console says no `lastSeq` (a defect: it then gets again what it had). */
   readonly lastSeq?: boolean
+  /**
+   * false: seats whose links a crash closed do not hold the agent stream (a defect: what the agent says between the
+   * bridge's return and the console's goes to nobody).
+   */
+  readonly crashedSeatsHold?: boolean
 }
 
 /**
  * Runs `steps` random actions; returns the first invariant violations found (empty when all held). Besides restarts
  * that keep the links (hibernation) it crashes the relay: the frames it handed to some consoles last die with their
  * sockets. The console-side oracle follows each console across its resumed links: an agent message the agent said
- * once reaches it at most once, and one the crash lost in its socket reaches it again once it resumed its seat.
+ * once reaches it at most once, and one the crash lost in its socket, or said after the crash before it was back, reaches
+ * it once it resumed its seat.
  */
 export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResult => {
   const rnd = mulberry32(seed)
@@ -119,6 +127,7 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
   const goneAt = new Map<string, number>()
   let lastRestart = -1
   let judgedLost = 0
+  let judgedGap = 0
   let resumes = 0
   let nextClient = 0
   let epoch = 1
@@ -230,7 +239,20 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
    */
   const recoverFromCrash = (crashed: ReadonlyArray<string>): void => {
     const bridgeFirst = rnd() < 0.5
-    if (bridgeFirst) sim.attachBridge()
+    // The agent may speak in the gap between the bridge's return and the consoles': every console resuming its seat
+    // must still get what it said (a MonitorsConfig: every role receives one).
+    let gapSaid: string | null = null
+    if (bridgeFirst) {
+      sim.attachBridge()
+      if (rnd() < 0.7) {
+        const payload = bytes(1 + int(300), i)
+        gapSaid = key(MessageType.MonitorsConfig, payload)
+        agentSaid.add(gapSaid)
+        saidTimes.set(gapSaid, (saidTimes.get(gapSaid) ?? 0) + 1)
+        sim.agentSays(MessageType.MonitorsConfig, payload)
+        sim.pump()
+      }
+    }
     const back = new Map<string, string>()
     for (const old of crashed) {
       if (rnd() < 0.2) continue
@@ -249,6 +271,10 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
       const m = sim.clients.get(id)!
       if (m.closed !== null || m.role !== prev.role || dishonest.has(consoleOf.get(id) ?? id)) continue
       const got = new Set(m.messages.map((x) => key(x.type, x.payload)))
+      if (gapSaid !== null && saidTimes.get(gapSaid) === 1) {
+        judgedGap++
+        if (!got.has(gapSaid)) fail(`${id} (resuming ${old} after a crash) never got what the agent said before it was back (${gapSaid.slice(0, 24)})`)
+      }
       for (const k of wholeLost(sim.lost.get(old) ?? []))
         if (saidTimes.get(k) === 1) {
           judgedLost++
@@ -307,6 +333,7 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
           goneAt.set(id, i)
         }
         sim.crash()
+        if (o.crashedSeatsHold === false) for (const [t, seat] of sim.state.seats) sim.state.seats.set(t, { ...seat, crashed: false })
         if (rnd() < 0.7) recoverFromCrash(crashed)
       }
       lastRestart = i
@@ -382,7 +409,7 @@ export const walk = (seed: number, steps: number, o: WalkOptions = {}): WalkResu
       if (!agentSaid.has(key(m.type, m.payload))) fail(`${c.id} got a message the agent never sent: type ${m.type}`)
       if (!everController.has(c.id) && (m.type === MessageType.FileXferStatus || m.type === MessageType.Clipboard)) fail(`viewer ${c.id} got type ${m.type}`)
     }
-  return { steps: i, failures, sim, resumes, lostJudged: judgedLost }
+  return { steps: i, failures, sim, resumes, lostJudged: judgedLost, gapJudged: judgedGap }
 }
 
 /** Content keys of the agent messages whose every frame was lost (a socket that died). */

@@ -9,6 +9,7 @@ const STEPS = 4_200
 const REGRESSION_SEEDS: number[] = []
 
 let lostJudged = 0
+let gapJudged = 0
 
 describe("model: invariants hold over random walks", () => {
   it.each([...REGRESSION_SEEDS, ...SEEDS])("seed %i", (seed) => {
@@ -17,10 +18,15 @@ describe("model: invariants hold over random walks", () => {
     expect(r.steps).toBe(STEPS)
     expect(r.resumes).toBeGreaterThan(0)
     lostJudged += r.lostJudged
+    gapJudged += r.gapJudged
   })
 
   it("the walks crashed the relay with messages in consoles' sockets, and judged those messages", () => {
     expect(lostJudged).toBeGreaterThan(25)
+  })
+
+  it("the walks had the agent speak after crashes before consoles were back, and judged what those consoles got", () => {
+    expect(gapJudged).toBeGreaterThan(10)
   })
 })
 
@@ -36,6 +42,11 @@ describe("model: the whole-stream oracle judges sequences, not only single messa
   it("fails walks whose consoles do not confirm: a message a crash lost in a socket never arrives", () => {
     const failures = SEEDS.slice(0, 6).flatMap((seed) => walk(seed, STEPS, { confirms: false }).failures)
     expect(failures.join("\n")).toMatch(/never got an agent message the crash lost in its socket/)
+  })
+
+  it("fails walks whose seats do not hold the stream for consoles a crash closed: what the agent said meanwhile is lost", () => {
+    const failures = SEEDS.slice(0, 6).flatMap((seed) => walk(seed, STEPS, { crashedSeatsHold: false }).failures)
+    expect(failures.join("\n")).toMatch(/never got what the agent said before it was back/)
   })
 
   it("fails walks whose resuming consoles say no lastSeq: the oracle names a message a console got twice", () => {
