@@ -1,6 +1,8 @@
 // Clipboard sharing as SPICE clients do it (spec §2, §7 item 7): grab / request / data / release per selection, and
-// the grab-serial rule (one serial per selection, reset when caps are exchanged with request=1; a guest grab with a
-// serial lower than ours is stale and ignored, so on a tie the client wins).
+// the grab-serial rule (one serial per selection, reset when caps are exchanged with request=1; on a tie the client
+// wins). A guest grab is ignored only when it crossed one of ours (its serial at or below the one we last sent since the
+// reset): the console cannot see exactly where in the agent's stream its serials restart (a grab the agent made before
+// it took our request=1 arrives after we reset ours), so a lower serial that crossed nothing is taken, and counted from.
 import { ClipboardType } from "../protocol/constants.ts"
 import type { AgentMessage } from "../protocol/messages.ts"
 import { Cap, agentHas } from "./agent-codec.ts"
@@ -39,6 +41,8 @@ interface Pending {
 
 export class Clipboard {
   private serials = [0, 0, 0]
+  /** The serial of our last grab per selection since the serials were reset; -1: none. */
+  private lastSent = [-1, -1, -1]
   /** What this console offers the guest, per selection (set by our grab, cleared by a guest grab or a release). */
   private readonly owned = new Map<number, ReadonlyArray<ClipboardItem>>()
   /** What the guest offers, per selection. */
@@ -58,6 +62,7 @@ export class Clipboard {
   /** Caps were exchanged with request=1 (a new client for the agent): both sides start their serials again. */
   resetSerials(): void {
     this.serials = [0, 0, 0]
+    this.lastSent = [-1, -1, -1]
   }
 
   /**
@@ -98,9 +103,7 @@ export class Clipboard {
       sends.push(this.deps.send({ _tag: "ClipboardRelease", selection }))
     this.owned.set(selection, items)
     this.guest.delete(selection)
-    // The sender puts its current serial in the grab, then counts it.
-    const serial = this.serials[selection] ?? 0
-    this.serials[selection] = serial + 1
+    const serial = this.nextSerial(selection)
     const sent = this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) })
     // Not written: the guest never took it, so it is not ours to offer again either.
     sends.push(sent.catch((err: unknown) => {
@@ -119,10 +122,17 @@ export class Clipboard {
     if (!agentHas(caps, Cap.ClipboardByDemand)) return
     for (const [selection, items] of this.owned) {
       if (selection !== 0 && !agentHas(caps, Cap.ClipboardSelection)) continue
-      const serial = this.serials[selection] ?? 0
-      this.serials[selection] = serial + 1
+      const serial = this.nextSerial(selection)
       void this.deps.send({ _tag: "ClipboardGrab", selection, serial, types: items.map((i) => i.type) }).catch(() => {})
     }
+  }
+
+  /** The sender puts its current serial in the grab, then counts it. */
+  private nextSerial(selection: number): number {
+    const serial = this.serials[selection] ?? 0
+    this.serials[selection] = serial + 1
+    this.lastSent[selection] = serial
+    return serial
   }
 
   async release(selection: number): Promise<void> {
@@ -151,8 +161,8 @@ export class Clipboard {
     switch (m._tag) {
       case "ClipboardGrab": {
         if (this.deps.isController() && m.serial !== undefined) {
-          const ours = this.serials[m.selection] ?? 0
-          if (m.serial < ours) return // stale: we grabbed since, or it lost a tie
+          // The agent made it before it saw our last grab (a tie, or it crossed ours): ours wins, the agent took ours.
+          if (m.serial <= (this.lastSent[m.selection] ?? -1)) return
           this.serials[m.selection] = m.serial + 1
         }
         this.owned.delete(m.selection)
