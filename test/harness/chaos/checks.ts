@@ -22,13 +22,32 @@ export const healthy = async (rig: Rig, timeoutMs = 90_000): Promise<void> => {
 
 let serial = 0
 
+/**
+ * The guest copies `text` and the console sees its grab. A console grab that crosses the copy wins it (spec §2: the
+ * client wins a tie) and the guest's grab is never sent: a console that just took control offers the agent again what
+ * it held, and that regrab can reach the session agent while xclip takes the selection (e2e chaos takeover-mid-send,
+ * 3 rounds in 30, traced: the session agent received the console's grab after the copy and sent none of its own).
+ * Then the guest copies again, as a user would; without a console grab at the agent since the copy it is a failure.
+ */
+const guestCopies = async (rig: Rig, grabbed: Promise<unknown>, text: string): Promise<void> => {
+  for (let copy = 1; ; copy++) {
+    const mark = rig.agent.logs.session.mark()
+    await withTimeout(rig.agent.setClipboard(text), 30_000, "xclip owning the guest clipboard")
+    const seen = await Promise.race([grabbed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))])
+    if (seen) return
+    const crossed = rig.agent.logs.session.lines.slice(mark).some((l) => /received clipboard grab/.test(l))
+    if (!crossed || copy === 3) break
+  }
+  await withTimeout(grabbed, 25_000, "the console sees the guest's grab")
+}
+
 /** Guest → console clipboard, console → guest clipboard, and a small file into the agent's transfer folder. */
 export const roundTrip = async (rig: Rig): Promise<void> => {
   serial++
   const c = controller(rig)
   const fromGuest = `chaos guest→console ${serial} ${"é".repeat(serial % 17)}`
   let grabbed = c.session.next("clipboard-grab")
-  await withTimeout(rig.agent.setClipboard(fromGuest), 30_000, "xclip owning the guest clipboard")
+  await guestCopies(rig, grabbed, fromGuest)
   // An empty answer means "not available" (spec §7): a grab still in flight from before can be answered that way while
   // the guest's new owner settles; ask again on the next grab. Any other text is a failure at once.
   for (let attempt = 1; ; attempt++) {

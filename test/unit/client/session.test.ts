@@ -133,9 +133,9 @@ describe("clipboard", () => {
     expect(grabs).toEqual([[ClipboardType.Utf8Text]])
   })
 
-  // The e2e chaos takeover-mid-send timed out once in 8 runs waiting for the console to see the guest's grab: a grab
-  // the agent made before it took the new controller's request=1 carried the old exchange's serial; counted from, it
-  // made every grab of the new exchange (serials from 0 again) look stale.
+  // A grab the agent made before it took a new controller's request=1 carries the old exchange's serial; counted from,
+  // it would make every grab of the new exchange (serials from 0 again) look stale (found by reading the SDK's rule
+  // against spice-vdagentd's).
   it("takes a guest grab the agent made before it took our request=1, and the grabs after it (serials from 0 again)", async () => {
     o = await open()
     const grabs: number[][] = []
