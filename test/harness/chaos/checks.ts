@@ -46,13 +46,13 @@ export const roundTrip = async (rig: Rig): Promise<void> => {
   serial++
   const c = controller(rig)
   const fromGuest = `chaos guest→console ${serial} ${"é".repeat(serial % 17)}`
-  let grabbed = c.session.next("clipboard-grab")
-  await guestCopies(rig, grabbed, fromGuest)
   // An empty answer means "not available" (spec §7): a grab still in flight from before can be answered that way while
-  // the guest's new owner settles; ask again on the next grab. Any other text is a failure at once.
+  // the guest's new owner settles; or the guest's grab and a console's crossed between spice-vdagentd and the session
+  // agent (the daemon passed the console's on, then sent the guest's to the console with the next serial, while the
+  // session agent took the console's and owns nothing: "received request while not owning clipboard", traced in
+  // takeover-mid-send), and no other grab comes. Either way the guest copies again. Any other text is a failure at once.
   for (let attempt = 1; ; attempt++) {
-    await withTimeout(grabbed, 30_000, "the console sees the guest's grab")
-    grabbed = c.session.next("clipboard-grab")
+    await guestCopies(rig, c.session.next("clipboard-grab"), fromGuest)
     const got = await withTimeout(c.session.requestClipboardText(), 30_000, "guest→console clipboard")
     if (got === fromGuest) break
     if (got !== "" || attempt === 3) throw new Error(`guest→console clipboard: got ${got.length} chars, sent ${fromGuest.length}`)
