@@ -79,10 +79,13 @@ export const crossingRound = async (bed: MigrationBed, n: number, mode: Crossing
   const migration = await bed.migrate("complete", async () => {
     if (mode === "guest-writing") {
       // Inside the guest, freeze the daemon once it has written FREEZE_AT bytes more (its /proc io counter: the
-      // clipboard dominates): the guest writes MiB/s, faster than a freeze sent from here lands.
+      // clipboard dominates): the guest writes MiB/s, faster than a freeze sent from here lands. The watch uses shell
+      // builtins only: a `sed` per sample (a fork and exec, slow under TCG) and a 2 ms sleep let a quiet machine's
+      // daemon write all 4 MiB between two samples (a fresh-clone CI run found the whole message on the source).
       await src.guest.sh(
         `P=${DAEMON}; w0=$(sed -n 's/^wchar: //p' /proc/$P/io); rm -f /tmp/frozen; ` +
-          `(while [ $(( $(sed -n 's/^wchar: //p' /proc/$P/io) - w0 )) -lt ${FREEZE_AT} ]; do usleep 2000; done; kill -STOP $P; touch /tmp/frozen) >/dev/null 2>&1 &`,
+          `(while :; do w=$w0; while read k v; do [ "$k" = "wchar:" ] && w=$v; done < /proc/$P/io; ` +
+          `[ $((w - w0)) -ge ${FREEZE_AT} ] && break; done; kill -STOP $P; touch /tmp/frozen) >/dev/null 2>&1 &`,
       )
       fromGuest = s.requestClipboardText(PRIMARY).then((t) => t, (e: ClientError) => new Error(e.reason))
       await until(async () => (await src.guest.exec("test -f /tmp/frozen")).code === 0, "the guest's daemon frozen mid-write", 120_000)
