@@ -49,42 +49,48 @@ export const initialSession = (opts: { session: string; policy: Policy; now: num
   }
 }
 
-const validHad = (h: unknown): readonly [number, number] | undefined =>
-  Array.isArray(h) && h.length === 2 && h.every((n) => typeof n === "number" && Number.isSafeInteger(n)) ? (h as [number, number]) : undefined
+/** What the attachment says the console certainly has (ClientSide.hadEpoch, hadPos); absent: what was sent whole. */
+const restoredHad = (a: ClientLinkAttachment): readonly [number, number] => {
+  const h: unknown = a.had
+  return Array.isArray(h) && h.length === 2 && h.every((n) => typeof n === "number" && Number.isSafeInteger(n)) ? (h as [number, number]) : [a.lastEpoch, a.lastPos]
+}
 
-const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide => ({
-  id: a.client,
-  origin: typeof a.origin === "string" && a.origin.length <= MAX_ORIGIN_LENGTH ? a.origin : "",
-  role: a.role,
-  maxRole: a.maxRole,
-  caps: [...a.caps],
-  joinedAt: a.joinedAt,
-  items: [],
-  head: 0,
-  queued: 0,
-  // What it had granted and the relay had not used (attachments written before it was kept: the initial credit).
-  credit: validCredit(a.credit) ?? s.limits.initialClientCredit,
-  lastEpoch: a.lastEpoch,
-  lastPos: a.lastPos,
-  hadEpoch: validHad(a.had)?.[0] ?? a.lastEpoch,
-  hadPos: validHad(a.had)?.[1] ?? a.lastPos,
-  partialSeq: a.partialSeq,
-  confirms: a.confirms === true,
-  sendingFrom: undefined,
-  unconfirmed: restoreUnconfirmed(a.unconfirmed),
-  inMsg: null,
-  creditOwed: a.creditOwed,
-  creditFree: 0,
-  mouseNoticed: false,
-  dirty: true,
-  token: typeof a.resumeToken === "string" ? a.resumeToken : "",
-  floorSeq: -1,
-  answered: new Map(),
-  xfers: new Set(),
-  cancelled: new Set(),
-  owed: new Set(Array.isArray(a.owed) ? a.owed.filter((id) => Number.isInteger(id)).slice(0, 32) : []),
-  amnesicEpoch: null,
-})
+const restoredClient = (s: SessionState, a: ClientLinkAttachment): ClientSide => {
+  const [hadEpoch, hadPos] = restoredHad(a)
+  return {
+    id: a.client,
+    origin: typeof a.origin === "string" && a.origin.length <= MAX_ORIGIN_LENGTH ? a.origin : "",
+    role: a.role,
+    maxRole: a.maxRole,
+    caps: [...a.caps],
+    joinedAt: a.joinedAt,
+    items: [],
+    head: 0,
+    queued: 0,
+    // What it had granted and the relay had not used (attachments written before it was kept: the initial credit).
+    credit: validCredit(a.credit) ?? s.limits.initialClientCredit,
+    lastEpoch: a.lastEpoch,
+    lastPos: a.lastPos,
+    hadEpoch,
+    hadPos,
+    partialSeq: a.partialSeq,
+    confirms: a.confirms === true,
+    sendingFrom: undefined,
+    unconfirmed: restoreUnconfirmed(a.unconfirmed),
+    inMsg: null,
+    creditOwed: a.creditOwed,
+    creditFree: 0,
+    mouseNoticed: false,
+    dirty: true,
+    token: typeof a.resumeToken === "string" ? a.resumeToken : "",
+    floorSeq: -1,
+    answered: new Map(),
+    xfers: new Set(),
+    cancelled: new Set(),
+    owed: new Set(Array.isArray(a.owed) ? a.owed.filter((id) => Number.isInteger(id)).slice(0, 32) : []),
+    amnesicEpoch: null,
+  }
+}
 
 const validHandover = (h: { readonly end: unknown; readonly wrote: unknown }): boolean =>
   typeof h.end === "number" && Number.isSafeInteger(h.end) && h.end >= 0 && typeof h.wrote === "number" && Number.isSafeInteger(h.wrote) && h.wrote >= 0

@@ -33,7 +33,9 @@ const guestCopies = async (rig: Rig, grabbed: Promise<unknown>, text: string): P
   for (let copy = 1; ; copy++) {
     const mark = rig.agent.logs.session.mark()
     await withTimeout(rig.agent.setClipboard(text), 30_000, "xclip owning the guest clipboard")
-    const seen = await Promise.race([grabbed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))])
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const seen = await Promise.race([grabbed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5_000)))])
+    clearTimeout(timer)
     if (seen) return
     const crossed = rig.agent.logs.session.lines.slice(mark).some((l) => /received clipboard grab/.test(l))
     if (!crossed || copy === 3) break
