@@ -70,7 +70,7 @@ const DEFAULT_MAX_GUEST_MESSAGE = 129 * MiB
 export const defaultLimits: Limits = {
   retainBytes: 8 * MiB,
   maxGuestMessageBytes: DEFAULT_MAX_GUEST_MESSAGE,
-  guestBufferBytes: DEFAULT_MAX_GUEST_MESSAGE + 4 * MiB,
+  guestBufferBytes: DEFAULT_MAX_GUEST_MESSAGE + 8 * MiB,
   linkBufferBytes: 1 * MiB,
   frameBytes: 256 * 1024,
 }

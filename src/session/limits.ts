@@ -42,17 +42,22 @@ export interface Limits {
 }
 
 /**
- * Defaults. Per-session memory held by the actor stays under about 4 MiB: at most `agentWindow` (2 MiB) of agent
- * bytes unacknowledged (the frames queued for every client are views of those same bytes, so N clients share them),
- * plus one stored client message (66 KiB), plus frame bookkeeping (≤ 32 seats × 256 answered ids for resume). Guest-bound bulk data is not held by the relay:
- * it is streamed to the bridge, whose buffer is bounded by the controller's credit (1 MiB).
+ * Defaults. Per-session memory held by the actor: at most `agentWindow` (2 MiB) of agent bytes unacknowledged (the
+ * frames queued for every client are views of those same bytes, so N clients share them), plus one stored client
+ * message (66 KiB), plus frame bookkeeping (≤ 32 seats × 256 answered ids for resume): about 2.2 MiB. Only while the
+ * bridge tunnel is away (its grace, 10 s) does it also hold guest-bound bytes: up to `clientCredit` + one stored message
+ * (held.ts heldCap, 4.07 MiB), so about 7 MiB at worst during a blip. Guest-bound bulk data is otherwise streamed to
+ * the bridge, whose buffer beyond the message it assembles is bounded by `guestWindow` + `clientCredit` (5 MiB; the
+ * bridge's own `guestBufferBytes` default leaves it 8 MiB).
  */
 export const defaultLimits: Limits = {
   // 2 MiB, acked every quarter (512 KiB): at 1 MiB the bridge stalled on each ack's persisted write, and a 10 MiB
   // agent→client clipboard took ~1.3× as long (docs/benchmarks.md).
   agentWindow: 2 * 1024 * 1024,
   clientQueueBytes: 768 * 1024,
-  clientCredit: 1024 * 1024,
+  // 4 MiB: over a link with round trip T a console sends at most credit ÷ T (1 MiB gave 20 MiB/s at 50 ms, 0.22 of the
+  // agent's own speed over that link); at 4 MiB the relay's own throughput is the bound there (docs/benchmarks.md).
+  clientCredit: 4 * 1024 * 1024,
   initialClientCredit: 256 * 1024,
   // Above FILE_XFER_DATA's 12 + 65536 and FILE_XFER_START's 4 + 16384: only CLIPBOARD is ever streamed.
   storeAndForwardBytes: 66 * 1024,
