@@ -117,6 +117,7 @@ try {
     relay: { ms: Math.round(median(r.ms)), all: r.ms.map(Math.round), cpu: { self: mean(r.self), bridge: mean(r.bridge), workerd: mean(r.workerd), sum: mean(r.self + r.bridge + r.workerd) } },
     websockify: { ms: Math.round(median(w.ms)), all: w.ms.map(Math.round), cpu: { self: mean(w.self), websockify: mean(w.websockify), sum: mean(w.self + w.websockify) } },
   }))
+  if (process.env.BRIDGE_LOG !== undefined) writeFileSync(process.env.BRIDGE_LOG, rig.bridge.managed.log.text)
 } finally {
   ws.close()
   await wsf.stop()

@@ -4,7 +4,7 @@
 import { type Caps, hasCap } from "../protocol/caps.ts"
 import { Cap, MonitorsConfigFlag } from "../protocol/constants.ts"
 import type { Parsed } from "../protocol/decoded.ts"
-import { codecOptionsFor, decodeMessage, encodeMessage } from "../protocol/message-codec.ts"
+import { type MessageParts, codecOptionsFor, decodeMessage, encodeMessageParts } from "../protocol/message-codec.ts"
 import { type AgentMessage, type CodecOptions, messageTypeOf } from "../protocol/messages.ts"
 import { ClientError } from "./errors.ts"
 
@@ -23,12 +23,16 @@ export interface MonitorConfig {
 
 export interface Encoded {
   readonly type: number
-  readonly payload: Uint8Array
+  /** The encoded fields, and the caller's bytes that end the payload (a clipboard's data, a file block) as a view. */
+  readonly payload: MessageParts
 }
 
-/** Encodes a message for an agent that announced `agentCaps`; throws ClientError("rejected") when it cannot be expressed. */
+/**
+ * Encodes a message for an agent that announced `agentCaps`; throws ClientError("rejected") when it cannot be expressed.
+ * A clipboard's data and a file block are not copied: the caller must not change them until the message is acked.
+ */
 export const encodeForAgent = (msg: AgentMessage, agentCaps: Caps | null): Encoded => {
-  const r = encodeMessage(msg, codecOptionsFor(agentCaps ?? []))
+  const r = encodeMessageParts(msg, codecOptionsFor(agentCaps ?? []))
   if (r._tag !== "Ok") throw new ClientError("rejected", r.detail)
   return { type: messageTypeOf(msg), payload: r.value }
 }

@@ -2,12 +2,35 @@
 // as far as the relay's byte credit allows, kept until the relay acks them, resent whole after a `resend` notice or
 // a reconnect, and aborted cleanly when the caller gives one up half-sent.
 import type { ClientToRelay, NoticeCode } from "../link/types.ts"
+import type { MessageParts } from "../protocol/message-codec.ts"
 import { ClientError, reasonForNotice } from "./errors.ts"
+
+/** A payload as encoded fields and the caller's bytes, never joined: a fragment is a view, except one spanning both. */
+class Payload {
+  readonly length: number
+  constructor(
+    private readonly head: Uint8Array,
+    private readonly body: Uint8Array,
+  ) {
+    this.length = head.length + body.length
+  }
+
+  /** Bytes `from` up to `to`: a view of the head or the body, or a copy of a range that spans both (≤ a fragment). */
+  range(from: number, to: number): Uint8Array {
+    const h = this.head.length
+    if (from >= h) return this.body.subarray(from - h, to - h)
+    if (to <= h) return this.head.subarray(from, to)
+    const out = new Uint8Array(to - from)
+    out.set(this.head.subarray(from), 0)
+    out.set(this.body.subarray(0, to - h), h - from)
+    return out
+  }
+}
 
 export interface Outgoing {
   readonly id: number
   readonly type: number
-  readonly payload: Uint8Array
+  readonly payload: Payload
   /** Groups messages a caller may cancel together (e.g. one file transfer). */
   readonly group: string | undefined
   readonly resolve: () => void
@@ -36,6 +59,7 @@ export interface OutboxOptions {
   readonly now?: () => number
 }
 
+const NO_BYTES = new Uint8Array(0)
 const POINTER_BUSY_BYTES = 256 * 1024
 const POINTER_BUSY_MS = 100
 
@@ -67,10 +91,14 @@ export class Outbox {
     return this.queue.length + this.unacked.size
   }
 
-  /** Queues a whole message; resolves when the relay acks it (handed whole towards the agent). */
-  enqueue(type: number, payload: Uint8Array, group?: string): Promise<void> {
+  /**
+   * Queues a whole message; resolves when the relay acks it (handed whole towards the agent). Parts are sent as views:
+   * the caller keeps their bytes unchanged until then.
+   */
+  enqueue(type: number, payload: Uint8Array | MessageParts, group?: string): Promise<void> {
+    const p = payload instanceof Uint8Array ? new Payload(payload, NO_BYTES) : new Payload(payload.head, payload.body)
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, type, payload, group, resolve, reject })
+      this.queue.push({ id: this.nextId++, type, payload: p, group, resolve, reject })
       this.pump()
     })
   }
@@ -200,7 +228,7 @@ export class Outbox {
       const room = remaining > 0 ? this.room() : 0
       if (remaining > 0 && room <= 0) return
       const n = Math.min(remaining, room, this.opts.maxFragment)
-      const data = m.payload.subarray(this.offset, this.offset + n)
+      const data = m.payload.range(this.offset, this.offset + n)
       const end = n === remaining
       this.opts.send(
         this.offset === 0

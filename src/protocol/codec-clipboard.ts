@@ -49,8 +49,13 @@ const writeSelection = (w: Writer, selection: number, o: Layout): Writer => {
 
 export const encodeClipboard = (m: Clipboard, o: Layout): Parsed<Uint8Array> => {
   const w = new Writer(prefixOf(o) + 4 + m.data.length)
-  return writeSelection(w, m.selection, o).u32(m.dataType, "dataType").bytes(m.data).result()
+  return writeClipboardHead(w, m, o).bytes(m.data).result()
 }
+
+/** CLIPBOARD's fields before its data (selection prefix, type), for a sender that keeps the data apart (no copy). */
+export const encodeClipboardHead = (m: Clipboard, o: Layout): Parsed<Uint8Array> => writeClipboardHead(new Writer(prefixOf(o) + 4), m, o).result()
+
+const writeClipboardHead = (w: Writer, m: Clipboard, o: Layout): Writer => writeSelection(w, m.selection, o).u32(m.dataType, "dataType")
 
 export const encodeClipboardGrab = (m: ClipboardGrab, o: Layout): Parsed<Uint8Array> => {
   const w = new Writer(prefixOf(o) + (o.grabSerial ? 4 : 0) + 4 * m.types.length)

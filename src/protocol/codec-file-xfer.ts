@@ -65,5 +65,9 @@ export const decodeFileXferData = (p: Uint8Array): Parsed<FileXferData> => {
   return parsed({ _tag: "FileXferData", id: u32At(p, 0), data: p.subarray(12) })
 }
 
-export const encodeFileXferData = (m: FileXferData): Parsed<Uint8Array> =>
-  new Writer(12 + m.data.length).u32(m.id, "id").u64(m.data.length, "size").bytes(m.data).result()
+export const encodeFileXferData = (m: FileXferData): Parsed<Uint8Array> => writeFileXferDataHead(new Writer(12 + m.data.length), m).bytes(m.data).result()
+
+/** FILE_XFER_DATA's fields before its block (id, size), for a sender that keeps the block apart (no copy). */
+export const encodeFileXferDataHead = (m: FileXferData): Parsed<Uint8Array> => writeFileXferDataHead(new Writer(12), m).result()
+
+const writeFileXferDataHead = (w: Writer, m: FileXferData): Writer => w.u32(m.id, "id").u64(m.data.length, "size")

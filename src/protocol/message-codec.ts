@@ -56,6 +56,24 @@ export const encodeMessage = (msg: AgentMessage, o: CodecOptions): Parsed<Uint8A
   }
 }
 
+/** A message's payload as its encoded fields and the sender's bytes that end it, not joined into one buffer. */
+export interface MessageParts {
+  readonly head: Uint8Array
+  readonly body: Uint8Array
+}
+
+const NO_BODY = new Uint8Array(0)
+
+/**
+ * Encodes like encodeMessage, but a CLIPBOARD's data or a FILE_XFER_DATA's block is returned as `body`, a view of the
+ * message's own bytes rather than a copy (a 10 MiB clipboard is not copied to be sent); other messages are all `head`.
+ */
+export const encodeMessageParts = (msg: AgentMessage, o: CodecOptions): Parsed<MessageParts> => {
+  const head = msg._tag === "Clipboard" ? clip.encodeClipboardHead(msg, o) : msg._tag === "FileXferData" ? xfer.encodeFileXferDataHead(msg) : encodeMessage(msg, o)
+  if (head._tag !== "Ok") return head
+  return { _tag: "Ok", value: { head: head.value, body: msg._tag === "Clipboard" || msg._tag === "FileXferData" ? msg.data : NO_BODY } }
+}
+
 /** The layout for messages sent to a peer that announced `peerCaps`. */
 export const codecOptionsFor = (peerCaps: Caps, extra: Pick<CodecOptions, "maxMonitors"> = {}): CodecOptions => ({
   selection: hasCap(peerCaps, Cap.ClipboardSelection),

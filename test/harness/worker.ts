@@ -89,6 +89,9 @@ const makeMiniflare = (b: Bundle, port: number, persistDir: string, vars: Record
       resourcePersistencePath: persistDir,
       log: new Log(logLevel),
       cf: false, // no request.cf download from workers.cloudflare.com: tests run offline
+      // VDRELAY_INSPECTOR_PORT: workerd's DevTools protocol on that port, e.g. for a CPU profile of the Worker's isolate
+      // (bench/lib/profile-workerd.ts).
+      ...(process.env.VDRELAY_INSPECTOR_PORT === undefined ? {} : { inspectorPort: Number(process.env.VDRELAY_INSPECTOR_PORT) }),
       ...(onLog === undefined ? {} : { handleStructuredLogs: onLog }),
       name: "vdrelay",
       modules: true,

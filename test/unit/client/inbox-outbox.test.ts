@@ -104,12 +104,20 @@ describe("Inbox", () => {
 })
 
 describe("Outbox", () => {
-  const run = (sizes: number[], grants: number[], maxFragment: number) => {
+  /** `heads[i]`, when given, sends payload i as its first bytes (modulo its length) and the rest in a body of its own. */
+  const run = (sizes: number[], grants: number[], maxFragment: number, heads: number[] = []) => {
     const frames: ClientToRelay[] = []
     const box = new Outbox({ maxFragment, send: (f) => frames.push(f) })
     const payloads = sizes.map((n, i) => Uint8Array.from({ length: n }, (_, k) => (i * 31 + k) & 0xff))
-    for (const p of payloads) void box.enqueue(7, p).catch(() => {})
-    return { frames, box, payloads }
+    const bodies = payloads.map((p, i) => {
+      const h = heads[i]
+      if (h === undefined) return void box.enqueue(7, p).catch(() => {})
+      const at = h % (p.length + 1)
+      const parts = { head: p.slice(0, at), body: p.slice(at) }
+      void box.enqueue(7, parts).catch(() => {})
+      return { at, body: parts.body }
+    })
+    return { frames, box, payloads, bodies }
   }
 
   it("never sends more message data than its credit, and every message arrives whole and in order", () => {
@@ -118,8 +126,9 @@ describe("Outbox", () => {
         fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 10 }),
         fc.array(fc.integer({ min: 1, max: 200 }), { maxLength: 40 }),
         fc.integer({ min: 1, max: 128 }),
-        (sizes, grants, maxFragment) => {
-          const { frames, box, payloads } = run(sizes, grants, maxFragment)
+        fc.array(fc.nat({ max: 600 }), { maxLength: 10 }),
+        (sizes, grants, maxFragment, heads) => {
+          const { frames, box, payloads, bodies } = run(sizes, grants, maxFragment, heads)
           let credit = 0, spent = 0
           box.linkOpened(0)
           for (const g of grants) {
@@ -136,6 +145,9 @@ describe("Outbox", () => {
             spent += f.data.length
             expect(spent).toBeLessThanOrEqual(credit)
             if (f.t === "msg") (parts.set(f.id, []), order.push(f.id))
+            // A fragment wholly in a body is a view of the caller's bytes, never a copy.
+            const b = bodies[f.id - 1]
+            if (b !== undefined && parts.get(f.id)!.length >= b.at && f.data.length > 0) expect(f.data.buffer).toBe(b.body.buffer)
             parts.get(f.id)!.push(...f.data)
           }
           expect(order).toEqual(payloads.map((_, i) => i + 1))

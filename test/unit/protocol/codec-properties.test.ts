@@ -2,6 +2,7 @@
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { decodeMessage, encodeMessage, messageTypeOf } from "../../../src/protocol/index.ts"
+import { encodeMessageParts } from "../../../src/protocol/message-codec.ts"
 import { layoutArb, messageArb } from "./arbitraries.ts"
 
 describe("payload codecs", () => {
@@ -23,6 +24,27 @@ describe("payload codecs", () => {
       { numRuns: 4000 },
     )
     expect(tags.size).toBe(16)
+  })
+
+  it("head + body of encodeMessageParts are encodeMessage's bytes, and the body is the message's own data (a view, not a copy)", () => {
+    const tags = new Set<string>()
+    fc.assert(
+      fc.property(
+        layoutArb.chain((o) => fc.tuple(fc.constant(o), messageArb(o))),
+        ([o, m]) => {
+          const whole = encodeMessage(m, o)
+          const parts = encodeMessageParts(m, o)
+          if (whole._tag !== "Ok" || parts._tag !== "Ok") throw new Error(`${m._tag}: not encodable`)
+          expect(Buffer.concat([parts.value.head, parts.value.body]).equals(Buffer.from(whole.value))).toBe(true)
+          if (m._tag === "Clipboard" || m._tag === "FileXferData") {
+            tags.add(m._tag)
+            expect(parts.value.body).toBe(m.data)
+          } else expect(parts.value.body.length).toBe(0)
+        },
+      ),
+      { numRuns: 4000 },
+    )
+    expect(tags).toEqual(new Set(["Clipboard", "FileXferData"]))
   })
 
   it("never throws on arbitrary payloads, and whatever decodes re-encodes to a decodable payload", () => {
