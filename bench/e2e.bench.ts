@@ -11,7 +11,7 @@ import { type RealAgent, startRealAgent } from "../test/harness/real-agent.ts"
 import type { Emit } from "./run.ts"
 import { DirectPeer } from "./lib/direct-peer.ts"
 import { agentReady, openClient, startBenchWorker, startBridge } from "./lib/stack.ts"
-import { alternate, longRuns, median, mibps, now, round } from "./lib/stats.ts"
+import { WARMUP, alternate, longRuns, median, mibps, now, round } from "./lib/stats.ts"
 
 const MiB = 1024 * 1024
 const RUNTIME = "raw Miniflare/workerd (test/harness/worker.ts), vdrelay bridge process, SDK on Node 22 with ws"
@@ -116,7 +116,7 @@ export default async (emit: Emit): Promise<void> => {
       const ours = median(t.ours)
       const base = median(t.baseline)
       emit({
-        name: `10 MiB text clipboard ${dir}, real agent, byte-exact (relay ${round(ours, 0)} ms vs direct socket ${round(base, 0)} ms, median of ${runs}; ${RUNTIME})`,
+        name: `10 MiB text clipboard ${dir}, real agent, byte-exact (relay ${round(ours, 0)} ms vs direct socket ${round(base, 0)} ms, median of ${runs} after ${WARMUP} warm-up runs each; first transfer after start ${round(t.cold.ours, 0)} vs ${round(t.cold.baseline, 0)} ms; ${RUNTIME})`,
         value: round(mibps(bytes.length, ours), 1),
         unit: "MiB/s",
         baseline: round(mibps(bytes.length, base), 1),

@@ -41,18 +41,21 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const mibps = (bytes: number, ms: number): number => bytes / (1024 * 1024) / (ms / 1000)
 
 /**
- * Runs `ours` and `baseline` alternately `runs` times after `warmup` untimed pairs, so drift in the shared machine's
- * load hits both sides alike; returns every timing (ms) of each side.
+ * Runs `ours` and `baseline` alternately `runs` times after `warmup` pairs, so drift in the shared machine's load hits
+ * both sides alike; returns every timing (ms) of each side, and the first pair's (`cold`: the first transfer after a
+ * start, before the JITs of workerd, the bridge and the SDK have compiled the hot paths).
  */
 export const alternate = async (
   ours: () => Promise<number>,
   baseline: () => Promise<number>,
   runs: number,
-  warmup = 1,
-): Promise<{ ours: number[]; baseline: number[] }> => {
+  warmup = WARMUP,
+): Promise<{ ours: number[]; baseline: number[]; cold: { ours: number; baseline: number } }> => {
+  const cold = { ours: Number.NaN, baseline: Number.NaN }
   for (let i = 0; i < warmup; i++) {
-    await ours()
-    await baseline()
+    const o = await ours()
+    const b = await baseline()
+    if (i === 0) (cold.ours = o), (cold.baseline = b)
   }
   const a: number[] = []
   const b: number[] = []
@@ -66,8 +69,16 @@ export const alternate = async (
       a.push(await ours())
     }
   }
-  return { ours: a, baseline: b }
+  return { ours: a, baseline: b, cold }
 }
+
+/**
+ * Pairs run before the timed ones. A 10 MiB transfer through the relay takes 2–3× as long for its first four or so
+ * runs after a start as from then on (bench/lib/profile-relay.ts, 16 runs: 180, 189, 101, 186, then 53–103 ms), the
+ * time V8 needs to optimise the hot paths of three processes; the figures are the steady state a running relay is in,
+ * and the cold first transfer is reported beside them.
+ */
+export const WARMUP = 5
 
 /** True when long variants were asked for (`BENCH_LONG=1 npm run bench`). */
 export const longRuns = (): boolean => process.env.BENCH_LONG === "1"
