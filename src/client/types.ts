@@ -52,7 +52,7 @@ export interface ClipboardData {
   /** VD_AGENT_CLIPBOARD_* type (1 UTF8_TEXT, 2 IMAGE_PNG, …); NONE (0) or empty data means "not available". */
   readonly type: number
   readonly data: Uint8Array
-  /** The data as text when it is UTF8_TEXT (guest line endings already turned into "\n"). */
+  /** The data as text when it is UTF8_TEXT (guest line endings already turned into "\n"), decoded when first read. */
   readonly text: string | undefined
 }
 

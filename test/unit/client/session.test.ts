@@ -1,5 +1,5 @@
 // The SDK against a fake relay over a real WebSocket: handshake, caps announce rules, roles, clipboard with serials.
-import { afterEach, describe, expect, it } from "vitest"
+import { afterEach, describe, expect, it, vi } from "vitest"
 import { ClientError, ClipboardType, MessageType } from "../../../src/client/index.ts"
 import { FakeRelay } from "./fake-relay.ts"
 import { type Opened, concat, open, u32, until } from "./helpers.ts"
@@ -158,6 +158,27 @@ describe("clipboard", () => {
     await o.link.agentMessage(MessageType.ClipboardRequest, concat(u32(0), u32(ClipboardType.Utf8Text)))
     const data = await o.link.nextMessage(MessageType.Clipboard, 0)
     expect(new TextDecoder().decode(data.payload.subarray(8))).toBe("a\r\nb")
+  })
+
+  it("decodes the guest's text only when it is read, once, with the line ends the agent announced when it came", async () => {
+    o = await open({ agent: { connected: true, caps: [AGENT_CAPS | (1 << 9)] } })
+    const decode = vi.spyOn(TextDecoder.prototype, "decode")
+    try {
+      const got = o.session.next("clipboard")
+      await o.link.agentMessage(MessageType.Clipboard, concat(u32(0), u32(ClipboardType.Utf8Text), utf8.encode("a\r\nb"), Uint8Array.of(0)))
+      const data = await got
+      expect(decode).not.toHaveBeenCalled()
+      expect(new TextDecoder().decode(data.data)).toBe("a\r\nb\0")
+      decode.mockClear()
+      // The agent comes back without CRLF: what came before it keeps the line ends it was sent with.
+      o.link.send({ t: "agent", connected: true, caps: [AGENT_CAPS] })
+      await until(() => o!.session.agent.caps?.[0] === AGENT_CAPS)
+      expect(data.text).toBe("a\nb")
+      expect(data.text).toBe("a\nb")
+      expect(decode).toHaveBeenCalledTimes(1)
+    } finally {
+      decode.mockRestore()
+    }
   })
 
   it("refuses clipboard calls when policy removed CLIPBOARD_BY_DEMAND from the agent's caps", async () => {
