@@ -242,6 +242,8 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
   let rounds = 0
   const agentReady = (): boolean => session.state === "open" && session.role === "controller" && session.agent.connected && session.agent.caps !== null
   const ready = (timeoutMs = 120_000): Promise<void> => until(agentReady, "the console sees the guest's agent", timeoutMs)
+  /** The guest kernel's boot id: another one means the guest booted again (and its RAM-backed /tmp is new). */
+  const bootId = (): Promise<Buffer> => vm.guest.sh("cat /proc/sys/kernel/random/boot_id")
   const markLog = async (): Promise<LogMark> => ({ bootAt: vm.startedAt, line: await vm.guest.daemonLogMark() })
   const clipboardTargets = async (): Promise<string> => (await vm.guest.exec("export DISPLAY=:0; timeout 5 xclip -o -selection clipboard -t TARGETS")).stdout.toString()
   const agentOwnsClipboard = async (): Promise<boolean> => /text\/plain;charset=utf-8/.test(await clipboardTargets())
@@ -300,6 +302,7 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
   const fileRound = async (fault: FaultName, size: number, share: number): Promise<RoundResult> => {
     await ready()
     await vm.guest.clearFiles()
+    const boot0 = await bootId()
     const t0 = Date.now()
     const n = ++rounds
     const logMark = await markLog()
@@ -312,6 +315,9 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     const t = session.sendFile({ name, data })
     await Promise.race([tap.when("up", up0 + Math.round(share * size)), t.done.catch(() => {})])
     const midway = t.active
+    const injectedAt = Date.now()
+    let doneAt = 0
+    void t.done.then(() => (doneAt = Date.now()), () => {})
     await FAULTS[fault].inject(stack)
     const sdk = await t.done.then(() => "done", (e: ClientError) => `failed: ${e.reason}`)
     await ready()
@@ -319,10 +325,15 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
     const stale: string[] = []
     const id = tap.transferIds().find((i) => !ids.has(i))
     const handed = id === undefined ? undefined : tap.transfer(id, data)
+    let lostWithGuest = false
     if (sdk === "done") {
       const files = (await vm.guest.files()).filter((f) => f.name === name)
       const exact = files.length === 1 && files[0]!.size === data.length && files[0]!.sha256 === sha256(data)
-      if (!exact) torn.push(`file reported done, the guest holds ${JSON.stringify(files.map((f) => [f.name, f.size, f.sha256.slice(0, 12)]))}; the chardev was handed ${handed?.shape ?? "no START"}`)
+      // A transfer can finish while the guest shuts down (a poweroff or reset takes seconds under TCG, and the agent runs
+      // until it is stopped): the agent said SUCCESS for bytes the tap saw handed exactly once, then the reboot emptied
+      // its RAM-backed folder. That is a whole delivery; anything else is not.
+      lostWithGuest = !exact && files.length === 0 && handed?.shape === "exact" && !handed.cancelled && !(await bootId()).equals(boot0)
+      if (!exact && !lostWithGuest) torn.push(`file reported done, the guest holds ${JSON.stringify(files.map((f) => [f.name, f.size, f.sha256.slice(0, 12)]))}; the chardev was handed ${handed?.shape ?? "no START"}`)
     } else {
       // The agent, told (FILE_XFER_STATUS) or having lost its client, removes what it had of the file.
       const base = name.replace(/\.bin$/, "")
@@ -331,7 +342,8 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
       if (handed !== undefined && handed.shape.startsWith("differs")) torn.push(`transfer failed, the chardev was handed ${handed.shape}`)
     }
     const r = await judge(fault, "file-to-guest", t0, logMark, tapMark, connMark, sdk, { torn, stale, okay: sdk === "done" })
-    return { ...r, midway, notes: [`handed to the chardev: ${handed === undefined ? "no START" : `${handed.got} B, ${handed.shape}, cancel ${handed.cancelled}`}`, ...r.notes] }
+    const lost = lostWithGuest ? [`done ${doneAt - injectedAt} ms after the fault began, before the guest went down: the agent's SUCCESS for bytes handed exactly once; its folder went with the reboot`] : []
+    return { ...r, midway, notes: [`handed to the chardev: ${handed === undefined ? "no START" : `${handed.got} B, ${handed.shape}, cancel ${handed.cancelled}`}`, ...lost, ...r.notes] }
   }
 
   const clipboardRound = async (fault: FaultName, size: number, share: number): Promise<RoundResult> => {
