@@ -69,10 +69,14 @@ const NO_BODY = new Uint8Array(0)
  * message's own bytes rather than a copy (a 10 MiB clipboard is not copied to be sent); other messages are all `head`.
  */
 export const encodeMessageParts = (msg: AgentMessage, o: CodecOptions): Parsed<MessageParts> => {
-  const head = msg._tag === "Clipboard" ? clip.encodeClipboardHead(msg, o) : msg._tag === "FileXferData" ? xfer.encodeFileXferDataHead(msg) : encodeMessage(msg, o)
-  if (head._tag !== "Ok") return head
-  return { _tag: "Ok", value: { head: head.value, body: msg._tag === "Clipboard" || msg._tag === "FileXferData" ? msg.data : NO_BODY } }
+  switch (msg._tag) {
+    case "Clipboard": return withBody(clip.encodeClipboardHead(msg, o), msg.data)
+    case "FileXferData": return withBody(xfer.encodeFileXferDataHead(msg), msg.data)
+    default: return withBody(encodeMessage(msg, o), NO_BODY)
+  }
 }
+
+const withBody = (head: Parsed<Uint8Array>, body: Uint8Array): Parsed<MessageParts> => (head._tag === "Ok" ? { _tag: "Ok", value: { head: head.value, body } } : head)
 
 /** The layout for messages sent to a peer that announced `peerCaps`. */
 export const codecOptionsFor = (peerCaps: Caps, extra: Pick<CodecOptions, "maxMonitors"> = {}): CodecOptions => ({
