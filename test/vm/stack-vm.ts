@@ -242,8 +242,6 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
   let rounds = 0
   const agentReady = (): boolean => session.state === "open" && session.role === "controller" && session.agent.connected && session.agent.caps !== null
   const ready = (timeoutMs = 120_000): Promise<void> => until(agentReady, "the console sees the guest's agent", timeoutMs)
-  /** The guest kernel's boot id: another one means the guest booted again (and its RAM-backed /tmp is new). */
-  const bootId = (): Promise<Buffer> => vm.guest.sh("cat /proc/sys/kernel/random/boot_id")
   const markLog = async (): Promise<LogMark> => ({ bootAt: vm.startedAt, line: await vm.guest.daemonLogMark() })
   const clipboardTargets = async (): Promise<string> => (await vm.guest.exec("export DISPLAY=:0; timeout 5 xclip -o -selection clipboard -t TARGETS")).stdout.toString()
   const agentOwnsClipboard = async (): Promise<boolean> => /text\/plain;charset=utf-8/.test(await clipboardTargets())
@@ -302,7 +300,6 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
   const fileRound = async (fault: FaultName, size: number, share: number): Promise<RoundResult> => {
     await ready()
     await vm.guest.clearFiles()
-    const boot0 = await bootId()
     const t0 = Date.now()
     const n = ++rounds
     const logMark = await markLog()
@@ -331,8 +328,9 @@ const makeStack = (vm: Vm, worker: LocalWorker, tunnel: CutProxy, tap: ChardevTa
       const exact = files.length === 1 && files[0]!.size === data.length && files[0]!.sha256 === sha256(data)
       // A transfer can finish while the guest shuts down (a poweroff or reset takes seconds under TCG, and the agent runs
       // until it is stopped): the agent said SUCCESS for bytes the tap saw handed exactly once, then the reboot emptied
-      // its RAM-backed folder. That is a whole delivery; anything else is not.
-      lostWithGuest = !exact && files.length === 0 && handed?.shape === "exact" && !handed.cancelled && !(await bootId()).equals(boot0)
+      // its RAM-backed folder (the guest booted again since the round's mark, as judge() reads it). That is a whole
+      // delivery; anything else is not.
+      lostWithGuest = !exact && files.length === 0 && handed?.shape === "exact" && !handed.cancelled && vm.startedAt !== logMark.bootAt
       if (!exact && !lostWithGuest) torn.push(`file reported done, the guest holds ${JSON.stringify(files.map((f) => [f.name, f.size, f.sha256.slice(0, 12)]))}; the chardev was handed ${handed?.shape ?? "no START"}`)
     } else {
       // The agent, told (FILE_XFER_STATUS) or having lost its client, removes what it had of the file.
